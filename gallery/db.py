@@ -1,0 +1,442 @@
+"""Opening, creating and upgrading the gallery SQLite database.
+
+``open_gallery(path)`` returns a :class:`Gallery`: the engine, a session factory and helpers.
+Every connection gets ``PRAGMA foreign_keys=ON`` (so ON DELETE CASCADE / SET NULL work),
+``journal_mode=WAL`` (readers never block the writer) and a busy timeout, and SQLAlchemy emits
+``BEGIN`` itself, so that every statement (SELECT and DDL included) runs inside a real
+transaction and SAVEPOINTs work (the pysqlite driver's legacy mode does neither).
+
+Schema changes are Alembic migrations (``migrations/``), run programmatically, in one
+transaction (``BEGIN IMMEDIATE``), with foreign keys off while tables are rebuilt and a
+``PRAGMA foreign_key_check`` before commit. A database whose revision this code does not know
+(written by a newer forensics) is refused with :class:`GalleryVersionError`, never touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from .errors import (
+    GalleryError,
+    GalleryNotFoundError,
+    GalleryVersionError,
+    NotAGalleryError,
+)
+from .models import APPLICATION_ID, GalleryMeta
+from .util import iso_utc, tool_version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from alembic.config import Config
+
+    from .repository import GalleryRepository
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Milliseconds a connection waits for a lock held by another connection before failing.
+BUSY_TIMEOUT_MS = 30_000
+MEMORY = ":memory:"
+
+PathLike = Union[str, Path]
+
+
+# --------------------------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------------------------
+
+
+def make_engine(path: PathLike, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """A SQLAlchemy engine on the SQLite file ``path`` (or ``":memory:"``) with our pragmas.
+
+    Does not create tables; use :func:`open_gallery`. Per connection: ``foreign_keys=ON``,
+    ``journal_mode=WAL`` (files only), ``busy_timeout``. Transactions start with ``BEGIN``, or
+    with what the ``forensics_begin`` execution option says (e.g. ``"BEGIN IMMEDIATE"``).
+    """
+    memory = str(path) == MEMORY
+    if memory:
+        engine = create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(f"sqlite:///{Path(path)}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control away from the driver (see SQLAlchemy "sqlite_transactions").
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                cur.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("forensics_begin", "BEGIN"))
+
+    return engine
+
+
+# --------------------------------------------------------------------------------------------
+# Migrations
+# --------------------------------------------------------------------------------------------
+
+
+def alembic_config() -> "Config":
+    """An Alembic ``Config`` pointing at the packaged ``migrations/`` folder (no .ini read)."""
+    from alembic.config import Config
+
+    import migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations.SCRIPT_LOCATION))
+    cfg.set_main_option("path_separator", "os")
+    return cfg
+
+
+def _script_directory():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows (e.g. ``"0002"``)."""
+    head = _script_directory().get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> list[str]:
+    """All schema revisions this code knows, oldest first."""
+    return [s.revision for s in reversed(list(_script_directory().walk_revisions()))]
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """What is in a SQLite file before we touch it.
+
+    ``tables``: user tables present; ``application_id``: ``PRAGMA application_id``;
+    ``revision``: the Alembic revision stamped in it (None when there is none).
+    """
+
+    tables: frozenset[str]
+    application_id: int
+    revision: Optional[str]
+
+    @property
+    def empty(self) -> bool:
+        """No tables at all: a new (or zero-byte) database."""
+        return not self.tables
+
+
+def _raw(conn: Connection) -> sqlite3.Connection:
+    """The DBAPI connection under ``conn``, without starting a SQLAlchemy transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    return raw  # type: ignore[return-value]
+
+
+def _read_state(conn: Connection) -> DatabaseState:
+    raw = _raw(conn)
+    tables = frozenset(
+        r[0]
+        for r in raw.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    )
+    app_id = raw.execute("PRAGMA application_id").fetchone()[0]
+    revision = None
+    if "alembic_version" in tables:
+        rows = raw.execute("SELECT version_num FROM alembic_version").fetchall()
+        if len(rows) > 1:
+            raise GalleryError(
+                f"the gallery has {len(rows)} schema revisions stamped; it is damaged"
+            )
+        revision = rows[0][0] if rows else None
+    return DatabaseState(tables, int(app_id), revision)
+
+
+def _check_header(path: Path) -> None:
+    if path.is_dir():
+        raise NotAGalleryError(f"{path} is a directory, not a forensics gallery database")
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise NotAGalleryError(
+            f"{path} is not a SQLite database, so it is not a forensics gallery "
+            "(give the path of a gallery .db file, or a new path to create one)"
+        )
+
+
+def _classify(path: str, state: DatabaseState, *, create: bool) -> None:
+    """Raise the right error if ``state`` is not a gallery we may open."""
+    if state.empty:
+        if not create:
+            raise NotAGalleryError(f"{path} is an empty SQLite database, not a forensics gallery")
+        return
+    if state.application_id != APPLICATION_ID:
+        raise NotAGalleryError(
+            f"{path} is a SQLite database but not a forensics gallery "
+            f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it"
+        )
+    if state.revision is None:
+        raise GalleryError(
+            f"{path} is a forensics gallery without a schema revision stamp; it is damaged "
+            "(restore it from a backup)"
+        )
+    known = known_revisions()
+    if state.revision not in known:
+        raise GalleryVersionError(
+            f"{path} was written by a newer version of forensics (schema revision "
+            f"{state.revision!r}; this forensics {tool_version()} knows up to {known[-1]!r}). "
+            "Upgrade forensics (e.g. `pip install -U forensics`) to open it; "
+            "it has not been modified."
+        )
+
+
+def _backup_file(src_path: Path, dest: Path) -> None:
+    src = sqlite3.connect(str(src_path))
+    try:
+        dst = sqlite3.connect(str(dest))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def upgrade_to_head(engine: Engine, target: str = "head") -> str:
+    """Run the migrations up to ``target`` on ``engine``'s database; returns the new revision.
+
+    One transaction (``BEGIN IMMEDIATE``, so two processes opening a new file do not race),
+    foreign keys switched off meanwhile (SQLite batch migrations drop and recreate tables) and a
+    ``PRAGMA foreign_key_check`` before commit.
+    """
+    from alembic import command
+
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        raw = _raw(conn)
+        raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            conn = conn.execution_options(forensics_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, target)
+                bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if bad:
+                    raise GalleryError(
+                        f"schema upgrade would leave {len(bad)} broken foreign keys "
+                        f"(first: {tuple(bad[0])}); rolled back"
+                    )
+                rev = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
+    return rev
+
+
+# --------------------------------------------------------------------------------------------
+# Gallery
+# --------------------------------------------------------------------------------------------
+
+
+class Gallery:
+    """An open gallery database.
+
+    ``path``: the database file (None for an in-memory one); ``engine``: the SQLAlchemy engine;
+    ``Session``: the session factory (``expire_on_commit=False``); ``revision``: the schema
+    revision. Use ``with gallery.session() as s:`` for one transaction, or
+    :meth:`repository` for the high-level operations. Close with :meth:`close` or ``with``.
+    """
+
+    def __init__(self, path: Optional[Path], engine: Engine, revision: str) -> None:
+        self.path = path
+        self.engine = engine
+        self.revision = revision
+        self.Session: sessionmaker[Session] = sessionmaker(bind=engine, expire_on_commit=False)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on normal exit, rolled back on error."""
+        with self.Session() as s:
+            with s.begin():
+                yield s
+
+    def repository(self) -> "GalleryRepository":
+        """A :class:`~gallery.repository.GalleryRepository` running each call in its own transaction."""
+        from .repository import GalleryRepository
+
+        return GalleryRepository(self)
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Optional[Path]:
+        """Where the derived FAISS index of this gallery lives by default (``<db>.faiss``)."""
+        from .index import default_index_path
+
+        return None if self.path is None else default_index_path(self.path)
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key`` in ``gallery_meta`` (``default`` when absent)."""
+        with self.session() as s:
+            row = s.get(GalleryMeta, key)
+            return default if row is None else row.value
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key`` in ``gallery_meta`` (insert or replace)."""
+        with self.session() as s:
+            s.merge(GalleryMeta(key=key, value=value))
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check`` plus ``foreign_key_check``; an empty list means healthy."""
+        problems: list[str] = []
+        with self.engine.connect() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+            if rows != ["ok"]:
+                problems.extend(rows)
+            for r in conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
+                problems.append(f"broken foreign key: table {r[0]} rowid {r[1]} -> {r[2]}")
+        return problems
+
+    def backup(self, dest: PathLike) -> Path:
+        """A consistent copy of the database at ``dest`` (SQLite online backup; safe while in use)."""
+        dest = Path(dest)
+        with self.engine.connect() as conn:
+            raw = _raw(conn)
+            out = sqlite3.connect(str(dest))
+            try:
+                raw.backup(out)
+            finally:
+                out.close()
+        return dest
+
+    def close(self) -> None:
+        """Close all pooled connections (a WAL checkpoint happens when the last one closes)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Gallery {self.path or MEMORY} rev={self.revision}>"
+
+
+def open_gallery(
+    path: PathLike,
+    create: bool = True,
+    *,
+    upgrade: bool = True,
+    backup_on_upgrade: bool = True,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> Gallery:
+    """Open the gallery at ``path``, creating it (``create``) or upgrading it (``upgrade``).
+
+    ``path`` may be ``":memory:"`` (tests). Raises :class:`GalleryNotFoundError` when the file is
+    missing and ``create`` is false; :class:`NotAGalleryError` when the file is not SQLite or is
+    another application's database; :class:`GalleryVersionError` when it was written by a newer
+    forensics (unknown schema revision); :class:`GalleryError` when it needs an upgrade and
+    ``upgrade`` is false. Before upgrading an existing older gallery, a copy is written to
+    ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false.
+    """
+    memory = str(path) == MEMORY
+    fpath: Optional[Path] = None if memory else Path(path).expanduser()
+    if fpath is not None:
+        if fpath.exists():
+            _check_header(fpath)
+        elif not create:
+            raise GalleryNotFoundError(f"no gallery at {fpath} (create one with `forensics init`)")
+        else:
+            fpath.parent.mkdir(parents=True, exist_ok=True)
+
+    label = str(fpath) if fpath is not None else MEMORY
+    engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
+    try:
+        try:
+            with engine.connect() as conn:
+                state = _read_state(conn)
+        except SADatabaseError as exc:
+            raise NotAGalleryError(
+                f"{label} cannot be read as a SQLite database ({exc.orig}); "
+                "it is not a forensics gallery or it is damaged"
+            ) from exc
+        _classify(label, state, create=create)
+        head = head_revision()
+        revision = state.revision
+        if revision != head:
+            if revision is not None and not upgrade:
+                raise GalleryError(
+                    f"{label} has schema revision {revision!r} and needs an upgrade to "
+                    f"{head!r}; open it with upgrade=True (`forensics db upgrade`)"
+                )
+            if revision is not None and backup_on_upgrade and fpath is not None:
+                _backup_file(fpath, fpath.with_name(f"{fpath.name}.bak-{revision}"))
+            revision = upgrade_to_head(engine)
+            gallery = Gallery(fpath, engine, revision)
+            now = iso_utc()
+            if state.revision is None:
+                gallery.set_meta("created_at", now)
+                gallery.set_meta("created_by", tool_version())
+            gallery.set_meta(
+                "last_upgrade",
+                {"at": now, "from": state.revision, "to": revision, "by": tool_version()},
+            )
+            return gallery
+        return Gallery(fpath, engine, revision)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def init_gallery(path: PathLike) -> Gallery:
+    """Create a new gallery at ``path`` (or upgrade the one there) and return it open."""
+    return open_gallery(path, create=True, upgrade=True)
+
+
+def current_revision(path: PathLike) -> Optional[str]:
+    """The schema revision stamped in the SQLite file at ``path``, without opening it as a gallery."""
+    fpath = Path(path)
+    if not fpath.exists():
+        raise GalleryNotFoundError(f"no gallery at {fpath}")
+    _check_header(fpath)
+    engine = make_engine(fpath)
+    try:
+        with engine.connect() as conn:
+            return _read_state(conn).revision
+    finally:
+        engine.dispose()
+
+
+__all__ = [
+    "DatabaseState",
+    "Gallery",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "init_gallery",
+    "known_revisions",
+    "make_engine",
+    "open_gallery",
+    "upgrade_to_head",
+]
