@@ -57,6 +57,14 @@ def centred_portrait_face(rgb: np.ndarray) -> Detection:
 
 
 @dataclass
+class Skipped:
+    """A file passed over because its SHA-256 is already known (a duplicate)."""
+
+    path: Path
+    sha256: str
+
+
+@dataclass
 class PipelineFailure:
     """A file that could not be turned into an embedding, and why."""
 
@@ -90,29 +98,37 @@ class FacePipeline:
         return out
 
     def process(self, paths: Iterable[Path], kind: str = "photo", batch_size: int = 32,
-                on_batch: Callable[[int], None] | None = None) -> Iterator[FaceRecord | PipelineFailure]:
-        """Yield one `FaceRecord` or `PipelineFailure` per path, in order, batch by batch."""
+                skip_sha: Callable[[str], bool] | None = None,
+                ) -> Iterator[list[FaceRecord | PipelineFailure | Skipped]]:
+        """Yield, batch by batch, one `FaceRecord`, `PipelineFailure` or `Skipped` per path, in order.
+
+        `skip_sha(sha256)` returning True passes a file over right after hashing (duplicates).
+        """
         batch: list[Path] = []
         for p in paths:
             batch.append(Path(p))
             if len(batch) == batch_size:
-                yield from self._process_batch(batch, kind)
-                if on_batch:
-                    on_batch(len(batch))
+                yield self._process_batch(batch, kind, skip_sha)
                 batch = []
         if batch:
-            yield from self._process_batch(batch, kind)
-            if on_batch:
-                on_batch(len(batch))
+            yield self._process_batch(batch, kind, skip_sha)
 
-    def _process_batch(self, paths: list[Path], kind: str) -> list[FaceRecord | PipelineFailure]:
-        results: list[FaceRecord | PipelineFailure | None] = [None] * len(paths)
+    def _process_batch(self, paths: list[Path], kind: str, skip_sha: Callable[[str], bool] | None = None,
+                       ) -> list[FaceRecord | PipelineFailure | Skipped]:
+        results: list[FaceRecord | PipelineFailure | Skipped | None] = [None] * len(paths)
         loaded: list[tuple[int, LoadedImage]] = []
+        seen: set[str] = set()
         for i, p in enumerate(paths):
             try:
-                loaded.append((i, load_image(p)))
+                im = load_image(p)
             except InputImageError as e:
                 results[i] = PipelineFailure(p, e)
+                continue
+            if im.sha256 in seen or (skip_sha is not None and skip_sha(im.sha256)):
+                results[i] = Skipped(p, im.sha256)
+                continue
+            seen.add(im.sha256)
+            loaded.append((i, im))
         dets = self.detect_loaded([im for _, im in loaded], kind) if loaded else []
         ok: list[tuple[int, LoadedImage, Detection]] = []
         for (i, im), det in zip(loaded, dets):
@@ -134,6 +150,7 @@ class FacePipeline:
 
     def process_one(self, path: Path, kind: str = "photo") -> FaceRecord:
         (res,) = self._process_batch([Path(path)], kind)
+        assert not isinstance(res, Skipped)
         if isinstance(res, PipelineFailure):
             raise res.error
         return res

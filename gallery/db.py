@@ -14,6 +14,7 @@ transaction (``BEGIN IMMEDIATE``), with foreign keys off while tables are rebuil
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -105,7 +105,9 @@ def alembic_config() -> "Config":
     return cfg
 
 
+@functools.lru_cache(maxsize=1)
 def _script_directory():
+    """The parsed migration scripts (cached: they do not change while the process runs)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config())
@@ -141,6 +143,15 @@ class DatabaseState:
         return not self.tables
 
 
+def _read_state_readonly(path: Path) -> DatabaseState:
+    """Inspect an existing file through a read-only connection (no pragma may change it)."""
+    con = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return _state_of(con)
+    finally:
+        con.close()
+
+
 def _raw(conn: Connection) -> sqlite3.Connection:
     """The DBAPI connection under ``conn``, without starting a SQLAlchemy transaction."""
     raw = conn.connection.dbapi_connection
@@ -149,7 +160,10 @@ def _raw(conn: Connection) -> sqlite3.Connection:
 
 
 def _read_state(conn: Connection) -> DatabaseState:
-    raw = _raw(conn)
+    return _state_of(_raw(conn))
+
+
+def _state_of(raw: sqlite3.Connection) -> DatabaseState:
     tables = frozenset(
         r[0]
         for r in raw.execute(
@@ -371,17 +385,20 @@ def open_gallery(
             fpath.parent.mkdir(parents=True, exist_ok=True)
 
     label = str(fpath) if fpath is not None else MEMORY
-    engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
-    try:
+    # Look before touching: a file that is not ours must come out unmodified (even the WAL
+    # pragma would rewrite its header), so existing files are inspected read-only.
+    state = DatabaseState(frozenset(), 0, None)
+    if fpath is not None and fpath.exists() and fpath.stat().st_size > 0:
         try:
-            with engine.connect() as conn:
-                state = _read_state(conn)
-        except SADatabaseError as exc:
+            state = _read_state_readonly(fpath)
+        except sqlite3.DatabaseError as exc:
             raise NotAGalleryError(
-                f"{label} cannot be read as a SQLite database ({exc.orig}); "
+                f"{label} cannot be read as a SQLite database ({exc}); "
                 "it is not a forensics gallery or it is damaged"
             ) from exc
-        _classify(label, state, create=create)
+    _classify(label, state, create=create)
+    engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
+    try:
         head = head_revision()
         revision = state.revision
         if revision != head:
@@ -420,12 +437,12 @@ def current_revision(path: PathLike) -> Optional[str]:
     if not fpath.exists():
         raise GalleryNotFoundError(f"no gallery at {fpath}")
     _check_header(fpath)
-    engine = make_engine(fpath)
+    if fpath.stat().st_size == 0:
+        return None
     try:
-        with engine.connect() as conn:
-            return _read_state(conn).revision
-    finally:
-        engine.dispose()
+        return _read_state_readonly(fpath).revision
+    except sqlite3.DatabaseError as exc:
+        raise NotAGalleryError(f"{fpath} cannot be read as a SQLite database ({exc})") from exc
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -213,7 +213,7 @@ class GalleryRepository:
             return [_info(e) for e in s.scalars(select(Embedder).order_by(Embedder.id))]
 
     def _gallery_embedder(self, s: Session) -> Optional[Embedder]:
-        ids = list(s.scalars(select(distinct(FaceEmbedding.embedder_id)).limit(2)))
+        ids = list(s.scalars(select(FaceEmbedding.embedder_id).distinct().limit(2)))
         if not ids:
             return None
         if len(ids) > 1:

@@ -1,0 +1,383 @@
+"""The `forensics` command line: a thin typer + rich layer over the Python API.
+
+Every command opens the gallery named by --db (default ./forensics.db, or $FORENSICS_DB),
+calls one API function and prints its result. Errors the user can fix are printed as one clear
+line (which file, what is wrong, what to do) with exit code 2; partial batch failures exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from forensics import __version__
+
+app = typer.Typer(
+    help="Turn an eyewitness face sketch into ranked leads from a mugshot gallery.\n\n"
+    "Typical session: `forensics gallery init`, `forensics enroll mugshots/ --subject-from dir`, "
+    "`forensics query sketch.jpg --case C-17 --operator jdoe --report report.html`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+gallery_app = typer.Typer(help="Create, inspect and maintain the gallery database and its index.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.", no_args_is_help=True)
+queries_app = typer.Typer(help="List and show stored queries.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+app.add_typer(audit_app, name="audit")
+app.add_typer(queries_app, name="queries")
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = typer.Option(Path("forensics.db"), "--db", envvar="FORENSICS_DB",
+                        help="Gallery database file (SQLite). The FAISS index lives beside it as <db>.faiss.")
+EmbedderOption = typer.Option("dlib-resnet", "--embedder", help="Face embedder: dlib-resnet (default, offline) "
+                              "or facenet-vggface2 (needs --weights).")
+WeightsOption = typer.Option(None, "--weights", help="Weights file for the embedder (facenet-vggface2 only).")
+FaceOption = typer.Option("largest", "--face", help="With several faces in an image: 'largest' or 'central' "
+                          "(the one nearest the centre, for LFW-style crops).")
+
+
+def handle_errors(fn):
+    """Print user-fixable errors as one line and exit 2, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from gallery.errors import GalleryError
+
+        from forensics.errors import ForensicsError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ForensicsError, GalleryError) as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: everything committed before the interruption is kept.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(total: int, what: str):
+    columns = [TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal and total < 1) as prog:
+        task = prog.add_task(what, total=total, rate="")
+        import time
+
+        t0 = time.perf_counter()
+
+        def advance(n: int):
+            prog.advance(task, n)
+            done = prog.tasks[0].completed
+            prog.update(task, rate=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+
+        yield advance
+
+
+def open_db(db: Path, create: bool = False):
+    from gallery.db import open_gallery
+
+    return open_gallery(db, create=create)
+
+
+def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None, face: str = "largest"):
+    import torch
+
+    from forensics.models.registry import load_embedder
+    from forensics.pipeline import FacePipeline
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return FacePipeline(embedder=load_embedder(embedder, weights), select=face)
+
+
+# --------------------------------------------------------------------------------------------
+# gallery
+# --------------------------------------------------------------------------------------------
+
+
+@gallery_app.command("init")
+@handle_errors
+def gallery_init(db: Path = DbOption):
+    """Create the gallery database, or upgrade an older one to this version's schema."""
+    from gallery import audit
+
+    g = open_db(db, create=True)
+    audit.append_event(g, actor=_who(None), action="gallery-init", target=str(db), details={"revision": g.revision})
+    console.print(f"gallery ready: {db} (schema {g.revision})")
+
+
+@gallery_app.command("list")
+@handle_errors
+def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How many subjects."),
+                 offset: int = typer.Option(0, help="Skip this many subjects.")):
+    """List enrolled subjects with their image counts."""
+    repo = open_db(db).repository()
+    t = Table("subject id", "name", "sex", "born", "images", "vectors")
+    for s in repo.list_subjects(limit=limit, offset=offset):
+        t.add_row(s.external_id, s.name or "", s.sex or "", str(s.birth_year or ""), str(s.n_images),
+                  str(s.n_embeddings))
+    console.print(t)
+    emb = repo.gallery_embedder()
+    console.print(f"{repo.count_subjects()} subjects, {repo.count_images()} images; embedder: {emb or 'none yet'}")
+
+
+@gallery_app.command("show")
+@handle_errors
+def gallery_show(subject_id: str, db: Path = DbOption):
+    """Show one subject: metadata and every enrolled image with its SHA-256."""
+    from forensics.errors import ForensicsError
+
+    s = open_db(db).repository().get_subject(subject_id)
+    if s is None:
+        raise ForensicsError(f"no subject {subject_id!r} in {db}")
+    console.print(f"[bold]{s.external_id}[/] {s.name or ''}  sex={s.sex or '-'} born={s.birth_year or '-'}", highlight=False)
+    if s.meta:
+        console.print(json.dumps(s.meta, ensure_ascii=False), highlight=False, markup=False)
+    t = Table("image id", "sha256", "size", "faces", "source", "original path", "enrolled")
+    for im in s.images:
+        t.add_row(str(im.id), im.sha256, f"{im.width}x{im.height}", str(im.n_faces), im.source or "",
+                  im.original_path or "", str(im.enrolled_at or ""))
+    console.print(t)
+
+
+@gallery_app.command("remove")
+@handle_errors
+def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str] = typer.Option(None),
+                   yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")):
+    """Remove a subject: its images, faces and vectors leave the DB and the index (the audit
+    log keeps only the image hashes)."""
+    from forensics.maintenance import remove_subject
+
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"remove subject {subject_id!r} and all its images from {db}?", abort=True)
+    removed = remove_subject(open_db(db), subject_id, operator=_who(operator))
+    console.print(f"removed {removed.external_id}: {len(removed.image_sha256s)} image(s), "
+                  f"{len(removed.embedding_ids)} vector(s)")
+
+
+@gallery_app.command("check")
+@handle_errors
+def gallery_check(db: Path = DbOption):
+    """Compare the FAISS index with the database (the source of truth); exit 1 on any problem."""
+    from forensics.maintenance import check_gallery
+
+    problems = check_gallery(open_db(db))
+    if not problems:
+        console.print("[green]ok[/]: the database and the index agree")
+        return
+    for p in problems:
+        console.print(f"[red]{p.kind}[/]: {p.detail}", highlight=False)
+    console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
+    raise typer.Exit(1)
+
+
+@gallery_app.command("rebuild-index")
+@handle_errors
+def gallery_rebuild_index(db: Path = DbOption,
+                          kind: str = typer.Option("flat", help="flat (exact) or ivf (approximate, for very large galleries)."),
+                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search.")):
+    """Rebuild the FAISS index from the database."""
+    from forensics.maintenance import rebuild_index
+
+    idx = rebuild_index(open_db(db), kind=kind, nprobe=nprobe)
+    console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
+
+
+# --------------------------------------------------------------------------------------------
+# enroll / search / evaluate
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def enroll(
+    paths: list[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
+    manifest: Optional[Path] = typer.Option(None, help="CSV with path,subject_id[,name,sex,birth_year,...]; "
+                                            "extra columns are stored as subject metadata."),
+    subject_from: str = typer.Option("dir", help="Without a manifest, the subject id is the parent folder "
+                                     "name ('dir') or the file name without extension ('stem')."),
+    source: str = typer.Option("cli", help="Free text recorded with each image (e.g. the booking system)."),
+    operator: Optional[str] = typer.Option(None, help="Who enrolls (default: the login name)."),
+    face: str = FaceOption,
+    db: Path = DbOption,
+    embedder: str = EmbedderOption,
+    weights: Optional[Path] = WeightsOption,
+):
+    """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
+    its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
+    from forensics.enroll import enroll as do_enroll, items_from_manifest, items_from_paths
+    from forensics.errors import ForensicsError
+
+    if not paths and manifest is None:
+        raise ForensicsError("nothing to enroll: give image files/folders or --manifest CSV")
+    items = (items_from_manifest(manifest) if manifest else []) + (items_from_paths(paths, subject_from) if paths else [])
+    if not items:
+        raise ForensicsError("no image files found in the given paths")
+    g = open_db(db, create=True)
+    pipeline = make_pipeline(embedder, weights, face)
+    with progress_bar(len(items), "enrolling") as advance:
+        rep = do_enroll(g, pipeline, items, source=source, operator=_who(operator), progress=advance)
+    console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
+                  f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
+    if rep.failures:
+        t = Table("file", "reason", title="failed files", show_lines=False)
+        for p, why in rep.failures:
+            t.add_row(str(p), why.split(": ", 1)[-1])
+        err.print(t)
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def search(
+    image: Path = typer.Argument(..., help="A face photo to search the gallery with."),
+    top: int = typer.Option(10, "--top", "-k", help="How many subjects to return."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    face: str = FaceOption,
+    db: Path = DbOption,
+    embedder: str = EmbedderOption,
+    weights: Optional[Path] = WeightsOption,
+):
+    """Search the gallery with a face photo: ranked subjects (best image per subject)."""
+    from forensics.service import search_photo
+
+    result = search_photo(open_db(db), make_pipeline(embedder, weights, face), image, top)
+    if as_json:
+        print(json.dumps({"probe": str(image), "probe_sha256": result.probe_sha256[0],
+                          "embedder": result.embedder.key, "gallery_size": result.gallery_size,
+                          "candidates": [c.to_dict() for c in result.candidates]}, indent=2))
+        return
+    print_candidates(result.candidates, f"{image} (sha256 {result.probe_sha256[0][:16]}…)")
+
+
+def print_candidates(cands, title: str):
+    t = Table("rank", "subject id", "name", "score", "image sha256", title=title)
+    for c in cands:
+        t.add_row(str(c.rank), c.subject_id, c.name or "", f"{c.score:.3f}", c.image_sha256[:16] + "…")
+    console.print(t)
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    probes: Path = typer.Option(..., help="CSV manifest of probes: path,subject_id (the true subject)."),
+    out: Path = typer.Option(..., help="JSON-lines output: one line per probe, in manifest order."),
+    top: int = typer.Option(10, "--top", "-k", help="Candidates kept per probe."),
+    mode: str = typer.Option("raw", help="raw: embed probes as they are; inverted: embed the synthesized photo "
+                             "of each sketch; fusion: combine both."),
+    probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
+                                   "sketch for inverted/fusion, photo for raw."),
+    cmc: Optional[Path] = typer.Option(None, help="CMC plot PNG (default: next to --out)."),
+    db: Path = DbOption,
+    embedder: str = EmbedderOption,
+    weights: Optional[Path] = WeightsOption,
+):
+    """Identification test: rank-1/5/10 of many probes against the gallery, plus a CMC plot."""
+    from forensics.evaluate import evaluate as do_eval, read_probe_manifest, write_cmc_plot
+
+    items = read_probe_manifest(probes)
+    kind = probe_kind if probe_kind != "auto" else ("photo" if mode == "raw" else "sketch")
+    inverter = None
+    if mode != "raw":
+        from forensics.inversion.invert import load_inverter
+
+        inverter = load_inverter()
+    g = open_db(db)
+    with progress_bar(len(items), f"evaluating ({mode})") as advance:
+        s = do_eval(g, make_pipeline(embedder, weights), items, out, top=top, mode=mode, probe_kind=kind,
+                    inverter=inverter, progress=advance)
+    png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
+    console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
+                  f"rank-10 {s.rank_k(10):.1%}")
+    console.print(f"wrote {out} and {png}")
+
+
+# --------------------------------------------------------------------------------------------
+# audit
+# --------------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(db: Path = DbOption):
+    """Check the audit hash chain; names any edited, deleted or reordered event and exits 1."""
+    from gallery.audit import verify_chain
+
+    res = verify_chain(open_db(db))
+    console.print(res.summary(), highlight=False, markup=False)
+    if not res.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+@handle_errors
+def audit_export(out: Path = typer.Option(..., "-o", "--out", help="Output file."),
+                 fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: Path = DbOption):
+    """Export every audit event, in order."""
+    from gallery.audit import export_events
+
+    n = export_events(open_db(db), fmt, out)
+    console.print(f"wrote {n} events to {out}")
+
+
+# --------------------------------------------------------------------------------------------
+# demo, sketches, version
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def demo(
+    data: Optional[Path] = typer.Option(None, help="Folder with cufs/ and lfw/ (default: ../shared/data if present)."),
+    out: Path = typer.Option(Path("demo"), help="Where the demo gallery and outputs go."),
+    n_lfw: int = typer.Option(2000, help="LFW photos enrolled as distractors."),
+):
+    """Run the whole job on an embedded default: enroll CUFS test photos + LFW distractors into
+    ./demo/, query with 3 CUFS test sketches, print the ranked candidates."""
+    from forensics.demo import run_demo
+
+    run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar)
+
+
+@app.command()
+@handle_errors
+def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, pencil or colour."),
+              out: Path = typer.Option(..., "-o", "--out", help="Output image file."),
+              seed: Optional[int] = typer.Option(None, help="Random seed (omit for the canonical, unrandomised look).")):
+    """Turn a face photo into a synthetic sketch (how the inversion network's training data is made)."""
+    from forensics.inversion.sketchify import sketchify_file
+
+    sketchify_file(photo, out, style, seed)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def version():
+    """Print the tool version."""
+    console.print(__version__)
+
+
+def _who(operator: Optional[str]) -> str:
+    import getpass
+
+    return operator or getpass.getuser()
+
+
+def main():  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

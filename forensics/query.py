@@ -1,0 +1,163 @@
+"""Sketch query: detect and align each sketch, invert it, embed both, search, fuse, rank, store.
+
+Several sketches of one suspect (several witnesses) are fused into one candidate list: every
+probe vector (each sketch's raw embedding and its synthesized photo's embedding) scores every
+retrieved subject, and the subject's score is the weighted mean (weights below).
+Every query is stored in the gallery DB with everything needed to reproduce and report it, and
+an audit event is appended.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gallery import audit
+from gallery.db import Gallery
+from gallery.records import QueryCandidateSpec, QueryInputSpec
+
+from forensics import __version__
+from forensics.errors import ForensicsError
+from forensics.images import png_bytes
+from forensics.pipeline import FacePipeline
+from forensics.records import Candidate
+from forensics.search import rank_subjects, to_candidates
+from forensics.service import open_index
+
+QUERY_MODES = ("fusion", "inverted", "raw")
+#: Weight of the synthesized photo's score in `fusion` mode (the raw sketch gets the rest).
+FUSION_WEIGHT_INVERTED = 0.5
+
+
+@dataclass
+class SubjectFilters:
+    """Metadata filters applied before ranking (None: no filter)."""
+
+    sex: str | None = None
+    born_between: tuple[int, int] | None = None
+    where: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"sex": self.sex, "born_between": list(self.born_between) if self.born_between else None,
+                "where": self.where}
+
+    def active(self) -> bool:
+        return bool(self.sex or self.born_between or self.where)
+
+    def __call__(self, owner) -> bool:
+        if self.sex and (owner.sex or "").lower() != self.sex.lower():
+            return False
+        if self.born_between:
+            lo, hi = self.born_between
+            if owner.birth_year is None or not lo <= owner.birth_year <= hi:
+                return False
+        for k, v in self.where.items():
+            if str((owner.meta or {}).get(k, "")) != v:
+                return False
+        return True
+
+
+@dataclass
+class QueryOutcome:
+    query_uid: str
+    candidates: list[Candidate]
+    mode: str
+    gallery_size: int
+    gallery_fingerprint: str
+    timings: dict[str, float]
+    inputs: list[dict]
+
+
+def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
+              mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
+              filters: SubjectFilters | None = None, inverter=None, calibration=None) -> QueryOutcome:
+    """Query the gallery with one or more sketches of one suspect; store and return the result."""
+    if mode not in QUERY_MODES:
+        raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
+    if not sketches:
+        raise ForensicsError("give at least one sketch")
+    operator = operator or getpass.getuser()
+    filters = filters or SubjectFilters()
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if mode != "raw" and inverter is None:
+        from forensics.inversion.invert import load_inverter
+
+        inverter = load_inverter()
+    if calibration is None:
+        from forensics.calibration import load_calibration
+
+        calibration = load_calibration(pipeline.embedder.info, mode)
+    repo, emb, index = open_index(gallery, pipeline)
+    timings["load_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    records = []
+    for p in sketches:
+        records.append(pipeline.process_one(Path(p), kind="sketch"))
+    timings["detect_embed_s"] = time.perf_counter() - t
+
+    synth = None
+    t = time.perf_counter()
+    if mode != "raw":
+        from forensics.inversion.invert import invert_chips
+
+        synth = invert_chips(inverter, np.stack([r.chip for r in records]))
+        synth_vecs = pipeline.embedder.embed(synth)
+    timings["invert_s"] = time.perf_counter() - t
+
+    raw_vecs = np.stack([r.embedding.vector for r in records])
+    if mode == "raw":
+        probes, weights = raw_vecs, np.ones(len(records))
+    elif mode == "inverted":
+        probes, weights = synth_vecs, np.ones(len(records))
+    else:
+        probes = np.concatenate([raw_vecs, synth_vecs])
+        weights = np.concatenate([np.full(len(records), 1 - FUSION_WEIGHT_INVERTED),
+                                  np.full(len(records), FUSION_WEIGHT_INVERTED)])
+
+    t = time.perf_counter()
+    ranked = rank_subjects(repo, index, probes, top, embedder_key=emb.key,
+                           subject_filter=filters if filters.active() else None, weights=weights)
+    candidates = to_candidates(ranked)
+    gallery_size = repo.count_subjects()
+    if calibration is not None:
+        for c in candidates:
+            c.fpir = calibration.fpir(c.score, gallery_size)
+    timings["search_s"] = time.perf_counter() - t
+
+    uid = uuid.uuid4().hex
+    fingerprint = repo.gallery_fingerprint(emb)
+    inputs = []
+    for i, r in enumerate(records):
+        inputs.append({
+            "position": i, "sha256": r.sha256, "original_path": str(r.path),
+            "aligned_png": png_bytes(r.chip), "synthesized_png": png_bytes(synth[i]) if synth is not None else None,
+            "landmarks": r.landmarks, "detection": {"method": r.detection_method, "score": r.det_score,
+                                                     "box": r.box, "n_faces": r.n_faces,
+                                                     "width": r.width, "height": r.height},
+        })
+    inverter_info = None if mode == "raw" else inverter.info.as_dict()
+    params = {"top": top, "mode": mode, "fusion_weight_inverted": FUSION_WEIGHT_INVERTED if mode == "fusion" else None,
+              "face_selection": pipeline.select, "n_sketches": len(records),
+              "calibration": calibration.describe() if calibration is not None else None}
+    repo.save_query(
+        query_uid=uid, case_id=case_id, operator=operator, mode=mode, params=params,
+        embedder=emb, inverter=inverter_info, gallery_size=gallery_size, gallery_fingerprint=fingerprint,
+        timings=timings, tool_version=__version__, filters=filters.as_dict(),
+        inputs=[QueryInputSpec(**{k: v for k, v in d.items()}) for d in inputs],
+        candidates=[QueryCandidateSpec(rank=c.rank, score=c.score, subject_external_id=c.subject_id,
+                                       subject_name=c.name, image_sha256=c.image_sha256,
+                                       score_detail={"fpir": c.fpir, **c.detail}) for c in candidates],
+    )
+    audit.append_event(gallery, actor=operator, action="query", target=uid,
+                       details={"case_id": case_id, "mode": mode, "top": top, "gallery_size": gallery_size,
+                                "gallery_fingerprint": fingerprint, "filters": filters.as_dict(),
+                                "top_subject": candidates[0].subject_id if candidates else None},
+                       input_hashes=[r.sha256 for r in records])
+    return QueryOutcome(uid, candidates, mode, gallery_size, fingerprint, timings, inputs)

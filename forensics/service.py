@@ -1,0 +1,38 @@
+"""Searching the gallery with a face photo (the `search` command)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gallery.db import Gallery
+from gallery.index import default_index_path, load_or_build
+
+from forensics.errors import ForensicsError
+from forensics.pipeline import FacePipeline
+from forensics.records import SearchResult
+from forensics.search import rank_subjects, to_candidates
+
+
+def open_index(gallery: Gallery, pipeline: FacePipeline):
+    """The gallery's index (rebuilt from the DB if missing or stale), after checking that the
+    pipeline's embedder is the one the gallery's vectors come from."""
+    repo = gallery.repository()
+    emb = repo.gallery_embedder()
+    if emb is None:
+        raise ForensicsError(f"the gallery {gallery.path} is empty: enroll photos first (`forensics enroll`)")
+    info = pipeline.embedder.info
+    repo.ensure_embedder_compatible(info.name, info.version, info.dim)
+    return repo, emb, load_or_build(repo, default_index_path(gallery.path))
+
+
+def search_photo(gallery: Gallery, pipeline: FacePipeline, image: Path, top: int = 10) -> SearchResult:
+    t0 = time.perf_counter()
+    repo, emb, index = open_index(gallery, pipeline)
+    rec = pipeline.process_one(image, kind="photo")
+    t1 = time.perf_counter()
+    ranked = rank_subjects(repo, index, rec.embedding.vector[None, :], top, embedder_key=emb.key)
+    t2 = time.perf_counter()
+    return SearchResult(candidates=to_candidates(ranked), embedder=pipeline.embedder.info,
+                        gallery_size=repo.count_subjects(), gallery_fingerprint=repo.gallery_fingerprint(emb),
+                        probe_sha256=[rec.sha256], timings={"embed_s": t1 - t0, "search_s": t2 - t1})
