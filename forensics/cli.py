@@ -178,7 +178,7 @@ def gallery_check(db: Path = DbOption):
         console.print("[green]ok[/]: the database and the index agree")
         return
     for p in problems:
-        console.print(f"[red]{p.kind}[/]: {p.detail}", highlight=False)
+        console.print(f"[red]{p.kind}[/]: {p.message}", highlight=False)
     console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
     raise typer.Exit(1)
 
@@ -232,10 +232,9 @@ def enroll(
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
                   f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
     if rep.failures:
-        t = Table("file", "reason", title="failed files", show_lines=False)
-        for p, why in rep.failures:
-            t.add_row(str(p), why.split(": ", 1)[-1])
-        err.print(t)
+        err.print(f"[bold red]{len(rep.failures)} file(s) failed[/] (nothing of them was written to the gallery):")
+        for _, why in rep.failures:
+            err.print(f"  {why}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -302,6 +301,127 @@ def evaluate(
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
     console.print(f"wrote {out} and {png}")
+
+
+# --------------------------------------------------------------------------------------------
+# query / queries / report
+# --------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def query(
+    sketches: list[Path] = typer.Argument(..., help="One or more sketches of ONE suspect (e.g. from several "
+                                          "witnesses); they are fused into one candidate list."),
+    top: int = typer.Option(50, "--top", "-k", help="How many candidate subjects to return."),
+    case: Optional[str] = typer.Option(None, "--case", help="Case id, recorded with the query and on the report."),
+    operator: Optional[str] = typer.Option(None, help="Who runs the query (default: the login name)."),
+    mode: str = typer.Option("fusion", help="fusion (sketch + synthesized photo, default), inverted "
+                             "(synthesized photo only) or raw (sketch as drawn)."),
+    sex: Optional[str] = typer.Option(None, help="Keep only subjects of this recorded sex."),
+    born_between: Optional[tuple[int, int]] = typer.Option(None, help="Keep only subjects born in this range, "
+                                                            "e.g. --born-between 1980 1995."),
+    where: list[str] = typer.Option([], help="Keep only subjects whose metadata has key=value (repeatable)."),
+    report: Optional[Path] = typer.Option(None, help="Also write a report (format from the extension: "
+                                          ".html, .pdf, .json, .csv)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (query_id, candidates) on stdout."),
+    db: Path = DbOption,
+):
+    """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
+    is stored (see `forensics queries`) and can be reported (`forensics report`)."""
+    from forensics.errors import ForensicsError
+    from forensics.query import SubjectFilters, run_query
+
+    conditions = {}
+    for w in where:
+        if "=" not in w:
+            raise ForensicsError(f"--where {w!r}: expected key=value")
+        k, v = w.split("=", 1)
+        conditions[k.strip()] = v.strip()
+    filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
+    g = open_db(db)
+    q = run_query(g, make_pipeline(), sketches, top=top, mode=mode, case_id=case, operator=_who(operator),
+                  filters=filters)
+    written = _write_report(g, q.query_uid, report, operator) if report else None
+    if as_json:
+        print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
+                          "candidates": [c.to_dict() for c in q.candidates],
+                          "report": str(written) if written else None}, indent=2))
+        return
+    print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects)")
+    if written:
+        console.print(f"report: {written}")
+
+
+def _write_report(g, query_uid: str, out: Path, operator: Optional[str], fmt: Optional[str] = None) -> Path:
+    from forensics.reports import write_report
+    from gallery import audit
+
+    fmt = fmt or out.suffix.lower().lstrip(".")
+    path = write_report(g, query_uid, fmt, out)
+    from forensics.images import sha256_file
+
+    audit.append_event(g, actor=_who(operator), action="report", target=query_uid,
+                       details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
+    return path
+
+
+@app.command()
+@handle_errors
+def report(
+    query_id: str = typer.Argument(..., help="A query id (see `forensics queries list`)."),
+    fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output file."),
+    operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
+    db: Path = DbOption,
+):
+    """Export the match report of a stored query."""
+    path = _write_report(open_db(db), query_id, out, operator, fmt)
+    console.print(f"wrote {path}")
+
+
+@queries_app.command("list")
+@handle_errors
+def queries_list(db: Path = DbOption, limit: int = typer.Option(50)):
+    """Stored queries, newest first."""
+    t = Table("query id", "time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
+    for q in open_db(db).repository().list_queries(limit=limit):
+        t.add_row(q.query_uid, str(q.created_at)[:19], q.case_id or "", q.operator or "", q.mode or "",
+                  str(q.n_inputs), q.top_external_id or "", f"{q.top_score:.3f}" if q.top_score is not None else "")
+    console.print(t)
+
+
+@queries_app.command("show")
+@handle_errors
+def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Option(False, "--json")):
+    """One stored query: inputs, models, parameters and candidates."""
+    from forensics.errors import ForensicsError
+
+    q = open_db(db).repository().get_query(query_id)
+    if q is None:
+        raise ForensicsError(f"no query {query_id!r} in {db}")
+    if as_json:
+        print(json.dumps({"query_id": q.query_uid, "created_at": str(q.created_at), "case_id": q.case_id,
+                          "operator": q.operator, "mode": q.mode, "params": q.params, "filters": q.filters,
+                          "gallery_size": q.gallery_size, "gallery_fingerprint": q.gallery_fingerprint,
+                          "inverter": q.inverter, "timings": q.timings,
+                          "inputs": [{"sha256": i.sha256, "path": i.original_path} for i in q.inputs],
+                          "candidates": [{"rank": c.rank, "subject_id": c.subject_external_id, "score": c.score,
+                                          "image_sha256": c.image_sha256, "detail": c.score_detail}
+                                         for c in q.candidates]}, indent=2, default=str))
+        return
+    console.print(f"[bold]query {q.query_uid}[/] {q.created_at} case={q.case_id} operator={q.operator} "
+                  f"mode={q.mode}", highlight=False)
+    console.print(f"gallery: {q.gallery_size} subjects, fingerprint {q.gallery_fingerprint}; embedder {q.embedder}; "
+                  f"inverter {q.inverter}", highlight=False)
+    for i in q.inputs:
+        console.print(f"input {i.position}: {i.original_path} sha256 {i.sha256}", highlight=False)
+    t = Table("rank", "subject id", "name", "score", "FPIR", "image sha256")
+    for c in q.candidates:
+        fpir = (c.score_detail or {}).get("fpir")
+        t.add_row(str(c.rank), c.subject_external_id or "(removed)", c.subject_name or "", f"{c.score:.3f}",
+                  f"{fpir:.2%}" if fpir is not None else "n/a", (c.image_sha256 or "")[:16] + "…")
+    console.print(t)
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,9 +45,14 @@ def choose_face(faces: list[DetectedFace], shape: tuple[int, int], how: str = "l
     """Pick one face: the largest box, or the one nearest the image centre (LFW-style crops)."""
     if how not in FACE_SELECTION:
         raise ValueError(f"face selection must be one of {FACE_SELECTION}, not {how!r}")
-    if how == "largest":
-        return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     h, w = shape
+    if how == "largest":
+        # area inside the image: a face cut by the border is not "largest" for its off-image part
+        def visible_area(f: DetectedFace) -> float:
+            x1, y1, x2, y2 = np.clip(f.box, 0, [w, h, w, h])
+            return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+        return max(faces, key=visible_area)
     centre = np.array([w / 2, h / 2])
     return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
 

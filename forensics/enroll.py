@@ -128,7 +128,8 @@ def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], so
                         result = repo.add_enrollment(
                             subject,
                             ImageSpec(sha256=res.sha256, original_path=str(res.path), width=res.width,
-                                      height=res.height, size_bytes=res.size_bytes, source=source),
+                                      height=res.height, size_bytes=res.size_bytes, source=source,
+                                      n_faces_detected=res.n_faces),
                             [FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
                                       chip_png=png_bytes(res.chip), vector=res.embedding.vector,
                                       embedder=embedder)],

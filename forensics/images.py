@@ -106,6 +106,9 @@ def decode_image(data: bytes, path: Path) -> LoadedImage:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             fmt = probe.format
+    except Image.DecompressionBombError as e:
+        raise InputImageError(path, f"is too large to decode safely ({e})",
+                              "downscale it so the face is a few hundred pixels wide") from None
     except UnidentifiedImageError:
         raise InputImageError(path, "is not an image PIL can read (wrong format or not an image)",
                               "convert it to JPEG or PNG") from None
@@ -141,7 +144,9 @@ def iter_image_files(paths: list[Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            # broken links and unreadable entries are kept, so that they are reported, not skipped
+            out.extend(sorted(f for f in p.rglob("*")
+                              if f.suffix.lower() in IMAGE_SUFFIXES and (f.is_file() or f.is_symlink())))
         else:
             out.append(p)
     return out

@@ -8,7 +8,8 @@ from __future__ import annotations
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import IndexCorruptError, SubjectNotFoundError
-from gallery.index import FLAT, IndexProblem, VectorIndex, check_consistency, default_index_path, load_or_build
+from gallery.index import (FLAT, IndexProblem, VectorIndex, check_consistency, default_index_path, load_or_build,
+                           sidecar_path)
 from gallery.records import RemovedSubject
 
 from forensics.errors import ForensicsError
@@ -28,7 +29,7 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
     if repo.gallery_embedder() is not None:
         load_or_build(repo, path)  # stale (fingerprint changed): rebuilt without the subject
     else:
-        for p in (path, path.with_name(path.name + ".json")):
+        for p in (path, sidecar_path(path)):
             p.unlink(missing_ok=True)
     audit.append_event(gallery, actor=operator, action="remove-subject", target=external_id,
                        details={"images": len(removed.image_sha256s), "vectors": len(removed.embedding_ids)},
@@ -46,12 +47,12 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
         problems = check_consistency(repo, index)
         fp = repo.gallery_fingerprint(emb) if emb is not None else None
         if not problems and emb is not None and index.gallery_fingerprint != fp:
-            problems.append(IndexProblem("stale", "the index was built from another state of the gallery"))
+            problems.append(IndexProblem("stale", "the index was built from another state of the gallery", ()))
     except IndexCorruptError as e:
         if emb is None and not path.exists():
             problems = []
         else:
-            problems = [IndexProblem("unreadable", str(e))]
+            problems = [IndexProblem("unreadable", str(e), ())]
     audit.append_event(gallery, actor=operator, action="gallery-check", target=str(gallery.path),
                        details={"problems": [p.kind for p in problems]}, outcome="ok" if not problems else "problems")
     return problems

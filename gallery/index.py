@@ -171,13 +171,15 @@ class VectorIndex:
         nprobe: Optional[int] = None,
         gallery_fingerprint: Optional[str] = None,
         seed: int = 1234,
-        max_train: int = 256,
+        max_train: int = 64,
+        train_iters: int = 15,
     ) -> "VectorIndex":
         """An index of ``vectors`` (N, dim) under ``ids`` (N,) for ``embedder_key``.
 
         Vectors are L2-normalised (copies). ``kind="ivf"`` trains ``nlist`` lists (default
         :func:`default_nlist`) on at most ``max_train * nlist`` of the vectors, deterministically
-        (``seed``); ``nprobe`` defaults to :func:`default_nprobe`. Ids must be unique.
+        (``seed``), with ``train_iters`` k-means iterations; ``nprobe`` defaults to
+        :func:`default_nprobe`. Ids must be unique.
         """
         key = EmbedderKey.coerce(embedder_key)
         id_arr = _as_ids(ids)
@@ -203,6 +205,7 @@ class VectorIndex:
         quantizer = faiss.IndexFlatIP(key.dim)
         index = faiss.IndexIVFFlat(quantizer, key.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = int(seed)
+        index.cp.niter = int(train_iters)
         train = x
         if n > max_train * nlist:
             rng = np.random.default_rng(seed)

@@ -141,7 +141,8 @@ class Subject(Base):
 class Image(Base):
     """An enrolled photograph: who it shows, where it came from and its SHA-256 (unique).
 
-    ``n_faces`` is the number of faces kept from it; ``source`` names the data set or
+    ``n_faces`` is the number of faces the detector found in it (one, the chosen face, is
+    enrolled); ``source`` names the data set or
     collection it was imported from.
     """
 

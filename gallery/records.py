@@ -69,6 +69,8 @@ class ImageSpec:
     height: Optional[int] = None
     size_bytes: Optional[int] = None
     source: Optional[str] = None
+    #: how many faces the detector found in the image (default: the number of faces enrolled)
+    n_faces_detected: Optional[int] = None
 
 
 @dataclass

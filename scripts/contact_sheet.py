@@ -40,7 +40,8 @@ FS2K_STYLE_NOTE = {
 
 
 def _cufs_pairs(data: Path, picks: dict[str, int]) -> list[tuple[str, Path, Path]]:
-    rows = list(csv.DictReader(open(data / "cufs" / "manifest.csv", newline="")))
+    with open(data / "cufs" / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     out = []
     for subset, k in picks.items():
         by_id: dict[str, dict[str, str]] = {}
@@ -56,7 +57,8 @@ def _cufs_pairs(data: Path, picks: dict[str, int]) -> list[tuple[str, Path, Path
 
 
 def _fs2k_pairs(data: Path, picks: dict[int, int]) -> list[tuple[str, Path, Path]]:
-    anno = json.load(open(data / "fs2k" / "anno_train.json"))
+    with open(data / "fs2k" / "anno_train.json") as fh:
+        anno = json.load(fh)
     out = []
     for style, k in picks.items():
         items = sorted((a for a in anno if a["style"] == style), key=lambda a: a["image_name"])

@@ -214,3 +214,25 @@ def test_export_jsonl_and_csv(gal, tmp_path):
     assert export_events(gal, "jsonl").count("\n") == N
     with pytest.raises(AuditError):
         export_events(gal, "xml", buf)
+
+
+def test_concurrent_appends_keep_one_chain(gal):
+    import threading
+
+    errors = []
+
+    def worker(t):
+        try:
+            for k in range(10):
+                append_event(gal, f"thread{t}", "search", details={"k": k})
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    r = verify_chain(gal)
+    assert r.ok and r.n_events == N + 40

@@ -77,7 +77,7 @@ def decode_chip(data: bytes | np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Item:
+class Item:
     path: Path
     dataset: str
     split: str
@@ -105,21 +105,21 @@ def fs2k_val_identities(identities: list[str], n_val: int = FS2K_N_VAL, seed: in
     return {ids[i] for i in perm[:n_val]}
 
 
-def list_items(data_dir: Path, n_lfw: int = 4000) -> list[_Item]:
+def list_items(data_dir: Path, n_lfw: int = 4000) -> list[Item]:
     """Every image the cache will hold, in a fixed order."""
     from forensics.datasets import LFW_DUPLICATES, read_manifest
 
-    items: list[_Item] = []
+    items: list[Item] = []
     cufs = read_manifest(data_dir, "cufs")
     for r in sorted(cufs, key=lambda r: (r["split"], r["identity"], r["kind"])):
-        items.append(_Item(r["path"], "cufs", r["split"], r["kind"], r["identity"], r["subset"], -1, r["file"]))
+        items.append(Item(r["path"], "cufs", r["split"], r["kind"], r["identity"], r["subset"], -1, r["file"]))
 
     fs2k = read_manifest(data_dir, "fs2k")
     styles = _fs2k_styles(data_dir)
     val = fs2k_val_identities([r["identity"] for r in fs2k])
     for r in sorted(fs2k, key=lambda r: (r["identity"], r["kind"])):
         split = "val" if r["identity"] in val else "train"
-        items.append(_Item(r["path"], "fs2k", split, r["kind"], r["identity"], r["subset"],
+        items.append(Item(r["path"], "fs2k", split, r["kind"], r["identity"], r["subset"],
                            styles.get(r["identity"], -1), r["file"]))
 
     lfw = [r for r in read_manifest(data_dir, "lfw") if r["kind"] == "photo"
@@ -143,11 +143,11 @@ def list_items(data_dir: Path, n_lfw: int = 4000) -> list[_Item]:
             break
         rank += 1
     for r in chosen:
-        items.append(_Item(r["path"], "lfw", "train", "photo", r["identity"], r["subset"], -1, r["file"]))
+        items.append(Item(r["path"], "lfw", "train", "photo", r["identity"], r["subset"], -1, r["file"]))
     return items
 
 
-def _detect_chips(items: list[_Item], batch: int = 64, progress=None) -> list[tuple[np.ndarray | None, str]]:
+def _detect_chips(items: list[Item], batch: int = 64, progress=None) -> list[tuple[np.ndarray | None, str]]:
     """(chip, method) per item: MTCNN; for CUFS/FS2K images it misses, the sketch fallbacks."""
     from forensics.detect import FaceDetector
     from forensics.images import load_image
@@ -194,8 +194,8 @@ def build_chip_cache(data_dir: Path | None = None, out: Path = DEFAULT_CACHE, n_
     if raw.is_file():
         with np.load(raw, allow_pickle=False) as z:
             if np.array_equal(z["source"], sources):
-                ok = z["ok"]
-                chips = [(z["chips"][i] if ok[i] else None, str(z["method"][i])) for i in range(len(items))]
+                ok, arr, meth = z["ok"], z["chips"], z["method"]
+                chips = [(arr[i] if ok[i] else None, str(meth[i])) for i in range(len(items))]
     if chips is None:
         chips = _detect_chips(items, progress=progress)
         if keep_aligned:
@@ -204,44 +204,49 @@ def build_chip_cache(data_dir: Path | None = None, out: Path = DEFAULT_CACHE, n_
             np.savez(raw, source=sources, ok=np.array([c is not None for c, _ in chips]),
                      chips=np.stack([blank if c is None else c for c, _ in chips]),
                      method=np.array([m for _, m in chips]))
-    blobs, keep = [], []
-    for it, (chip, method) in zip(items, chips):
-        if chip is None:
-            continue
-        q = lfw_quality if it.dataset == "lfw" else quality
-        blobs.append(encode_chip(chip, q, grey_ok=it.kind == "sketch"))
-        keep.append((it, method))
-    offsets = np.zeros(len(blobs) + 1, np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in blobs])
-    kept = [it for it, _ in keep]
+    keep = [(it, chip, method) for it, (chip, method) in zip(items, chips) if chip is not None]
+    kept = [it for it, _, _ in keep]
     summary = {
         "version": CACHE_VERSION, "n": len(kept), "n_lfw_asked": n_lfw,
         "n_lfw": sum(it.dataset == "lfw" for it in kept),
-        "lfw_missed": sum(1 for it, (c, _) in zip(items, chips) if c is None),
+        "lfw_missed": sum(1 for c, _ in chips if c is None),
         "quality": quality, "lfw_quality": lfw_quality,
         "fs2k_val_seed": FS2K_VAL_SEED, "lfw_seed": LFW_SEED,
-        "methods": {m: sum(1 for _, mm in keep if mm == m) for m in sorted({m for _, m in keep})},
+        "methods": {m: sum(1 for *_, mm in keep if mm == m) for m in sorted({m for *_, m in keep})},
         "build_seconds": round(time.time() - t0, 1),
     }
+    write_cache(out, [c for _, c, _ in keep], kept, [m for *_, m in keep], summary,
+                qualities=[lfw_quality if it.dataset == "lfw" else quality for it in kept])
+    summary["bytes"] = out.stat().st_size
+    return summary
+
+
+def write_cache(out: Path, chips: list[np.ndarray], items: list[Item], methods: list[str], meta: dict,
+                qualities: list[int] | None = None) -> Path:
+    """Write chips (JPEG-encoded; greyscale sketches as 8-bit grey) and their tags to ``out``."""
+    qualities = qualities or [95] * len(chips)
+    blobs = [encode_chip(c, q, grey_ok=it.kind == "sketch") for c, it, q in zip(chips, items, qualities)]
+    offsets = np.zeros(len(blobs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs])
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.npz")
     np.savez(
         tmp,
         jpeg=np.frombuffer(b"".join(blobs), np.uint8),
         offsets=offsets,
-        dataset=np.array([it.dataset for it in kept]),
-        split=np.array([it.split for it in kept]),
-        kind=np.array([it.kind for it in kept]),
-        identity=np.array([it.identity for it in kept]),
-        subset=np.array([it.subset for it in kept]),
-        style=np.array([it.style for it in kept], np.int8),
-        source=np.array([it.source for it in kept]),
-        method=np.array([m for _, m in keep]),
-        meta=np.array(json.dumps(summary)),
+        dataset=np.array([it.dataset for it in items]),
+        split=np.array([it.split for it in items]),
+        kind=np.array([it.kind for it in items]),
+        identity=np.array([it.identity for it in items]),
+        subset=np.array([it.subset for it in items]),
+        style=np.array([it.style for it in items], np.int8),
+        source=np.array([it.source for it in items]),
+        method=np.array(methods),
+        meta=np.array(json.dumps(meta)),
     )
     tmp.replace(out)
-    summary["bytes"] = out.stat().st_size
-    return summary
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 
 __all__ = ["STYLES", "sketchify", "sketchify_file"]
 
@@ -50,7 +50,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # canonical parameters (randomize=False); sizes are for a ~200 px face and scale with the image
 _CANON = {
     "line": dict(sigma=0.9, k=1.6, tau=0.985, eps=0.0, phi=70.0, gamma=1.0),
-    "pencil": dict(sigma=5.0, shade=0.45, tone_sigma=1.5, hatch=0.55, gamma=1.0),
+    "pencil": dict(sigma=5.0, shade=0.55, tone_sigma=1.5, hatch=0.55, gamma=1.0),
     "colour": dict(sigma=5.0, shade=0.35, tone_sigma=1.5, hatch=0.5, gamma=1.0, sat=0.5),
 }
 
@@ -176,18 +176,45 @@ def _crop(bank2d: np.ndarray, h: int, w: int, rng: np.random.Generator | None) -
 # --------------------------------------------------------------------------------------------
 
 
-def _background(photo: Image.Image, halo: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _border_fill(mask: np.ndarray) -> np.ndarray:
+    """Pixels of boolean ``mask`` reachable from a border along an unbroken row or column run.
+
+    Alignment fill (the wedges left by rotating a photo) is convex along the borders, so the
+    four leading runs cover it; this is far cheaper than a flood fill.
+    """
+    m = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
+    out = np.cumprod(m, axis=1, dtype=np.uint8)
+    out |= np.cumprod(m[:, ::-1], axis=1, dtype=np.uint8)[:, ::-1]
+    out |= np.cumprod(m, axis=0, dtype=np.uint8)
+    out |= np.cumprod(m[::-1], axis=0, dtype=np.uint8)[::-1]
+    return out.astype(bool)
+
+
+def _background(photo: Image.Image, halo: float, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Soft weights in [0, 1] of "plain backdrop" (the artist leaves it white).
 
-    Returns ``(bg, near_bg, face_level)``: masks at full resolution (``near_bg`` also covers the
-    band where the silhouette blends into the backdrop) and the median brightness of the central
+    Returns ``(bg, near_bg, face_level)``: masks at full resolution (``bg``: how much to fade
+    strokes, ``near_bg``: where to drop shading and colour, which also covers the band where the
+    silhouette blends into the backdrop) and the median brightness of the central
     face region. Computed at 1/f resolution (the mask is smooth).
     Backdrop = colour close to a uniform top corner (chromaticity tight, brightness loose, so
     uneven lighting is fine), untextured, and outside the central face ellipse; backdrop-coloured
-    pixels next to confident backdrop join it (one region-growing step).
+    pixels next to confident backdrop join it (one region-growing step). Pure black fill left by
+    rotating/alignment tools (CUFS, deep-funneled LFW) is erased.
     """
     w, h = photo.size
     f = max(1, int(round(min(w, h) / 50.0)))
+    # black fill left by rotating/alignment tools, connected to the border (full resolution:
+    # the wedges can be a pixel or two wide)
+    fill_full = None
+    border = (arr[0], arr[-1], arr[:, 0], arr[:, -1])
+    if min(int(b.max(axis=1).min()) for b in border) <= 4:
+        # fill is ~0 with sparse JPEG ringing; even the darkest hair is a few levels brighter
+        maxc = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
+        dark = np.asarray(Image.fromarray(maxc).filter(ImageFilter.BoxBlur(1))) <= 4
+        fill_full = _border_fill(dark)
+    if fill_full is not None and fill_full.sum() < 0.002 * h * w:
+        fill_full = None  # a few dark pixels at the border: just a dark photo
     small = photo.reduce(f) if f > 1 else photo
     rgb = _f32(small)
     sh, sw = rgb.shape[:2]
@@ -197,21 +224,24 @@ def _background(photo: Image.Image, halo: float) -> tuple[np.ndarray, np.ndarray
     local_std = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
     flat = np.clip(1.5 - local_std * 25.0, 0.0, 1.0)  # std < .02 flat, > .06 textured
 
+    if fill_full is None:
+        fill = np.zeros((sh, sw), dtype=bool)
+    else:
+        fill = np.asarray(Image.fromarray(fill_full.astype(np.uint8) * 255).reduce(f)) > 127 if f > 1 else fill_full
     chrom = rgb / (rgb.sum(axis=-1, keepdims=True) + 0.05)
     k = max(2, int(round(0.1 * min(sh, sw))))
-    y2 = int(0.4 * sh)
-    patches = (  # top corners, and the sides a little above eye level
-        rgb[:k, :k], rgb[:k, sw - k :], rgb[y2 : y2 + k, :k], rgb[y2 : y2 + k, sw - k :],
-    )
+    regions = ((slice(0, k), slice(0, k)), (slice(0, k), slice(sw - k, sw)))  # top corners
     sim = np.zeros((sh, sw), dtype=np.float32)
     top_conf = 0.0
-    for i, corner in enumerate(patches):
-        patch = corner.reshape(-1, 3)
+    for region in regions:
+        patch = rgb[region][~fill[region]]  # (n, 3), ignoring black alignment fill
+        if len(patch) < 4:
+            top_conf += 1.0  # a corner all alignment fill: plain backdrop
+            continue
         colour = np.median(patch, axis=0).astype(np.float32)
         spread = float(np.mean(np.abs(patch - colour)))
-        conf = float(np.clip(2.0 - spread * 25.0, 0.0, 1.0))  # uniform patch -> trust it
-        if i < 2:
-            top_conf += conf
+        conf = float(np.clip(2.0 - spread * 25.0, 0.0, 1.0))  # uniform corner -> trust it
+        top_conf += conf
         if conf <= 0.0:
             continue
         c_chrom = colour / (colour.sum() + 0.05)
@@ -225,6 +255,8 @@ def _background(photo: Image.Image, halo: float) -> tuple[np.ndarray, np.ndarray
     sim *= np.clip((r - 0.8) * 2.0, 0.0, 1.0)
     face_level = float(np.median(grey[r < 0.6])) if np.any(r < 0.6) else float(np.median(grey))
     bg = sim * flat
+    if fill.any():
+        bg = np.maximum(bg, fill.astype(np.float32))
     bg = np.maximum(bg, sim * np.clip(_blur(bg, 3.0 / f) * 2.5, 0.0, 1.0))
     clutter = 1.0 - top_conf / 2.0
     if clutter > 0.0:
@@ -232,17 +264,23 @@ def _background(photo: Image.Image, halo: float) -> tuple[np.ndarray, np.ndarray
         # the drawing towards the top and side borders, sparing head, hair and shoulders
         yy = (np.arange(sh, dtype=np.float32)[:, None] - 0.5 * sh) / (0.52 * sh)
         yy = np.where(yy > 0.0, 0.45 * yy, yy)
-        xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.46 * sw)
-        outside = np.clip((np.sqrt(yy * yy + xx * xx) - 1.0) * 3.0, 0.0, 0.9)
+        xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.42 * sw)
+        outside = np.clip((np.sqrt(yy * yy + xx * xx) - 1.0) * 2.5, 0.0, 0.9)
         bg = np.maximum(bg, clutter * outside)
     near = np.maximum(bg, np.clip(_blur(bg, halo / f) * 2.0, 0.0, 1.0))
-    if f == 1:
-        return bg, near, face_level
-    up = [
-        np.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
-        for m in (bg, near)
-    ]
-    return up[0], up[1], face_level
+    if f > 1:
+        bg, near = (
+            np.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+            for m in (bg, near)
+        )
+    # strokes on a backdrop are faded, not erased (an artist's outline of the shoulders, a stray
+    # line); alignment fill is not part of the picture at all: erase it and a 2-3 px margin
+    bg = 0.85 * bg
+    if fill_full is not None:
+        fillw = np.clip(_blur(fill_full.astype(np.float32), 1.5) * 3.0, 0.0, 1.0)
+        bg = np.maximum(bg, fillw)
+        near = np.maximum(near, fillw)
+    return bg, near, face_level
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,10 +292,10 @@ def _draw_params(style: str, rng: np.random.Generator) -> dict:
     u = rng.uniform
     if style == "line":
         return dict(
-            sigma=u(0.6, 1.3), k=1.6, tau=u(0.975, 0.992), eps=u(-0.005, 0.005), phi=u(50.0, 120.0),
+            sigma=u(0.6, 1.3), k=1.6, tau=u(0.975, 0.992), eps=u(-0.008, 0.003), phi=u(50.0, 120.0),
             gamma=u(0.75, 1.3),
         )
-    p = dict(sigma=u(3.0, 8.0), shade=u(0.2, 0.7), tone_sigma=u(0.8, 2.5), hatch=u(0.3, 0.8), gamma=u(0.8, 1.25))
+    p = dict(sigma=u(3.0, 8.0), shade=u(0.3, 0.8), tone_sigma=u(0.8, 2.5), hatch=u(0.3, 0.8), gamma=u(0.8, 1.25))
     if style == "colour":
         p["sat"] = u(0.25, 0.65)
         p["shade"] *= 0.8
@@ -294,7 +332,7 @@ def _pencil(
     # colour dodge of grey with its inverted blurred copy: grey / (1 - (1 - blurred)); the small
     # offset stops noise in dark regions from being blown up into speckle
     strokes = np.minimum((grey + 0.04) / (blurred + 0.04), 1.0)
-    strokes = 1.0 - (1.0 - strokes) * (1.0 - 0.85 * bg)
+    strokes = 1.0 - (1.0 - strokes) * (1.0 - bg)
     tone8 = np.asarray(_pil_blur(grey_img, p["tone_sigma"] * scale))
     dark = _darkness_lut(int(round(p["gain"] * 100)))[tone8] * (1.0 - near_bg)
     if p["hatch"] > 0:
@@ -364,7 +402,8 @@ def sketchify(
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {photo.shape}")
     if photo.dtype != np.uint8:
         photo = np.clip(photo, 0, 255).astype(np.uint8)
-    img = Image.fromarray(np.ascontiguousarray(photo[..., :3]), mode="RGB")
+    photo = np.ascontiguousarray(photo[..., :3])
+    img = Image.fromarray(photo, mode="RGB")
     h, w = photo.shape[:2]
     # parameters are tuned for ~200-250 px aligned faces; stroke sizes scale with the image
     scale = float(np.clip(min(h, w) / 200.0, 0.4, 4.0))
@@ -383,13 +422,13 @@ def sketchify(
         lut = np.clip((np.arange(256.0) - 128.0) * c + 128.0 + b, 0.0, 255.0) + 0.5
         grey_img = grey_img.point(lut.astype(np.uint8).tolist())
     grey = _f32(grey_img)
-    bg, near_bg, face_level = _background(img, 2.5 * scale)
+    bg, near_bg, face_level = _background(img, 2.5 * scale, photo)
     # exposure normalization towards a light face (at most 1.6x brighter, never darker)
     p["gain"] = float(np.clip(0.72 / max(face_level, 1e-3), 1.0, 1.6))
 
     if style == "line":
         out = _xdog(np.minimum(grey * p["gain"], 1.0) if p["gain"] > 1.0 else grey, p, scale)
-        out = 1.0 - (1.0 - out) * (1.0 - 0.85 * bg)
+        out = 1.0 - (1.0 - out) * (1.0 - bg)
         if rng is not None and rng.random() < 0.5:
             out = _soften(out, rng.uniform(0.3, 0.75) * scale)
     else:
@@ -426,8 +465,8 @@ def sketchify(
     blotch = np.asarray(blotch_cells.resize((w, h), Image.BICUBIC), dtype=np.float32)
     grain = _crop(_grain_bank(_bucket(max(h, w)))[int(rng.integers(2))], h, w, rng)
     paper = (1.0 - tone) * (1.0 + rng.uniform(0.0, 0.03) * blotch + rng.uniform(0.003, 0.02) * grain)
-    arr = np.asarray(sk, dtype=np.float32) * (paper if grey_out else paper[..., None])
-    sk = Image.fromarray(_u8(arr * np.float32(1.0 / 255.0)), mode="L" if grey_out else "RGB")
+    paper8 = Image.fromarray(_u8(paper), mode="L")  # paper only darkens: clip at white
+    sk = ImageChops.multiply(sk, paper8 if grey_out else Image.merge("RGB", (paper8,) * 3))
     # re-compression
     if rng.random() < 0.75:
         buf = io.BytesIO()

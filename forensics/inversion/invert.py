@@ -1,0 +1,88 @@
+"""Running a trained sketch inverter: load verified weights, invert aligned sketch chips.
+
+The weights are a plain PyTorch state_dict (``forensics/weights/sketch_inverter.pt`` by default)
+with a JSON sidecar beside it (``sketch_inverter.json``: name, version, sha256, config, metrics)
+as written by ``python -m forensics.inversion.train``. The file's SHA-256 is checked against the
+sidecar before anything is unpickled; a missing file, a missing or unreadable sidecar and a
+checksum mismatch are each a clear `ModelWeightsError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from forensics.errors import ModelWeightsError
+from forensics.inversion.network import InverterConfig, SketchInverter
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "sketch_inverter.pt"
+
+
+@dataclass(frozen=True)
+class InverterInfo:
+    """Which inverter made an image (recorded with every inverted probe)."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+def sidecar_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def load_inverter(path: str | Path | None = None, device: str | torch.device = "cpu") -> SketchInverter:
+    """The inverter in eval mode, with ``.info`` (`InverterInfo`) and ``.meta`` (the sidecar)."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    side = sidecar_path(path)
+    if not path.is_file():
+        raise ModelWeightsError(
+            f"{path}: sketch-inverter weights not found; train them with "
+            "`python -m forensics.inversion.train` (see scripts/gpu_train.sh) or pass the weights path")
+    if not side.is_file():
+        raise ModelWeightsError(f"{side}: the sidecar (name, version, sha256, config) of {path.name} is missing")
+    try:
+        meta = json.loads(side.read_text())
+        expected = str(meta["sha256"]).lower()
+        model_cfg = InverterConfig.from_dict(meta["config"]["model"])
+        info = InverterInfo(str(meta["name"]), str(meta["version"]), expected)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelWeightsError(f"{side}: not a valid sketch-inverter sidecar ({e})") from None
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelWeightsError(
+            f"{path}: SHA-256 {actual[:16]}… does not match {expected[:16]}… in {side.name}; "
+            "the weights file is corrupt or not the one the sidecar describes")
+    import io
+
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model = SketchInverter(model_cfg)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except Exception as e:  # noqa: BLE001 - unpickling / shape errors of many kinds
+        raise ModelWeightsError(f"{path}: not a sketch-inverter state_dict matching its sidecar ({e})") from None
+    model.info = info
+    model.meta = meta
+    model.requires_grad_(False)
+    return model.eval().to(device)
+
+
+def invert_chips(model: SketchInverter, chips: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Photo-like chips (N, 150, 150, 3) uint8 from aligned sketch chips of the same shape."""
+    chips = np.asarray(chips)
+    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[-1] != 3:
+        raise ValueError(f"expected uint8 chips (N, H, W, 3), got {chips.dtype} {chips.shape}")
+    device = next(model.parameters()).device
+    out = np.empty_like(chips)
+    with torch.inference_mode():
+        for i in range(0, len(chips), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(chips[i:i + batch_size])).to(device).permute(0, 3, 1, 2).float()
+            y = model(x).clamp(0, 255).round().to(torch.uint8)
+            out[i:i + batch_size] = y.permute(0, 2, 3, 1).cpu().numpy()
+    return out

@@ -1,0 +1,109 @@
+"""Training losses for the sketch inverter, all on chips of RGB 0..255.
+
+- ``pixel``: L1 between synthesized and true photo (in 0..1 units);
+- ``identity``: 1 - cosine(dlib(synth), dlib(photo)) on dlib's 128-D descriptors: what the
+  search will compare, so it is the loss that matters for recognition;
+- ``perceptual``: distance between dlib's intermediate feature maps of synth and photo, each
+  map unit-normalised along channels per position (as LPIPS does), averaged over the 4 levels;
+  dlib's face network stands in for the paper's VGG (no ImageNet weights are available offline)
+  and is more face-specific anyway;
+- ``tv``: total variation (mean absolute difference of neighbouring pixels, 0..1 units).
+
+`InversionLoss` computes the photo side's dlib features without gradients, once per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class LossWeights:
+    pixel: float = 1.0
+    identity: float = 10.0
+    perceptual: float = 1.0
+    tv: float = 0.0
+    perceptual_p: int = 2  # 1: L1, 2: squared L2 between normalised feature maps
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> LossWeights:
+        d = dict(d or {})
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown loss options: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pixel_l1(synth: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    return (synth - photo).abs().mean() / 255.0
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    dh = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+    dw = (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+    return (dh + dw) / 255.0
+
+
+def identity_loss(desc_synth: torch.Tensor, desc_photo: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cosine similarity between descriptors (B, 128)."""
+    return (1.0 - F.cosine_similarity(desc_synth.float(), desc_photo.float(), dim=1, eps=1e-8)).mean()
+
+
+def _unit(f: torch.Tensor) -> torch.Tensor:
+    return f.float() / (f.float().pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-6)
+
+
+def perceptual_loss(feats_synth: list[torch.Tensor], feats_photo: list[torch.Tensor], p: int = 2) -> torch.Tensor:
+    total = 0.0
+    for a, b in zip(feats_synth, feats_photo):
+        d = _unit(a) - _unit(b)
+        total = total + (d.abs().sum(1).mean() if p == 1 else d.pow(2).sum(1).mean())
+    return total / len(feats_synth)
+
+
+class InversionLoss(nn.Module):
+    """Weighted sum of the losses above. ``dlib`` is the frozen `DlibResNet`.
+
+    ``forward(synth, photo)`` returns (total, dict of the unweighted parts as floats tensors).
+    """
+
+    def __init__(self, dlib: nn.Module, weights: LossWeights | dict | None = None):
+        super().__init__()
+        self.dlib = dlib
+        self.w = weights if isinstance(weights, LossWeights) else LossWeights.from_dict(weights)
+        self.dlib.requires_grad_(False)
+        self.dlib.eval()
+
+    def train(self, mode: bool = True):  # the loss network always stays in eval mode
+        super().train(mode)
+        self.dlib.eval()
+        return self
+
+    def forward(self, synth: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        w = self.w
+        parts: dict[str, torch.Tensor] = {}
+        total = synth.new_zeros((), dtype=torch.float32)
+        if w.pixel:
+            parts["pixel"] = pixel_l1(synth.float(), photo.float())
+            total = total + w.pixel * parts["pixel"]
+        if w.tv:
+            parts["tv"] = total_variation(synth.float())
+            total = total + w.tv * parts["tv"]
+        if w.identity or w.perceptual:
+            with torch.no_grad():
+                d_photo, f_photo = self.dlib.forward_features(photo)
+            d_synth, f_synth = self.dlib.forward_features(synth)
+            if w.identity:
+                parts["identity"] = identity_loss(d_synth, d_photo)
+                total = total + w.identity * parts["identity"]
+            if w.perceptual:
+                parts["perceptual"] = perceptual_loss(f_synth, f_photo, w.perceptual_p)
+                total = total + w.perceptual * parts["perceptual"]
+        return total, parts

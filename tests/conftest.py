@@ -1,0 +1,46 @@
+"""Shared fixtures: the data folder, real images, and one loaded face pipeline per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def need_data():
+    if not (DATA / "lfw" / "manifest.csv").is_file() or not (DATA / "cufs" / "manifest.csv").is_file():
+        pytest.skip(f"needs the CUFS and LFW data at {DATA} (see its README)")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    need_data()
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    """The real pipeline (MTCNN + PyTorch dlib ResNet), loaded once."""
+    from forensics.models.registry import load_embedder
+    from forensics.pipeline import FacePipeline
+
+    return FacePipeline(embedder=load_embedder())
+
+
+LFW_PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
+
+
+@pytest.fixture()
+def small_gallery_dir(tmp_path, data_dir) -> Path:
+    """A folder per person with 2 LFW photos each (subject = folder name)."""
+    root = tmp_path / "mugshots"
+    for person in LFW_PEOPLE:
+        files = sorted((data_dir / "lfw" / "deepfunneled_250" / person).glob("*.jpg"))[:2]
+        assert files, person
+        (root / person).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, root / person / f.name)
+    return root

@@ -1,0 +1,155 @@
+"""End-to-end tests through the real CLI on real LFW photos (from ../shared/data)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from forensics.cli import app
+
+from conftest import LFW_PEOPLE
+
+runner = CliRunner()
+
+
+def run(*args, ok=True):
+    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert res.exit_code == 0, res.output
+    return res
+
+
+def counts(db):
+    from gallery.db import open_gallery
+
+    repo = open_gallery(db, create=False).repository()
+    return repo.count_subjects(), repo.count_images(), repo.count_embeddings()
+
+
+@pytest.fixture()
+def enrolled(tmp_path, small_gallery_dir):
+    db = tmp_path / "g.db"
+    res = run("enroll", small_gallery_dir, "--db", db)
+    assert "enrolled 10" in res.output
+    return db
+
+
+def test_enroll_then_duplicates_are_skipped(enrolled, small_gallery_dir):
+    assert counts(enrolled) == (5, 10, 10)
+    res = run("enroll", small_gallery_dir, "--db", enrolled)
+    assert "enrolled 0, duplicates skipped 10" in res.output
+    assert counts(enrolled) == (5, 10, 10)
+
+
+def test_search_finds_the_person_with_an_unseen_photo(enrolled, data_dir):
+    probe = sorted((data_dir / "lfw" / "deepfunneled_250" / "Al_Gore").glob("*.jpg"))[2]
+    res = run("search", probe, "--top", 3, "--json", "--db", enrolled)
+    out = json.loads(res.stdout)
+    assert out["candidates"][0]["subject_id"] == "Al_Gore"
+    assert len(out["candidates"]) == 3
+    assert len(out["candidates"][0]["image_sha256"]) == 64
+    assert out["embedder"].startswith("dlib-resnet@v1")
+
+
+def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
+    folder = tmp_path / "batch" / "someone"
+    folder.mkdir(parents=True)
+    shutil.copy(data_dir / "lfw" / "deepfunneled_250" / "Al_Gore" / "Al_Gore_0001.jpg", folder / "good.jpg")
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not an image at all")
+    buf = io.BytesIO()
+    Image.open(data_dir / "lfw" / "deepfunneled_250" / "Al_Gore" / "Al_Gore_0002.jpg").save(buf, "JPEG")
+    (folder / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
+    Image.new("RGB", (1, 1)).save(folder / "one_pixel.png")
+    Image.new("RGB", (300, 300), (200, 180, 160)).save(folder / "no_face.png")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
+    db = tmp_path / "g.db"
+    res = run("enroll", tmp_path / "batch", "--db", db, ok=False)
+    assert res.exit_code == 1
+    for name in ("zero.jpg", "text.jpg", "truncated.jpg", "one_pixel.png", "no_face.png", "dangling.jpg"):
+        assert name in res.output, name
+    assert "enrolled 1" in res.output and "failed 6" in res.output
+    assert counts(db) == (1, 1, 1)
+    assert run("gallery", "check", "--db", db).exit_code == 0
+    assert "intact" in run("audit", "verify", "--db", db).output
+
+
+def test_manifest_enroll_and_metadata(tmp_path, data_dir):
+    lfw = data_dir / "lfw" / "deepfunneled_250"
+    m = tmp_path / "m.csv"
+    with open(m, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "subject_id", "name", "sex", "birth_year", "booking"])
+        w.writerow([lfw / "Al_Gore" / "Al_Gore_0001.jpg", "S-1", "Albert Gore", "M", "1948", "B77"])
+    db = tmp_path / "g.db"
+    run("enroll", "--manifest", m, "--db", db)
+    res = run("gallery", "show", "S-1", "--db", db)
+    assert "Albert Gore" in res.output and "B77" in res.output and "1948" in res.output
+
+
+def test_evaluate_writes_one_line_per_probe_in_order(enrolled, data_dir, tmp_path):
+    lfw = data_dir / "lfw" / "deepfunneled_250"
+    probes = tmp_path / "probes.csv"
+    rows = [(sorted((lfw / p).glob("*.jpg"))[2], p) for p in ("Al_Gore", "Alejandro_Toledo")]
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    rows.insert(1, (bad, "Adrien_Brody"))
+    with open(probes, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "subject_id"])
+        w.writerows(rows)
+    out = tmp_path / "eval.jsonl"
+    res = run("evaluate", "--probes", probes, "--top", 5, "--mode", "raw", "--out", out, "--db", enrolled)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["subject_id"] for x in lines] == ["Al_Gore", "Adrien_Brody", "Alejandro_Toledo"]
+    assert lines[1]["candidates"] == [] and "bad.jpg" in lines[1]["error"]
+    assert lines[0]["candidates"][0] == {"rank": 1, "subject_id": "Al_Gore", "score": lines[0]["candidates"][0]["score"]}
+    assert lines[2]["candidates"][0]["subject_id"] == "Alejandro_Toledo"
+    assert "rank-1 66.7%" in res.output
+    assert out.with_suffix(".cmc.png").is_file()
+
+
+def test_check_detects_a_stale_index_and_rebuild_fixes_it(enrolled):
+    from gallery.db import open_gallery
+    from gallery.index import VectorIndex, default_index_path
+
+    idx_path = default_index_path(enrolled)
+    idx = VectorIndex.load(idx_path)
+    idx.remove(idx.ids()[:2])
+    idx.save(idx_path)
+    res = run("gallery", "check", "--db", enrolled, ok=False)
+    assert res.exit_code == 1 and "missing" in res.output
+    run("gallery", "rebuild-index", "--db", enrolled)
+    run("gallery", "check", "--db", enrolled)
+    assert open_gallery(enrolled).repository().count_embeddings() == 10
+
+
+def test_removed_subject_can_no_longer_be_found(enrolled, data_dir):
+    probe = sorted((data_dir / "lfw" / "deepfunneled_250" / "Al_Gore").glob("*.jpg"))[2]
+    run("gallery", "remove", "Al_Gore", "--yes", "--db", enrolled)
+    out = json.loads(run("search", probe, "--top", 10, "--json", "--db", enrolled).stdout)
+    assert "Al_Gore" not in [c["subject_id"] for c in out["candidates"]]
+    assert counts(enrolled) == (4, 8, 8)
+    run("gallery", "check", "--db", enrolled)
+    assert "intact" in run("audit", "verify", "--db", enrolled).output
+
+
+def test_clear_errors_not_tracebacks(tmp_path):
+    res = run("search", tmp_path / "nothing.jpg", "--db", tmp_path / "none.db", ok=False)
+    assert res.exit_code == 2 and "error" in res.output and "Traceback" not in res.output
+    (tmp_path / "x.db").write_text("not sqlite " * 100)
+    res = run("gallery", "list", "--db", tmp_path / "x.db", ok=False)
+    assert res.exit_code == 2 and "x.db" in res.output
+
+
+def test_help_teaches():
+    for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
+        res = run(*cmd, "--help")
+        assert "Usage" in res.output
+    assert LFW_PEOPLE  # the fixture's people exist in the data (checked by small_gallery_dir)

@@ -1,0 +1,105 @@
+"""Intake of input files: hashing, validation and mode conversion, with clear per-file errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from forensics.errors import InputImageError
+from forensics.images import iter_image_files, load_image
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no pixel data worth the name)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def _jpeg_bytes(size=(120, 100), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 128).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_sha256_of_the_file_bytes(tmp_path):
+    p = tmp_path / "a.jpg"
+    p.write_bytes(_jpeg_bytes())
+    im = load_image(p)
+    assert im.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert im.rgb.shape == (100, 120, 3) and im.rgb.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "name,content,fragment",
+    [
+        ("empty.jpg", b"", "empty"),
+        ("text.jpg", b"this is not an image\n" * 10, "not an image"),
+        ("truncated.jpg", _jpeg_bytes((400, 400))[:300], "truncated"),
+        ("tiny.png", None, "too small"),
+        ("huge.png", _png_header(30000, 30000), "too large"),
+    ],
+)
+def test_bad_files_give_a_clear_error_naming_the_file(tmp_path, name, content, fragment):
+    p = tmp_path / name
+    if content is None:
+        Image.new("RGB", (1, 1)).save(p)
+    else:
+        p.write_bytes(content)
+    with pytest.raises(InputImageError) as e:
+        load_image(p)
+    assert str(p) in str(e.value)
+    assert fragment in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputImageError, match="not found"):
+        load_image(tmp_path / "nope.jpg")
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "I;16", "CMYK", "1"])
+def test_every_mode_becomes_rgb(tmp_path, mode):
+    arr = (np.arange(64 * 64) % 251).reshape(64, 64).astype(np.uint8)
+    img = Image.fromarray(arr, "L")
+    if mode == "I;16":
+        img = Image.fromarray(arr.astype(np.uint16) * 256)  # 16-bit greyscale
+        assert img.mode.startswith("I;16")
+    else:
+        img = img.convert(mode)
+    p = tmp_path / f"x_{mode.replace(';', '')}.png" if mode != "CMYK" else tmp_path / "x.jpg"
+    img.save(p)
+    im = load_image(p)
+    assert im.rgb.shape == (64, 64, 3) and im.rgb.dtype == np.uint8
+    assert im.original_mode == img.mode
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    p = tmp_path / "t.png"
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(p)
+    assert load_image(p).rgb.min() == 255
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (80, 40), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° CW on display
+    p = tmp_path / "rot.jpg"
+    img.save(p, exif=exif.tobytes())
+    assert load_image(p).rgb.shape[:2] == (80, 40)
+
+
+def test_folder_listing_keeps_broken_entries(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.jpg").write_bytes(_jpeg_bytes())
+    (tmp_path / "a" / "notes.txt").write_text("skip me")
+    (tmp_path / "a" / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    files = iter_image_files([tmp_path])
+    assert [f.name for f in files] == ["dangling.jpg", "x.jpg"]

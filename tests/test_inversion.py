@@ -1,0 +1,241 @@
+"""Sketch inverter: network shapes, losses, data, checkpoints, export and verified loading.
+
+Fast (no real data needed): a tiny synthetic chip cache stands in for the real one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from forensics.errors import ModelWeightsError
+from forensics.inversion.data import ChipCache, ChipDataset, Item, augment_pair, write_cache
+from forensics.inversion.invert import InverterInfo, invert_chips, load_inverter, sidecar_path
+from forensics.inversion.losses import InversionLoss, identity_loss, perceptual_loss, total_variation
+from forensics.inversion.network import InverterConfig, SketchInverter
+from forensics.inversion.train import (
+    Evaluator,
+    export_weights,
+    load_checkpoint,
+    load_config,
+    lr_at,
+    save_checkpoint,
+)
+
+TINY = {"base": 4, "n_res": 1}
+
+
+def _dlib():
+    try:
+        from forensics.models.dlib_resnet import load_dlib_resnet
+
+        return load_dlib_resnet()
+    except (ImportError, FileNotFoundError) as e:  # pragma: no cover
+        pytest.skip(f"dlib weights unavailable: {e}")
+
+
+@pytest.fixture(scope="module")
+def dlib():
+    return _dlib()
+
+
+def _face_like(rng, n):
+    """Smooth random images (JPEG-friendly), uint8 (n,150,150,3)."""
+    low = rng.uniform(0, 255, (n, 10, 10, 3)).astype(np.float32)
+    t = torch.nn.functional.interpolate(torch.from_numpy(low).permute(0, 3, 1, 2), size=(150, 150), mode="bilinear")
+    return t.permute(0, 2, 3, 1).round().clamp(0, 255).byte().numpy()
+
+
+@pytest.fixture(scope="module")
+def cache_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    chips, items = [], []
+    for ds, split, n in [("cufs", "train", 3), ("cufs", "test", 2), ("fs2k", "train", 3), ("fs2k", "val", 4)]:
+        ph = _face_like(rng, n)
+        for i in range(n):
+            ident = f"{ds}_{split}_{i}"
+            grey = ph[i].mean(2, keepdims=True).repeat(3, 2).astype(np.uint8)
+            chips += [ph[i], 255 - grey]
+            items += [Item(None, ds, split, "photo", ident, "s", -1, f"{ident}_p"),
+                      Item(None, ds, split, "sketch", ident, "s", 0 if ds == "fs2k" else -1, f"{ident}_s")]
+    for i, c in enumerate(_face_like(rng, 4)):
+        chips.append(c)
+        items.append(Item(None, "lfw", "train", "photo", f"lfw_{i}", "lfw", -1, f"lfw_{i}"))
+    path = tmp_path_factory.mktemp("cache") / "chips.npz"
+    write_cache(path, chips, items, ["mtcnn"] * len(items), {"test": True})
+    return path
+
+
+# ---------------------------------------------------------------------------- network
+
+
+@pytest.mark.parametrize("cfg", [{}, {"skips": True}, {"upsample": "deconv", "norm": "batch"}, {**TINY, "norm": "none"}])
+def test_network_shape_and_range(cfg):
+    torch.manual_seed(0)
+    m = SketchInverter(cfg).eval()
+    x = torch.rand(2, 3, 150, 150) * 255
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == (2, 3, 150, 150)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 255.0
+    if not cfg:  # the paper-sized network stays small
+        assert sum(p.numel() for p in m.parameters()) * 4 < 10 * 2**20
+
+
+def test_network_other_sizes_and_config_validation():
+    m = SketchInverter(TINY)
+    assert m(torch.rand(1, 3, 37, 150) * 255).shape == (1, 3, 37, 150)
+    with pytest.raises(ValueError):
+        InverterConfig.from_dict({"upsample": "bogus"})
+    with pytest.raises(ValueError):
+        InverterConfig.from_dict({"nope": 1})
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def test_identity_loss_gradient_flows_to_generator(dlib):
+    torch.manual_seed(0)
+    gen = SketchInverter(TINY)
+    loss_fn = InversionLoss(dlib, {"pixel": 0.0, "identity": 1.0, "perceptual": 0.0, "tv": 0.0})
+    sketch, photo = torch.rand(2, 3, 150, 150) * 255, torch.rand(2, 3, 150, 150) * 255
+    total, parts = loss_fn(gen(sketch), photo)
+    total.backward()
+    assert set(parts) == {"identity"} and 0.0 <= float(parts["identity"]) <= 2.0
+    grads = [p.grad for p in gen.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in dlib.parameters())  # the loss network stays frozen
+
+
+def test_loss_parts_basic_properties(dlib):
+    d = torch.randn(3, 128)
+    assert float(identity_loss(d, d)) == pytest.approx(0.0, abs=1e-6)
+    assert float(identity_loss(d, -d)) == pytest.approx(2.0, abs=1e-6)
+    assert float(total_variation(torch.full((1, 3, 8, 8), 7.0))) == 0.0
+    x = torch.rand(2, 3, 150, 150) * 255
+    _, f = dlib.forward_features(x)
+    assert float(perceptual_loss(f, f)) == pytest.approx(0.0, abs=1e-6)
+    total, parts = InversionLoss(dlib)(x, x)
+    assert float(total) == pytest.approx(0.0, abs=1e-4) and {"pixel", "identity", "perceptual"} <= set(parts)
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def test_cache_pairs_and_dataset(cache_path):
+    cache = ChipCache(cache_path)
+    assert len(cache.pairs("fs2k", "val")) == 4 and len(cache.pairs("cufs", "test")) == 2
+    sk, ph, ids = cache.pair_chips("cufs", "train")
+    assert sk.shape == (3, 150, 150, 3) and sk.dtype == np.uint8 and list(ids) == sorted(ids)
+    ds = ChipDataset(cache, p_real=0.5, seed=3, length=50)
+    # only train pairs: held-out CUFS test / FS2K val chips are never loaded
+    assert len(ds.real_sketch) == 6 and len(ds.lfw) == 4
+    a, b = ds[7], ds[7]
+    assert a[0].shape == (3, 150, 150) and a[0].dtype == torch.uint8
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # item k is a function of (seed, k)
+    kinds = {ds.sample(k)[2] for k in range(30)}
+    assert kinds == {True, False}
+    with pytest.raises(ValueError):
+        ChipDataset(cache, real_splits=(("fs2k", "val"),))
+
+
+def test_augment_pair_is_identical_for_both():
+    rng = np.random.default_rng(1)
+    img = _face_like(rng, 1)[0]
+    a, b = augment_pair(img, img.copy(), np.random.default_rng(5))
+    assert a.shape == img.shape and np.array_equal(a, b)
+    same, _ = augment_pair(img, img, np.random.default_rng(5), max_shift=0, max_rot=0, max_scale=0, p_flip=0)
+    assert np.array_equal(same, img)
+
+
+# ---------------------------------------------------------------------------- training pieces
+
+
+def test_lr_schedule():
+    o = {"lr": 1e-3, "min_lr_frac": 0.1, "warmup_steps": 10}
+    assert lr_at(0.0, 0, o) == pytest.approx(1e-4)
+    assert lr_at(0.0, 10, o) == pytest.approx(1e-3)
+    assert lr_at(1.0, 1000, o) == pytest.approx(1e-4)
+    assert lr_at(0.5, 500, o) == pytest.approx(0.55e-3)
+
+
+def test_checkpoint_round_trip_restores_step_and_weights(tmp_path):
+    torch.manual_seed(0)
+    m = SketchInverter(TINY)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    m(torch.rand(1, 3, 150, 150) * 255).mean().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "last.pt", m, opt, {"step": 123, "best_score": 0.5})
+    expected = torch.rand(3)  # the RNG state is restored too
+    torch.manual_seed(99)
+    m2 = SketchInverter(TINY)
+    opt2 = torch.optim.Adam(m2.parameters(), lr=1e-3)
+    ck = load_checkpoint(tmp_path / "last.pt", m2, opt2)
+    assert ck["step"] == 123 and ck["best_score"] == 0.5
+    for (k, v), v2 in zip(m.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(v, v2), k
+    assert opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_train_resume_and_export(tmp_path, cache_path, dlib, monkeypatch):
+    from forensics.inversion import train as T
+
+    monkeypatch.setattr(T, "_load_dlib", lambda cfg, device: dlib)
+    cfg = load_config(None, {"name": "t", "cache": str(cache_path), "model": TINY, "batch_size": 2, "steps": 2,
+                             "eval_every": 2, "checkpoint_every": 1, "log_every": 1,
+                             "data": {"num_workers": 0}, "optim": {"warmup_steps": 1}})
+    run = tmp_path / "run"
+    res = T.train(cfg, run, export_path=tmp_path / "w" / "inv.pt")
+    assert res["step"] == 2 and (run / "best.pt").is_file() and (run / "preview.png").is_file()
+    ck = torch.load(run / "last.pt", weights_only=False)
+    assert ck["step"] == 2
+    cfg["steps"] = 3
+    res2 = T.train(cfg, run, resume=True)
+    assert res2["step"] == 3
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"rank1_raw", "rank1_inv", "cos_inv"} <= set(next(e for e in evals if e["kind"] == "eval"))
+    assert "resumed from" in (run / "train.log").read_text()
+    model = load_inverter(tmp_path / "w" / "inv.pt")
+    assert isinstance(model.info, InverterInfo) and model.info.version == "t-step2"
+    out = invert_chips(model, np.zeros((3, 150, 150, 3), np.uint8))
+    assert out.shape == (3, 150, 150, 3) and out.dtype == np.uint8
+
+
+def test_evaluator_perfect_when_synth_is_the_photo(cache_path, dlib):
+    ev = Evaluator(ChipCache(cache_path), dlib, "cpu")
+
+    class Oracle(torch.nn.Module):  # "inverts" every val sketch into its true photo
+        def forward(self, x):
+            return ev.photo[: len(x)].float() if len(x) == len(ev.photo) else x
+
+    m = ev(Oracle())
+    assert m["n"] == 4 and m["rank1_inv"] == 1.0 and m["cos_inv"] == pytest.approx(1.0, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------- verified loading
+
+
+def test_load_inverter_rejects_missing_and_mismatched(tmp_path):
+    with pytest.raises(ModelWeightsError, match="not found"):
+        load_inverter(tmp_path / "none.pt")
+    m = SketchInverter(TINY)
+    cfg = load_config(None, {"name": "x", "model": TINY})
+    path = tmp_path / "inv.pt"
+    export_weights(m.state_dict(), path, cfg, 7, {"rank1_inv": 0.1})
+    loaded = load_inverter(path)
+    assert loaded.info.sha256 == json.loads(sidecar_path(path).read_text())["sha256"]
+    x = torch.rand(1, 3, 150, 150) * 255
+    with torch.no_grad():  # fp16 export: close to the fp32 model
+        assert float((loaded(x) - m.eval()(x)).abs().max()) < 3.0
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelWeightsError, match="SHA-256"):
+        load_inverter(path)
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelWeightsError, match="sidecar"):
+        load_inverter(path)
