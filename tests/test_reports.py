@@ -430,8 +430,6 @@ def test_browser_renders_without_overflow(outputs, tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000, res.stderr[-800:]
     with Image.open(shot) as im:
         assert im.size == (1280, 2000)
-    if os.environ.get("FORENSICS_REPORT_SCREENSHOT"):
-        shutil.copy(shot, os.environ["FORENSICS_REPORT_SCREENSHOT"])
     for width in (1280, 500):  # 500: about the narrowest window chromium makes
         found = check_in_browser(text, tmp_path, width)
         assert found["images"] == N_CANDIDATES + 4, found
@@ -439,3 +437,17 @@ def test_browser_renders_without_overflow(outputs, tmp_path):
         assert found["scroll_width"] <= found["inner_width"], found
         assert found["too_wide"] == [], found
         assert found["spilling"] == [], found
+
+
+def test_minimal_query_every_format(tmp_path):
+    """A stored query with nothing but a mode (no models, inputs or candidates) still reports."""
+    with open_gallery(tmp_path / "g.db") as gal:
+        uid = gal.repository().save_query(mode="raw", tool_version="0.1.0")
+        for fmt in FORMATS:
+            assert write_report(gal, uid, fmt, tmp_path / f"m.{fmt}").stat().st_size > 0
+        r = build_report(gal, uid)
+        assert r["candidates"] == [] and r["models"]["inverter"] is None and r["calibration"] is None
+        text = (tmp_path / "m.html").read_text(encoding="utf-8")
+        assert "returned no candidates" in text and "not used in this search" in text
+        rows = list(csv.reader(io.StringIO((tmp_path / "m.csv").read_text(encoding="utf-8-sig"))))
+        assert len(rows) == 1  # the header only

@@ -34,10 +34,15 @@ def render_pdf(report: Mapping[str, Any]) -> bytes:
 
     from weasyprint import HTML
 
-    # WeasyPrint logs every CSS property it does not support (grid gap...) as a warning.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    doc = HTML(string=render_html(report), base_url=None, url_fetcher=_data_only_fetcher())
-    return doc.write_pdf()
+    # WeasyPrint warns about every screen-only CSS property it does not support (grid...).
+    log = logging.getLogger("weasyprint")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        doc = HTML(string=render_html(report), base_url=None, url_fetcher=_data_only_fetcher())
+        return doc.write_pdf()
+    finally:
+        log.setLevel(level)
 
 
 def write_pdf(report: Mapping[str, Any], out: Path) -> Path:

@@ -1,0 +1,82 @@
+"""Shared protocol for the identification benchmarks: which images form which gallery and probe set.
+
+Open gallery (the protocol of ../shared/notes/baselines.md):
+  the 338 CUFS test photos + the 200 FS2K validation photos + LFW without the first photo of each
+  of the 1,680 people with 2+ photos (those 1,680 photos are the photo-control probes) and without
+  the second name of each of LFW's two duplicated images.
+Closed sets: the 338 CUFS test photos alone; the 200 FS2K validation photos alone.
+
+Galleries are built with the real `forensics enroll` command (CSV manifests) and cached under
+`benchmarks/work/` (git-ignored); pass --rebuild to start over.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from forensics.datasets import LFW_DUPLICATES, read_manifest
+from forensics.inversion.data import fs2k_val_identities
+
+WORK = Path(__file__).resolve().parent / "work"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def lfw_photo_probes(data: Path) -> tuple[list[dict], list[dict]]:
+    """(the first photo of each LFW person with 2+ photos, all other LFW photos)."""
+    rows = [r for r in read_manifest(data, "lfw") if r["path"].stem not in LFW_DUPLICATES]
+    by_person = defaultdict(list)
+    for r in rows:
+        by_person[r["identity"]].append(r)
+    probes, rest = [], []
+    for person in sorted(by_person):
+        imgs = sorted(by_person[person], key=lambda r: r["file"])
+        if len(imgs) >= 2:
+            probes.append(imgs[0])
+            rest.extend(imgs[1:])
+        else:
+            rest.extend(imgs)
+    return probes, rest
+
+
+def cufs_test(data: Path, kind: str) -> list[dict]:
+    return [r for r in read_manifest(data, "cufs") if r["split"] == "test" and r["kind"] == kind]
+
+
+def fs2k_val(data: Path, kind: str) -> list[dict]:
+    rows = read_manifest(data, "fs2k")
+    val_ids = fs2k_val_identities([r["identity"] for r in rows])
+    return [r for r in rows if r["identity"] in val_ids and r["kind"] == kind]
+
+
+def write_manifest(rows: list[dict], path: Path, extra: dict | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "subject_id"] + list((extra or {}).keys()))
+        for r in rows:
+            w.writerow([r["path"].resolve(), r["identity"]] + list((extra or {}).values()))
+    return path
+
+
+def forensics_cmd(*args: str, check: bool = True) -> float:
+    """Run the real CLI (`python -m forensics.cli ...`); returns the wall-clock seconds."""
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "forensics.cli", *map(str, args)])
+    if check and res.returncode not in (0, 1):  # 1 = some files failed: reported, not fatal
+        raise SystemExit(f"forensics {' '.join(map(str, args))} failed with exit code {res.returncode}")
+    return time.perf_counter() - t
+
+
+def build_gallery(name: str, rows: list[dict], rebuild: bool = False, face: str = "largest") -> Path:
+    db = WORK / f"{name}.db"
+    if rebuild:
+        for p in WORK.glob(f"{name}.*"):
+            p.unlink()
+    manifest = write_manifest(rows, WORK / f"{name}_gallery.csv")
+    forensics_cmd("enroll", "--manifest", manifest, "--db", db, "--source", name, "--face", face)
+    return db
