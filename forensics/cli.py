@@ -39,7 +39,8 @@ console = Console()
 err = Console(stderr=True)
 
 DbOption = typer.Option(Path("forensics.db"), "--db", envvar="FORENSICS_DB",
-                        help="Gallery database file (SQLite). The FAISS index lives beside it as <db>.faiss.")
+                        help="Gallery database file (SQLite). The derived FAISS index lives beside it "
+                        "(cases.db → cases.faiss + cases.faiss.json).")
 EmbedderOption = typer.Option("dlib-resnet", "--embedder", help="Face embedder: dlib-resnet (default, offline) "
                               "or facenet-vggface2 (needs --weights).")
 WeightsOption = typer.Option(None, "--weights", help="Weights file for the embedder (facenet-vggface2 only).")
@@ -160,7 +161,11 @@ def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str]
     log keeps only the image hashes)."""
     from forensics.maintenance import remove_subject
 
-    if not yes and sys.stdin.isatty():
+    from forensics.errors import ForensicsError
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ForensicsError("removing a subject needs confirmation: pass --yes when not at a terminal")
         typer.confirm(f"remove subject {subject_id!r} and all its images from {db}?", abort=True)
     removed = remove_subject(open_db(db), subject_id, operator=_who(operator))
     console.print(f"removed {removed.external_id}: {len(removed.image_sha256s)} image(s), "
@@ -169,11 +174,11 @@ def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str]
 
 @gallery_app.command("check")
 @handle_errors
-def gallery_check(db: Path = DbOption):
+def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
     """Compare the FAISS index with the database (the source of truth); exit 1 on any problem."""
     from forensics.maintenance import check_gallery
 
-    problems = check_gallery(open_db(db))
+    problems = check_gallery(open_db(db), operator=_who(operator))
     if not problems:
         console.print("[green]ok[/]: the database and the index agree")
         return
@@ -187,11 +192,12 @@ def gallery_check(db: Path = DbOption):
 @handle_errors
 def gallery_rebuild_index(db: Path = DbOption,
                           kind: str = typer.Option("flat", help="flat (exact) or ivf (approximate, for very large galleries)."),
-                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search.")):
+                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search."),
+                          operator: Optional[str] = typer.Option(None, help="Who rebuilds (audit log).")):
     """Rebuild the FAISS index from the database."""
     from forensics.maintenance import rebuild_index
 
-    idx = rebuild_index(open_db(db), kind=kind, nprobe=nprobe)
+    idx = rebuild_index(open_db(db), kind=kind, nprobe=nprobe, operator=_who(operator))
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
 
 
@@ -225,6 +231,10 @@ def enroll(
     items = (items_from_manifest(manifest) if manifest else []) + (items_from_paths(paths, subject_from) if paths else [])
     if not items:
         raise ForensicsError("no image files found in the given paths")
+    if not manifest and len(items) > 5 and len({it.subject_id for it in items}) == 1:
+        err.print(f"[yellow]note:[/] all {len(items)} files go to ONE subject {items[0].subject_id!r} "
+                  "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
+                  "if each file is a different person")
     g = open_db(db, create=True)
     pipeline = make_pipeline(embedder, weights, face)
     with progress_bar(len(items), "enrolling") as advance:
@@ -262,9 +272,11 @@ def search(
 
 
 def print_candidates(cands, title: str):
-    t = Table("rank", "subject id", "name", "score", "image sha256", title=title)
+    show_fpir = any(c.fpir is not None for c in cands)
+    t = Table("rank", "subject id", "name", "score", *(["FPIR"] if show_fpir else []), "image sha256", title=title)
     for c in cands:
-        t.add_row(str(c.rank), c.subject_id, c.name or "", f"{c.score:.3f}", c.image_sha256[:16] + "…")
+        fpir = [f"{c.fpir:.2%}" if c.fpir is not None else "n/a"] if show_fpir else []
+        t.add_row(str(c.rank), c.subject_id, c.name or "", f"{c.score:.3f}", *fpir, c.image_sha256[:16] + "…")
     console.print(t)
 
 
@@ -325,12 +337,22 @@ def query(
     report: Optional[Path] = typer.Option(None, help="Also write a report (format from the extension: "
                                           ".html, .pdf, .json, .csv)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (query_id, candidates) on stdout."),
+    face: str = FaceOption,
     db: Path = DbOption,
+    embedder: str = EmbedderOption,
+    weights: Optional[Path] = WeightsOption,
 ):
     """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
-    is stored (see `forensics queries`) and can be reported (`forensics report`)."""
+    is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
     from forensics.errors import ForensicsError
-    from forensics.query import SubjectFilters, run_query
+    from forensics.query import QUERY_MODES, SubjectFilters, run_query
+    from forensics.reports import FORMATS
+
+    if mode not in QUERY_MODES:
+        raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
+    if report is not None and report.suffix.lower().lstrip(".") not in FORMATS:
+        raise ForensicsError(f"--report {report}: the extension must be one of "
+                             f"{', '.join('.' + f for f in FORMATS)}")
 
     conditions = {}
     for w in where:
@@ -340,8 +362,8 @@ def query(
         conditions[k.strip()] = v.strip()
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
     g = open_db(db)
-    q = run_query(g, make_pipeline(), sketches, top=top, mode=mode, case_id=case, operator=_who(operator),
-                  filters=filters)
+    q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
+                  operator=_who(operator), filters=filters)
     written = _write_report(g, q.query_uid, report, operator) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
@@ -384,10 +406,12 @@ def report(
 @handle_errors
 def queries_list(db: Path = DbOption, limit: int = typer.Option(50)):
     """Stored queries, newest first."""
-    t = Table("query id", "time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
+    t = Table("time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
+    t.add_column("query id", no_wrap=True, min_width=32)
     for q in open_db(db).repository().list_queries(limit=limit):
-        t.add_row(q.query_uid, str(q.created_at)[:19], q.case_id or "", q.operator or "", q.mode or "",
-                  str(q.n_inputs), q.top_external_id or "", f"{q.top_score:.3f}" if q.top_score is not None else "")
+        t.add_row(str(q.created_at)[:19], q.case_id or "", q.operator or "", q.mode or "",
+                  str(q.n_inputs), q.top_external_id or "", f"{q.top_score:.3f}" if q.top_score is not None else "",
+                  q.query_uid)
     console.print(t)
 
 
@@ -481,6 +505,42 @@ def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, penci
 
     sketchify_file(photo, out, style, seed)
     console.print(f"wrote {out}")
+
+
+@app.command()
+@handle_errors
+def invert(sketch: Path = typer.Argument(..., help="A face sketch (any size; the face is found and aligned)."),
+           out: Path = typer.Option(..., "-o", "--out", help="Where to write the synthesized face (PNG)."),
+           aligned: bool = typer.Option(False, "--aligned", help="Also write the aligned sketch next to it "
+                                        "(OUT_aligned.png)."),
+           face: str = FaceOption):
+    """Turn a sketch into a synthesized, photo-like face (150x150, the network's output). It is the
+    network's guess of a face matching the sketch, not a photograph of anyone."""
+    from forensics.inversion.invert import invert_sketch_file
+
+    aligned_out = out.with_name(out.stem + "_aligned.png") if aligned else None
+    r = invert_sketch_file(sketch, out, aligned_out, select=face)
+    console.print(f"wrote {out} (detection: {r['detection']}; inverter {r['inverter'].name} "
+                  f"{r['inverter'].version}, sha256 {r['inverter'].sha256[:16]}…)", highlight=False)
+    if aligned_out:
+        console.print(f"wrote {aligned_out}")
+
+
+@app.command("train-inverter")
+def train_inverter(
+    config: Path = typer.Option(Path("configs/inverter.json"), help="Training configuration (JSON)."),
+    resume: bool = typer.Option(False, help="Continue from the run folder's last checkpoint."),
+    device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when available)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop gracefully, with a checkpoint, after M minutes."),
+    export: Optional[Path] = typer.Option(None, help="Write the best weights here (+ .json sidecar) at the end."),
+):
+    """Train the sketch-inversion network (needs the chip cache: python -m forensics.inversion.data).
+    Seeded; logs to runs/<name>/train.log; checkpoints, resumes, keeps the best on validation."""
+    from forensics.inversion.train import main as train_main
+
+    argv = ["--config", str(config)] + (["--resume"] if resume else []) + (["--device", device] if device else [])
+    argv += (["--max-minutes", str(max_minutes)] if max_minutes else []) + (["--export", str(export)] if export else [])
+    raise typer.Exit(train_main(argv) or 0)
 
 
 @app.command()

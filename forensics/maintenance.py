@@ -5,6 +5,8 @@ Every action appends an audit event.
 
 from __future__ import annotations
 
+import hashlib
+
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import IndexCorruptError, SubjectNotFoundError
@@ -31,7 +33,9 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
     else:
         for p in (path, sidecar_path(path)):
             p.unlink(missing_ok=True)
-    audit.append_event(gallery, actor=operator, action="remove-subject", target=external_id,
+    # the audit log keeps only hashes of a purged person: the id's SHA-256 and the image hashes
+    audit.append_event(gallery, actor=operator, action="remove-subject",
+                       target="subject-sha256:" + hashlib.sha256(external_id.encode()).hexdigest(),
                        details={"images": len(removed.image_sha256s), "vectors": len(removed.embedding_ids)},
                        input_hashes=list(removed.image_sha256s))
     return removed
@@ -59,6 +63,8 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
 
 
 def rebuild_index(gallery: Gallery, kind: str = FLAT, nprobe: int | None = None, operator: str = "system") -> VectorIndex:
+    if kind not in ("flat", "ivf"):
+        raise ForensicsError(f"--kind must be flat or ivf, not {kind!r}")
     repo = gallery.repository()
     index = VectorIndex.from_repository(repo, kind, **({"nprobe": nprobe} if nprobe else {}))
     index.save(default_index_path(gallery.path))

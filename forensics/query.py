@@ -9,6 +9,7 @@ an audit event is appended.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import time
 import uuid
@@ -142,7 +143,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
                                                      "box": r.box, "n_faces": r.n_faces,
                                                      "width": r.width, "height": r.height},
         })
-    inverter_info = None if mode == "raw" else inverter.info.as_dict()
+    inverter_info = None if mode == "raw" else dataclasses.asdict(inverter.info)
     params = {"top": top, "mode": mode, "fusion_weight_inverted": FUSION_WEIGHT_INVERTED if mode == "fusion" else None,
               "face_selection": pipeline.select, "n_sketches": len(records),
               "calibration": calibration.describe() if calibration is not None else None}
@@ -158,6 +159,6 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     audit.append_event(gallery, actor=operator, action="query", target=uid,
                        details={"case_id": case_id, "mode": mode, "top": top, "gallery_size": gallery_size,
                                 "gallery_fingerprint": fingerprint, "filters": filters.as_dict(),
-                                "top_subject": candidates[0].subject_id if candidates else None},
+                                "n_candidates": len(candidates)},
                        input_hashes=[r.sha256 for r in records])
     return QueryOutcome(uid, candidates, mode, gallery_size, fingerprint, timings, inputs)

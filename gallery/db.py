@@ -380,7 +380,7 @@ def open_gallery(
         if fpath.exists():
             _check_header(fpath)
         elif not create:
-            raise GalleryNotFoundError(f"no gallery at {fpath} (create one with `forensics init`)")
+            raise GalleryNotFoundError(f"no gallery at {fpath} (create one with `forensics gallery init`)")
         else:
             fpath.parent.mkdir(parents=True, exist_ok=True)
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -429,8 +429,10 @@ class GalleryRepository:
     def remove_subject(self, external_id: str) -> RemovedSubject:
         """Delete the subject and (by ON DELETE CASCADE) its images, faces and embeddings.
 
-        Stored query candidates keep their copied names and lose only the link. Returns the
-        embedding ids to take out of the FAISS index. Raises SubjectNotFoundError.
+        Stored query candidates of this subject lose the link and their copied id and name
+        (rank, score and image SHA-256 stay), so a purged person can no longer be found in the
+        gallery or its stored queries. Returns the embedding ids to take out of the FAISS index.
+        Raises SubjectNotFoundError.
         """
         with self._write() as s:
             subj = s.scalars(
@@ -456,6 +458,12 @@ class GalleryRepository:
                 or 0
             )
             s.expunge(subj)
+            s.execute(
+                update(QueryCandidate)
+                .where(QueryCandidate.subject_id == sid)
+                .values(subject_external_id=None, subject_name=None)
+                .execution_options(synchronize_session=False)
+            )
             s.execute(
                 delete(Subject).where(Subject.id == sid).execution_options(synchronize_session=False)
             )

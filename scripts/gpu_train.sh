@@ -12,9 +12,11 @@
 #
 # Environment: OUT (default runs/gpu: logs, metrics, preview, checkpoints, exported weights),
 #   CACHE, DLIB_WEIGHTS (paths above), PYTHON (default python3), RESUME=1 (continue from $OUT/last.pt),
-#   DEVICE (default cuda).
-# Writes $OUT/train.log, metrics.jsonl, preview.png, last.pt, best.pt, config.json and the export
-# $OUT/sketch_inverter.pt + sketch_inverter.json (copy both to forensics/weights/).
+#   DEVICE (default cuda), WORKERS (data-loader processes; default from the config).
+# Writes $OUT/train.log, metrics.jsonl, preview.png (val sketches / inversions / photos), last.pt
+# (model+optimizer, ~20 MB for the default model), best.pt, config.json and the export
+# $OUT/sketch_inverter.pt + sketch_inverter.json (copy both to forensics/weights/). --max-minutes
+# covers the whole run, final evaluation and export included; the LR's cosine decay follows the clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-8}"
@@ -40,8 +42,9 @@ import torch
 print(f"torch {torch.__version__}, cuda {torch.version.cuda}, device: "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO GPU'}", flush=True)
 PY
+df -h /dev/shm 2>/dev/null | tail -1 | awk '{print "shared memory (data-loader workers): " $2 " total, " $4 " free"}' || true
 echo "training for $MINUTES min with $CONFIG, cache $CACHE ($(du -h "$CACHE" | cut -f1)), output in $OUT"
 "$PYTHON" -m forensics.inversion.train --config "$CONFIG" --device "$DEVICE" --max-minutes "$MINUTES" \
-  --run-dir "$OUT" --export "$OUT/sketch_inverter.pt" --cache "$CACHE" "${DLIB_ARGS[@]}" \
-  ${RESUME:+--resume}
+  --run-dir "$OUT" --export "$OUT/sketch_inverter.pt" --cache "$CACHE" ${DLIB_ARGS[@]+"${DLIB_ARGS[@]}"} \
+  ${RESUME:+--resume} ${WORKERS:+--workers "$WORKERS"}
 echo "done: $(ls "$OUT")"

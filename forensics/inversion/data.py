@@ -1,22 +1,27 @@
 """Training data for the sketch inverter: a cache of aligned face chips, and the pair dataset.
 
 Detecting and aligning thousands of faces with MTCNN takes minutes on a CPU, and a rented GPU box
-may lack facenet-pytorch altogether, so chips are made once, here, and stored in one ``.npz``:
+may lack facenet-pytorch altogether, so chips are made once, here, and stored in ``.npz`` files:
 
-- CUFS train pairs (268): training;
-- CUFS test pairs (338): evaluation ONLY (never yielded by `ChipDataset`);
-- FS2K pairs (1,058), split by a fixed seed into 858 train / 200 validation (split "val");
-- ``n_lfw`` LFW photos (one per person first, in a seeded order): photos to synthesize
-  training sketches from (`forensics.inversion.sketchify`).
+``chips.npz`` (the training side; what is carried to a GPU box)
+    - CUFS train pairs (268): training;
+    - FS2K pairs (1,058), split by a fixed seed into 858 train / 200 validation (split "val");
+    - ``n_lfw`` LFW photos (one per person first, in a seeded order): photos to synthesize
+      training sketches from (`forensics.inversion.sketchify`).
+``chips_cufs_test.npz`` (`eval_cache_path`)
+    - CUFS test pairs (338): evaluation ONLY. They live in a file of their own so that no
+      training run can even load them by mistake (`ChipDataset` also refuses held-out splits).
 
 Every image gets a chip: photos and sketches that MTCNN misses go through the pipeline's
 sketch fallbacks (`relaxed_sketch_detection`, then `centred_portrait_face`); which one was used
 is recorded per chip (``method``). LFW photos without a face are skipped.
 
-Chips are stored JPEG-encoded (real pairs at quality 95; LFW photos at ``lfw_quality``; greyscale
-sketches as 8-bit greyscale JPEGs), concatenated in one byte array, with per-chip tags
-(dataset, split, kind, identity, subset, FS2K style, source file, detection method). No
-image file is copied: the cache lives under ``runs/`` (git-ignored).
+Chips are stored JPEG-encoded, concatenated in one byte array, with per-chip tags (dataset,
+split, kind, identity, subset, FS2K style, source file, detection method); greyscale sketches
+as 8-bit greyscale JPEGs. Qualities (defaults) are set by what can be carried: a GPU call takes
+64 MiB in all, dlib's weights (21.4 MiB) included, so the training side must stay under ~36 MiB:
+CUFS/FS2K chips at 90, LFW chips at 85, CUFS test (not carried) at 95. No image file is copied:
+the caches live under ``runs/`` (git-ignored).
 
 CLI: ``python -m forensics.inversion.data --out runs/cache/chips.npz``.
 """
@@ -179,8 +184,13 @@ def _detect_chips(items: list[Item], batch: int = 64, progress=None) -> list[tup
 
 
 def build_chip_cache(data_dir: Path | None = None, out: Path = DEFAULT_CACHE, n_lfw: int = 4000,
-                     quality: int = 95, lfw_quality: int = 90, progress=None, keep_aligned: bool = True) -> dict:
-    """Detect, align and store chips (see the module docstring). Returns the build summary."""
+                     quality: int = 90, lfw_quality: int = 85, eval_quality: int = 95, progress=None,
+                     keep_aligned: bool = True) -> dict:
+    """Detect, align and store chips (see the module docstring): the training-side cache at ``out``,
+    the held-out CUFS test chips at `eval_cache_path` (out). Returns the build summary.
+
+    Aligned chips are also kept, unencoded, in ``<out stem>.aligned.npz`` (~0.5 GB, not to be
+    carried): a rebuild with other JPEG qualities then skips detection."""
     from forensics.datasets import default_data_dir
 
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(required=True)
@@ -205,20 +215,31 @@ def build_chip_cache(data_dir: Path | None = None, out: Path = DEFAULT_CACHE, n_
                      chips=np.stack([blank if c is None else c for c, _ in chips]),
                      method=np.array([m for _, m in chips]))
     keep = [(it, chip, method) for it, (chip, method) in zip(items, chips) if chip is not None]
-    kept = [it for it, _, _ in keep]
+    held_out = [k for k in keep if (k[0].dataset, k[0].split) == ("cufs", "test")]
+    train_side = [k for k in keep if (k[0].dataset, k[0].split) != ("cufs", "test")]
     summary = {
-        "version": CACHE_VERSION, "n": len(kept), "n_lfw_asked": n_lfw,
-        "n_lfw": sum(it.dataset == "lfw" for it in kept),
+        "version": CACHE_VERSION, "n": len(keep), "n_lfw_asked": n_lfw,
+        "n_lfw": sum(it.dataset == "lfw" for it, *_ in keep),
         "lfw_missed": sum(1 for c, _ in chips if c is None),
-        "quality": quality, "lfw_quality": lfw_quality,
+        "quality": quality, "lfw_quality": lfw_quality, "eval_quality": eval_quality,
         "fs2k_val_seed": FS2K_VAL_SEED, "lfw_seed": LFW_SEED,
         "methods": {m: sum(1 for *_, mm in keep if mm == m) for m in sorted({m for *_, m in keep})},
         "build_seconds": round(time.time() - t0, 1),
     }
-    write_cache(out, [c for _, c, _ in keep], kept, [m for *_, m in keep], summary,
-                qualities=[lfw_quality if it.dataset == "lfw" else quality for it in kept])
+    eval_out = eval_cache_path(out)
+    for path, part, qual in ((out, train_side, lambda it: lfw_quality if it.dataset == "lfw" else quality),
+                             (eval_out, held_out, lambda it: eval_quality)):
+        write_cache(path, [c for _, c, _ in part], [it for it, _, _ in part], [m for *_, m in part],
+                    {**summary, "n": len(part)}, qualities=[qual(it) for it, _, _ in part])
     summary["bytes"] = out.stat().st_size
+    summary["eval_bytes"] = eval_out.stat().st_size
     return summary
+
+
+def eval_cache_path(cache: Path) -> Path:
+    """Where the held-out CUFS test chips of a cache are: ``<cache stem>_cufs_test.npz``."""
+    cache = Path(cache)
+    return cache.with_name(cache.stem + "_cufs_test.npz")
 
 
 def write_cache(out: Path, chips: list[np.ndarray], items: list[Item], methods: list[str], meta: dict,
@@ -231,7 +252,7 @@ def write_cache(out: Path, chips: list[np.ndarray], items: list[Item], methods: 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez(
+    np.savez_compressed(  # the JPEG bytes hardly compress; the tag strings do
         tmp,
         jpeg=np.frombuffer(b"".join(blobs), np.uint8),
         offsets=offsets,
@@ -388,8 +409,8 @@ class ChipDataset(Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         sketch, photo, _ = self.sample(k)
-        return (torch.from_numpy(np.ascontiguousarray(sketch)).permute(2, 0, 1).contiguous(),
-                torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1).contiguous())
+        return (torch.from_numpy(np.array(sketch)).permute(2, 0, 1).contiguous(),
+                torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous())
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=None, help="data folder (default: ../shared/data)")
     ap.add_argument("--out", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--n-lfw", type=int, default=4000)
-    ap.add_argument("--quality", type=int, default=95, help="JPEG quality of CUFS/FS2K chips")
-    ap.add_argument("--lfw-quality", type=int, default=90, help="JPEG quality of LFW chips")
+    ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the CUFS train / FS2K chips")
+    ap.add_argument("--lfw-quality", type=int, default=85, help="JPEG quality of the LFW chips")
+    ap.add_argument("--eval-quality", type=int, default=95, help="JPEG quality of the held-out CUFS test chips")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -412,9 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         if done % 512 < 64 or done == total:
             print(f"  {done}/{total} images, {secs:.0f} s", flush=True)
 
-    s = build_chip_cache(args.data, args.out, args.n_lfw, args.quality, args.lfw_quality, progress=progress)
+    s = build_chip_cache(args.data, args.out, args.n_lfw, args.quality, args.lfw_quality, args.eval_quality,
+                         progress=progress)
     print(json.dumps(s, indent=1))
-    print(f"wrote {args.out}: {s['bytes'] / 2**20:.1f} MiB, {s['n']} chips in {s['build_seconds']:.0f} s", flush=True)
+    print(f"wrote {args.out} ({s['bytes'] / 2**20:.1f} MiB: training + FS2K validation chips) and "
+          f"{eval_cache_path(args.out)} ({s['eval_bytes'] / 2**20:.1f} MiB: CUFS test, evaluation only); "
+          f"{s['n']} chips, {s['build_seconds']:.0f} s", flush=True)
     return 0
 
 

@@ -10,6 +10,7 @@ checksum mismatch are each a clear `ModelWeightsError`.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +39,14 @@ def sidecar_path(weights: Path) -> Path:
 
 def load_inverter(path: str | Path | None = None, device: str | torch.device = "cpu") -> SketchInverter:
     """The inverter in eval mode, with ``.info`` (`InverterInfo`) and ``.meta`` (the sidecar)."""
+    if path is None and os.environ.get("FORENSICS_INVERTER"):
+        path = os.environ["FORENSICS_INVERTER"]
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     side = sidecar_path(path)
     if not path.is_file():
         raise ModelWeightsError(
             f"{path}: sketch-inverter weights not found; train them with "
-            "`python -m forensics.inversion.train` (see scripts/gpu_train.sh) or pass the weights path")
+            "`forensics train-inverter` (see docs/models.md), or set FORENSICS_INVERTER to a weights file")
     if not side.is_file():
         raise ModelWeightsError(f"{side}: the sidecar (name, version, sha256, config) of {path.name} is missing")
     try:
@@ -82,7 +85,34 @@ def invert_chips(model: SketchInverter, chips: np.ndarray, batch_size: int = 32)
     out = np.empty_like(chips)
     with torch.inference_mode():
         for i in range(0, len(chips), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(chips[i:i + batch_size])).to(device).permute(0, 3, 1, 2).float()
+            x = torch.from_numpy(np.array(chips[i:i + batch_size], copy=True)).to(device).permute(0, 3, 1, 2).float()
             y = model(x).clamp(0, 255).round().to(torch.uint8)
             out[i:i + batch_size] = y.permute(0, 2, 3, 1).cpu().numpy()
     return out
+
+
+def invert_sketch_file(sketch: Path, out: Path, aligned_out: Path | None = None, inverter=None,
+                       select: str = "largest") -> dict:
+    """Detect and align the face in a sketch file, invert it, write the synthesized 150x150 face
+    (and, with `aligned_out`, the aligned sketch). Returns what was done (hashes, detection)."""
+    from PIL import Image
+
+    from forensics.detect import FaceDetector
+    from forensics.images import load_image, sha256_file
+    from forensics.pipeline import FacePipeline
+
+    loaded = load_image(sketch)
+    pipe = FacePipeline.__new__(FacePipeline)  # detection only: no embedder needed
+    pipe.detector, pipe.select = FaceDetector(), select
+    (det,) = pipe.detect_loaded([loaded], kind="sketch")
+    if isinstance(det, Exception):
+        raise det
+    inverter = inverter or load_inverter()
+    synth = invert_chips(inverter, det.chip[None])[0]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(synth).save(out)
+    if aligned_out is not None:
+        Image.fromarray(det.chip).save(aligned_out)
+    return {"sketch_sha256": loaded.sha256, "detection": det.face.method, "out": str(out),
+            "out_sha256": sha256_file(out), "inverter": inverter.info}

@@ -141,7 +141,7 @@ class SketchInverter(nn.Module):
         y = self.up2(y)
         if self.config.skips:
             y = torch.cat([y, e1], 1)
-        y = torch.tanh(self.out(y))
+        y = torch.tanh(self.out(y).float())  # fp32 output under bf16 autocast (0..255 needs > 8 bits)
         y = y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
         return (y + 1.0) * 127.5
 

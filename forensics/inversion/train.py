@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from forensics.inversion.data import ChipCache, ChipDataset
+from forensics.inversion.data import ChipCache, ChipDataset, eval_cache_path
 from forensics.inversion.losses import InversionLoss, LossWeights
 from forensics.inversion.network import InverterConfig, SketchInverter, count_parameters
 
@@ -224,6 +224,7 @@ class Evaluator:
 
     def __init__(self, cache: ChipCache, dlib, device, dataset="fs2k", split="val", batch=50):
         sk, ph, self.identities = cache.pair_chips(dataset, split)
+        self.subsets = cache.subset[cache.pairs(dataset, split)[:, 1]]
         self.device, self.batch, self.dlib = device, batch, dlib
         self.sketch = torch.from_numpy(sk).permute(0, 3, 1, 2).contiguous()
         self.photo = torch.from_numpy(ph).permute(0, 3, 1, 2).contiguous()
@@ -262,6 +263,11 @@ class Evaluator:
             "cos_raw": cos(self.d_raw), "cos_inv": cos(d_inv),
         }
         m["score"] = m["rank1_inv"] + 0.1 * m["cos_inv"]
+        if len(set(self.subsets)) > 1:  # e.g. CUFS parts (ranked within the whole closed set)
+            m["per_subset"] = {
+                str(g): {"n": int(sel.sum()), "rank1_raw": float((r_raw[sel] == 0).float().mean()),
+                         "rank1_inv": float((r_inv[sel] == 0).float().mean())}
+                for g in sorted(set(self.subsets)) for sel in [torch.from_numpy(self.subsets == g)]}
         return m
 
 
@@ -315,6 +321,8 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     seed_everything(cfg["seed"])
     cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device")
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -322,7 +330,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     else:
         torch.set_num_threads(2)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
-    mem = torch.channels_last if cuda else torch.contiguous_format
+    mem = torch.channels_last  # faster on CPU (mkldnn) as well as on CUDA
 
     # data
     cache = ChipCache(cfg["cache"])
@@ -354,7 +362,9 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     elif resume:
         log.info("--resume: no %s yet, starting fresh", last)
 
+    t_ev = time.time()
     evaluator = Evaluator(cache, dlib, device)
+    t_ev = time.time() - t_ev  # embedding 400 chips: about what one evaluation costs
     log.info("validation: %d FS2K pairs; raw sketches rank-1 %.3f", len(evaluator.d_photo),
              float((_ranks(evaluator.d_raw, evaluator.d_photo) == 0).float().mean()))
     fwd = torch.compile(model) if cfg.get("compile") and cuda else model
@@ -362,8 +372,9 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     stop = _Stop()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     budget = max_minutes * 60.0 if max_minutes else None
-    progress0, step0, elapsed0 = state["progress"], state["step"], state["elapsed"]
-    reserve = 0.0  # time kept back for the final evaluation and export
+    progress0, elapsed0 = state["progress"], state["elapsed"]
+    # time kept back for the final evaluations (FS2K val, CUFS test if present) and the export
+    reserve = 4 * t_ev + 10 if budget else 0.0
     t_loop = time.time()
 
     def do_eval(step: int) -> dict:
@@ -378,7 +389,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
         save_preview(evaluator, model, run_dir / "preview.png")
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"kind": "eval", **m}) + "\n")
-        reserve = max(reserve, 2 * (time.time() - t) + 5)
+        reserve = max(reserve, 3.5 * (time.time() - t) + 10)
         log.info("eval step %d: rank-1 raw %.3f -> inverted %.3f (fused %.3f), rank-5 %.3f -> %.3f, "
                  "cos %.3f -> %.3f%s [%.1f s]", step, m["rank1_raw"], m["rank1_inv"], m["rank1_fused"],
                  m["rank5_raw"], m["rank5_inv"], m["cos_raw"], m["cos_inv"], "  *best*" if improved else "",
@@ -392,7 +403,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     loader = DataLoader(dataset, batch_size=bs, sampler=range(state["step"] * bs, steps * bs),
                         num_workers=int(d["num_workers"]), pin_memory=cuda, drop_last=True,
                         worker_init_fn=_worker_init if d["num_workers"] else None,
-                        persistent_workers=False, prefetch_factor=4 if d["num_workers"] else None)
+                        persistent_workers=False, prefetch_factor=2 if d["num_workers"] else None)
     model.train()
     step, why = state["step"], "done"
     t_log, n_log, sums = time.time(), 0, {}
@@ -401,8 +412,11 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
         for sketch, photo in loader:
             if step >= steps:
                 break
-            time_frac = (time.time() - t_loop) / max(budget - reserve, 1.0) if budget else 0.0
-            state["progress"] = max(step / steps, progress0 + (1.0 - progress0) * time_frac if budget else 0.0)
+            # --max-minutes counts from the start of train(); the final evaluations must fit in it
+            deadline = t_start + budget - reserve if budget else None
+            time_frac = (time.time() - t_loop) / max(deadline - t_loop, 1.0) if budget else 0.0
+            # monotone: a resumed run continues the schedule where the last one left it
+            state["progress"] = max(progress0, step / steps, progress0 + (1.0 - progress0) * time_frac)
             lr = lr_at(state["progress"], step, o)
             for g in optimizer.param_groups:
                 g["lr"] = lr
@@ -437,7 +451,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
             if stop.signal is not None:
                 why = f"signal {stop.signal}"
                 break
-            if budget and time.time() - t_loop >= budget - reserve:
+            if budget and time.time() >= t_start + budget - reserve:
                 why = f"--max-minutes {max_minutes:g} reached"
                 break
     finally:
@@ -448,15 +462,45 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
         log.info("stopped at step %d (%s); checkpoint %s", step, why, last)
     if last_eval_step != step and stop.signal is None:
         do_eval(step)
+        checkpoint()  # with the final best score
     result = {"step": step, "best_step": state["best_step"], "best_metrics": state["best_metrics"], "stopped": why,
               "seconds": round(time.time() - t_start, 1)}
-    if export_path is not None and best.is_file():
+    if best.is_file():
         b = torch.load(best, map_location="cpu", weights_only=False)
-        side = export_weights(b["model"], export_path, cfg, b["step"], b["metrics"])
-        log.info("exported best weights (step %d, rank-1 %.3f) to %s (sha256 %s)", b["step"],
-                 b["metrics"]["rank1_inv"], export_path, side["sha256"][:16])
-        result["export"] = str(export_path)
+        metrics = {"fs2k_val": b["metrics"]}
+        held_out = eval_cache_path(cfg["cache"])
+        if held_out.is_file() and stop.signal is None:
+            # reported only: the CUFS test pairs never choose anything (best.pt is chosen on FS2K val)
+            getattr(model, "_orig_mod", model).load_state_dict(b["model"])
+            mt = Evaluator(ChipCache(held_out), dlib, device, dataset="cufs", split="test")(model)
+            metrics["cufs_test"] = mt
+            log.info("CUFS test (held out; best weights, step %d): rank-1 raw %.3f -> inverted %.3f (fused %.3f); %s",
+                     b["step"], mt["rank1_raw"], mt["rank1_inv"], mt["rank1_fused"],
+                     ", ".join(f"{k} {v['rank1_raw']:.3f}->{v['rank1_inv']:.3f}"
+                               for k, v in mt.get("per_subset", {}).items()))
+        result["metrics"] = metrics
+        if export_path is not None:
+            side = export_weights(b["model"], export_path, cfg, b["step"], metrics)
+            log.info("exported best weights (step %d, FS2K val rank-1 %.3f) to %s (sha256 %s)", b["step"],
+                     b["metrics"]["rank1_inv"], export_path, side["sha256"][:16])
+            result["export"] = str(export_path)
     return result
+
+
+def evaluate_weights(weights: Path, cfg: dict, device: str = "cpu") -> dict:
+    """FS2K val and (if its cache exists) CUFS test metrics of exported weights."""
+    from forensics.inversion.invert import load_inverter
+
+    if not device.startswith("cuda"):
+        torch.set_num_threads(2)
+    model = load_inverter(weights, device)
+    dlib = _load_dlib(cfg, device)
+    out = {"weights": str(weights), "version": model.info.version,
+           "fs2k_val": Evaluator(ChipCache(cfg["cache"]), dlib, device)(model)}
+    held_out = eval_cache_path(cfg["cache"])
+    if held_out.is_file():
+        out["cufs_test"] = Evaluator(ChipCache(held_out), dlib, device, dataset="cufs", split="test")(model)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="override the config's chip cache path")
     ap.add_argument("--dlib-weights", default=None, help="dlib_face_recognition_resnet_model_v1.dat")
     ap.add_argument("--steps", type=int, default=None, help="override the config's steps")
+    ap.add_argument("--workers", type=int, default=None, help="override the config's data.num_workers")
+    ap.add_argument("--evaluate", type=Path, default=None, metavar="WEIGHTS",
+                    help="only evaluate exported weights (FS2K val, and CUFS test if its cache exists), print JSON")
     args = ap.parse_args(argv)
 
     over: dict = {}
@@ -480,8 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         over["dlib_weights"] = args.dlib_weights
     if args.steps:
         over["steps"] = args.steps
+    if args.workers is not None:
+        over["data"] = {"num_workers": args.workers}
     cfg = load_config(args.config, over)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.evaluate:
+        print(json.dumps(evaluate_weights(args.evaluate, cfg, device), indent=1), flush=True)
+        return 0
     run_dir = args.run_dir or Path("runs") / cfg["name"]
     export = args.export or run_dir / "sketch_inverter.pt"
     res = train(cfg, run_dir, device=device, resume=args.resume, max_minutes=args.max_minutes, export_path=export)

@@ -494,7 +494,7 @@ def build_report(
     if q is None:
         raise ReportError(
             f"no stored query with id {query_uid!r} in this gallery "
-            "(`forensics queries` lists the stored queries)"
+            "(`forensics queries list` lists the stored queries)"
         )
     params: Mapping[str, Any] = q.params if isinstance(q.params, Mapping) else {}
     calibration = params.get("calibration") if isinstance(params.get("calibration"), Mapping) else None
