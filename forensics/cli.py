@@ -376,16 +376,9 @@ def query(
 
 
 def _write_report(g, query_uid: str, out: Path, operator: Optional[str], fmt: Optional[str] = None) -> Path:
-    from forensics.reports import write_report
-    from gallery import audit
+    from forensics.reports import export_report
 
-    fmt = fmt or out.suffix.lower().lstrip(".")
-    path = write_report(g, query_uid, fmt, out)
-    from forensics.images import sha256_file
-
-    audit.append_event(g, actor=_who(operator), action="report", target=query_uid,
-                       details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
-    return path
+    return export_report(g, query_uid, fmt or out.suffix.lower().lstrip("."), out, _who(operator))
 
 
 @app.command()

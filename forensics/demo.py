@@ -1,7 +1,8 @@
 """`forensics demo`: the main job end to end on an embedded default.
 
 Builds an SQLite gallery under ./demo/ from the 338 CUFS test photos plus 2,000 LFW photos
-(distractors), then queries it with 3 CUFS test sketches and prints the ranked candidates.
+(distractors), then queries it with 3 CUFS test sketches (fusion of sketch and synthesized photo),
+prints the ranked candidates and writes an HTML and a PDF report for each query.
 Re-running reuses the gallery (enrollment skips images already enrolled, by SHA-256).
 """
 
@@ -40,6 +41,7 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     from forensics.cli import make_pipeline, print_candidates
     from forensics.enroll import enroll, items_from_manifest
     from forensics.query import run_query
+    from forensics.reports import export_report
     from gallery.db import open_gallery
 
     data = data or default_data_dir()
@@ -63,4 +65,7 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
         print_candidates(q.candidates, f"{sketch.name}: true subject {true_id}")
         hit = next((c.rank for c in q.candidates if c.subject_id == true_id), None)
         console.print(f"   true subject at rank {hit if hit else '>10'}; query id {q.query_uid}")
+        for fmt in ("html", "pdf"):
+            path = export_report(gallery, q.query_uid, fmt, out / "reports" / f"{true_id}.{fmt}", "demo")
+            console.print(f"   report: {path}")
     return results

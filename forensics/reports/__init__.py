@@ -94,3 +94,15 @@ __all__ = [
     "render_report",
     "write_report",
 ]
+
+
+def export_report(gallery, query_uid: str, fmt: str, out: Path | str, operator: str) -> Path:
+    """Write a report and record the export (format, path, the report file's SHA-256) in the audit log."""
+    from gallery import audit
+
+    from forensics.images import sha256_file
+
+    path = write_report(gallery, query_uid, fmt, out)
+    audit.append_event(gallery, actor=operator, action="report", target=query_uid,
+                       details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
+    return path

@@ -1,0 +1,139 @@
+"""Sketch queries through the real CLI: inversion, fusion, filters, storage, reports, audit, purge."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from forensics.cli import app
+
+runner = CliRunner()
+
+CUFS_IDS = ["cufs_ar_test_101", "cufs_ar_test_102", "cufs_xm2vts_test_200", "cufs_cuhk_student_test_001",
+            "cufs_xm2vts_test_201", "cufs_ar_test_103"]
+
+
+def copy_gallery(src, dst):
+    """A consistent copy (SQLite backup API: the WAL is included)."""
+    from gallery.db import open_gallery
+
+    open_gallery(src, create=False).backup(dst)
+    return dst
+
+
+def run(*args, ok=True):
+    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert res.exit_code == 0, res.output
+    return res
+
+
+@pytest.fixture(scope="module")
+def cufs(data_dir):
+    rows = list(csv.DictReader(open(data_dir / "cufs" / "manifest.csv")))
+    by = {(r["identity"], r["kind"]): data_dir / "cufs" / r["file"] for r in rows}
+    missing = [i for i in CUFS_IDS if (i, "photo") not in by]
+    assert not missing, missing
+    return by
+
+
+@pytest.fixture(scope="module")
+def gallery_db(tmp_path_factory, cufs):
+    """CUFS test photos of 6 people, with metadata for the filters."""
+    tmp = tmp_path_factory.mktemp("q")
+    m = tmp / "m.csv"
+    with open(m, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "subject_id", "name", "sex", "birth_year", "district"])
+        for k, i in enumerate(CUFS_IDS):
+            w.writerow([cufs[(i, "photo")], i, f"Person {k}", "F" if k % 2 else "M", 1970 + 5 * k,
+                        "north" if k < 3 else "south"])
+    db = tmp / "g.db"
+    run("enroll", "--manifest", m, "--db", db)
+    return db
+
+
+def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
+    sketch = cufs[("cufs_ar_test_101", "sketch")]
+    res = run("query", sketch, "--top", 3, "--case", "C-1", "--operator", "tester", "--json",
+              "--report", tmp_path / "r.html", "--db", gallery_db)
+    out = json.loads(res.stdout)
+    assert set(out) >= {"query_id", "candidates"} and len(out["candidates"]) == 3
+    assert out["mode"] == "fusion"
+    assert [c["rank"] for c in out["candidates"]] == [1, 2, 3]
+    scores = [c["score"] for c in out["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(c["fpir"] is None or 0 <= c["fpir"] <= 1 for c in out["candidates"])
+    html = (tmp_path / "r.html").read_text()
+    assert out["query_id"] in html and "not an identification" in html.lower()
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    assert shown["case_id"] == "C-1" and shown["operator"] == "tester"
+    assert shown["inputs"][0]["sha256"] and shown["inverter"]["sha256"]
+    assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
+    for fmt in ("pdf", "json", "csv"):
+        run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", gallery_db)
+    assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF"
+    assert len(list(csv.DictReader(open(tmp_path / "r.csv", encoding="utf-8-sig")))) == 3
+    assert "intact" in run("audit", "verify", "--db", gallery_db).output
+
+
+def test_several_sketches_are_fused_into_one_list(gallery_db, cufs):
+    sk = cufs[("cufs_xm2vts_test_200", "sketch")]
+    res = run("query", sk, sk, "--top", 6, "--json", "--db", gallery_db)
+    out = json.loads(res.stdout)
+    assert len(out["candidates"]) == 6  # one list, each subject once
+    assert len({c["subject_id"] for c in out["candidates"]}) == 6
+    assert len(out["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (raw, synthesized)
+
+
+def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs):
+    sk = cufs[("cufs_ar_test_101", "sketch")]
+    out = json.loads(run("query", sk, "--top", 2, "--sex", "F", "--json", "--db", gallery_db).stdout)
+    assert len(out["candidates"]) == 2 and all(c["sex"] == "F" for c in out["candidates"])
+    out = json.loads(run("query", sk, "--top", 5, "--born-between", 1975, 1985, "--where", "district=north",
+                         "--json", "--db", gallery_db).stdout)
+    assert {c["subject_id"] for c in out["candidates"]} == {"cufs_ar_test_102", "cufs_xm2vts_test_200"}
+
+
+def test_raw_and_inverted_modes_and_bad_mode(gallery_db, cufs):
+    sk = cufs[("cufs_ar_test_102", "sketch")]
+    for mode in ("raw", "inverted"):
+        out = json.loads(run("query", sk, "--mode", mode, "--top", 2, "--json", "--db", gallery_db).stdout)
+        assert out["mode"] == mode and len(out["candidates"]) == 2
+    res = run("query", sk, "--mode", "magic", "--db", gallery_db, ok=False)
+    assert res.exit_code == 2 and "--mode" in res.output
+
+
+def test_tampered_audit_log_is_detected(tmp_path, gallery_db, cufs):
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    run("query", cufs[("cufs_ar_test_103", "sketch")], "--top", 1, "--db", db)
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    con.execute("UPDATE audit_events SET actor='mallory' WHERE id=1")
+    con.commit()
+    con.close()
+    res = run("audit", "verify", "--db", db, ok=False)
+    assert res.exit_code == 1 and "#1" in res.output and "edited" in res.output
+    out = tmp_path / "audit.jsonl"
+    run("audit", "export", "--format", "jsonl", "-o", out, "--db", db)
+    assert len(out.read_text().splitlines()) >= 2
+
+
+def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, gallery_db, cufs):
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    sk = cufs[("cufs_ar_test_101", "sketch")]
+    qid = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)["query_id"]
+    run("gallery", "remove", "cufs_ar_test_101", "--yes", "--db", db)
+    out = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)
+    assert "cufs_ar_test_101" not in [c["subject_id"] for c in out["candidates"]]
+    stored = json.loads(run("queries", "show", qid, "--json", "--db", db).stdout)
+    assert "cufs_ar_test_101" not in json.dumps(stored["candidates"])  # inputs keep the sketch file path
+    export = run("audit", "export", "--format", "jsonl", "-o", tmp_path / "a.jsonl", "--db", db)
+    assert export.exit_code == 0 and "cufs_ar_test_101" not in (tmp_path / "a.jsonl").read_text()
+    assert "intact" in run("audit", "verify", "--db", db).output
