@@ -51,6 +51,7 @@ def rank_subjects(
     the whole gallery was scanned, so a filter never loses candidates from the top K.
     """
     probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+    probes = probes / np.maximum(np.linalg.norm(probes, axis=1, keepdims=True), 1e-12)  # cosine
     m = probes.shape[0]
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, float) / np.sum(weights)
     n = index.ntotal

@@ -69,12 +69,15 @@ def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
     Image.new("RGB", (1, 1)).save(folder / "one_pixel.png")
     Image.new("RGB", (300, 300), (200, 180, 160)).save(folder / "no_face.png")
     (folder / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
+    from test_images import _png_header
+
+    (folder / "huge.png").write_bytes(_png_header(30000, 30000))
     db = tmp_path / "g.db"
     res = run("enroll", tmp_path / "batch", "--db", db, ok=False)
     assert res.exit_code == 1
-    for name in ("zero.jpg", "text.jpg", "truncated.jpg", "one_pixel.png", "no_face.png", "dangling.jpg"):
+    for name in ("zero.jpg", "text.jpg", "truncated.jpg", "one_pixel.png", "no_face.png", "dangling.jpg", "huge.png"):
         assert name in res.output, name
-    assert "enrolled 1" in res.output and "failed 6" in res.output
+    assert "enrolled 1" in res.output and "failed 7" in res.output
     assert counts(db) == (1, 1, 1)
     assert run("gallery", "check", "--db", db).exit_code == 0
     assert "intact" in run("audit", "verify", "--db", db).output

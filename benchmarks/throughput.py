@@ -1,0 +1,108 @@
+"""Speed: enrollment throughput of the whole `forensics enroll` command against dlib-bin's own
+pipeline on 2 processes (what `face_recognition --cpus 2` runs), on the same 2,000 LFW photos in
+the same run; then FAISS search latency on 100k and 1M random unit vectors (exact and IVF, with
+the recall@50 of IVF against exact search).
+
+    .venv/bin/python benchmarks/throughput.py [--n 2000] [--sizes 100000,1000000] [--skip-dlib]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, WORK, forensics_cmd, write_manifest
+
+from forensics.datasets import LFW_DUPLICATES, default_data_dir, read_manifest
+
+
+def enroll_speed(data: Path, n: int, skip_dlib: bool) -> dict:
+    rows = [r for r in read_manifest(data, "lfw") if r["path"].stem not in LFW_DUPLICATES]
+    rows = sorted(rows, key=lambda r: r["file"])[:: max(1, len(rows) // n)][:n]
+    manifest = write_manifest(rows, WORK / "throughput_manifest.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        secs = forensics_cmd("enroll", "--manifest", manifest, "--db", Path(tmp) / "t.db")
+    out = {"images": len(rows), "forensics_seconds": secs, "forensics_img_s": len(rows) / secs}
+    if not skip_dlib:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from lfw_verification import dlib_pipeline
+
+        t = time.perf_counter()
+        _, _, _ = dlib_pipeline([r["path"] for r in rows], processes=2)
+        dsecs = time.perf_counter() - t
+        out.update({"dlib_seconds": dsecs, "dlib_img_s": len(rows) / dsecs,
+                    "speedup": (len(rows) / secs) / (len(rows) / dsecs)})
+    return out
+
+
+def search_latency(n: int, dim: int = 128, queries: int = 200, k: int = 50, seed: int = 0) -> list[dict]:
+    from gallery.index import VectorIndex
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.choice(n, queries, replace=False)] + 0.3 * rng.standard_normal((queries, dim), dtype=np.float32)
+    ids = np.arange(n, dtype=np.int64)
+    rows, exact_ids = [], None
+    for kind in ("flat", "ivf"):
+        t = time.perf_counter()
+        idx = VectorIndex.build(ids, x, ("bench", "1", dim), kind)
+        build = time.perf_counter() - t
+        lat = []
+        got = []
+        for i in range(queries):
+            t = time.perf_counter()
+            _, hit = idx.search(q[i:i + 1], k)
+            lat.append(time.perf_counter() - t)
+            got.append(hit[0])
+        got = np.stack(got)
+        if kind == "flat":
+            exact_ids = got
+            recall = 1.0
+        else:
+            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact_ids)]))
+        rows.append({"n": n, "kind": kind, "build_s": build, "p50_ms": 1000 * float(np.percentile(lat, 50)),
+                     "p95_ms": 1000 * float(np.percentile(lat, 95)), "recall_at_50": recall,
+                     "nprobe": getattr(idx, "nprobe", None) if kind == "ivf" else None})
+        del idx
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--skip-dlib", action="store_true")
+    ap.add_argument("--skip-enroll", action="store_true")
+    args = ap.parse_args()
+    data = args.data or default_data_dir(required=True)
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    if not args.skip_enroll:
+        res["enroll"] = enroll_speed(data, args.n, args.skip_dlib)
+        e = res["enroll"]
+        print(f"enroll {e['images']} LFW photos (whole command, model loading included)")
+        print(f"  forensics enroll: {e['forensics_seconds']:.1f} s = {e['forensics_img_s']:.1f} img/s")
+        if "dlib_img_s" in e:
+            print(f"  dlib-bin, 2 processes: {e['dlib_seconds']:.1f} s = {e['dlib_img_s']:.1f} img/s  "
+                  f"→ speed-up {e['speedup']:.2f}x (bar: 4x)")
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    res["search"] = [r for n in map(int, args.sizes.split(",")) for r in search_latency(n)]
+    print(f"{'vectors':>9} {'index':5} {'build s':>8} {'p50 ms':>7} {'p95 ms':>7} {'recall@50':>9}")
+    for r in res["search"]:
+        print(f"{r['n']:9d} {r['kind']:5} {r['build_s']:8.1f} {r['p50_ms']:7.2f} {r['p95_ms']:7.2f} {r['recall_at_50']:9.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
