@@ -6,8 +6,9 @@ Open gallery (the protocol of ../shared/notes/baselines.md):
   the second name of each of LFW's two duplicated images.
 Closed sets: the 338 CUFS test photos alone; the 200 FS2K validation photos alone.
 
-Galleries are built with the real `forensics enroll` command (CSV manifests) and cached under
-`benchmarks/work/` (git-ignored); pass --rebuild to start over.
+Galleries are built with the real `forensics enroll --face central` command (CSV manifests; the
+LFW protocol: the labelled person is the central face) and cached under `benchmarks/work/`
+(git-ignored); pass --rebuild to start over. Probes are searched with `--face central` too.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def forensics_cmd(*args: str, check: bool = True) -> float:
     return time.perf_counter() - t
 
 
-def build_gallery(name: str, rows: list[dict], rebuild: bool = False, face: str = "largest") -> Path:
+def build_gallery(name: str, rows: list[dict], rebuild: bool = False, face: str = "central") -> Path:
     db = WORK / f"{name}.db"
     if rebuild:
         for p in WORK.glob(f"{name}.*"):

@@ -33,7 +33,7 @@ def main():
     manifest = write_manifest(probes, WORK / "lfw_photo_probes.csv")
     out = WORK / "photo_identification.jsonl"
     secs = forensics_cmd("evaluate", "--probes", manifest, "--top", 10, "--mode", "raw", "--probe-kind", "photo",
-                         "--out", out, "--cmc", RESULTS / "photo_identification_cmc.png", "--db", db)
+                         "--out", out, "--cmc", RESULTS / "photo_identification_cmc.png", "--db", db, "--face", "central")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     ranks = [next((c["rank"] for c in x["candidates"] if c["subject_id"] == x["subject_id"]), None) for x in lines]
     row = {"probes": len(lines), "failed": sum("error" in x for x in lines),

@@ -291,6 +291,7 @@ def evaluate(
     probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
                                    "sketch for inverted/fusion, photo for raw."),
     cmc: Optional[Path] = typer.Option(None, help="CMC plot PNG (default: next to --out)."),
+    face: str = FaceOption,
     db: Path = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
@@ -307,7 +308,7 @@ def evaluate(
         inverter = load_inverter()
     g = open_db(db)
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
-        s = do_eval(g, make_pipeline(embedder, weights), items, out, top=top, mode=mode, probe_kind=kind,
+        s = do_eval(g, make_pipeline(embedder, weights, face), items, out, top=top, mode=mode, probe_kind=kind,
                     inverter=inverter, progress=advance)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "

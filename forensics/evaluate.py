@@ -3,8 +3,8 @@
 Modes:
 - `raw`: each probe is embedded as it is (photos, or sketches without inversion).
 - `inverted`: each sketch is inverted into a synthesized photo, which is embedded.
-- `fusion`: both embeddings are searched and the subject score is the weighted mean of the
-  two cosine similarities (see forensics.query.FUSION_WEIGHT_INVERTED).
+- `fusion`: both embeddings, moved by the fusion offsets, are searched and the subject score is
+  the weighted mean of the two cosine similarities (forensics/fusion.py), as in `forensics query`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gallery.db import Gallery
 from gallery.index import default_index_path, load_or_build
 
 from forensics.errors import ForensicsError
+from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
 from forensics.pipeline import FacePipeline, PipelineFailure
 from forensics.search import rank_subjects_batch
 
@@ -73,12 +74,14 @@ def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None) 
     inv = pipeline.embedder.embed(synth)
     if mode == "inverted":
         return inv[:, None, :]
-    return np.stack([raw, inv], axis=1)
+    offsets = load_offsets(pipeline.embedder.info.key, inverter.info.sha256)
+    probes, _ = fusion_probes(raw, inv, offsets)  # (2b, d): adjusted raw ones, then inverted ones
+    return np.stack([probes[: len(raw)], probes[len(raw):]], axis=1)
 
 
 def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, str]], out: Path,
              top: int = 10, mode: str = "raw", probe_kind: str = "photo", inverter=None,
-             fusion_weight_inverted: float = 0.5, batch_size: int = 32,
+             fusion_weight_inverted: float = FUSION_WEIGHT_INVERTED, batch_size: int = 32,
              progress: Callable[[int], None] | None = None) -> EvalSummary:
     """Search every probe; write one JSON line per probe in manifest order; return the CMC."""
     if mode not in MODES:

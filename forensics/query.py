@@ -1,8 +1,9 @@
 """Sketch query: detect and align each sketch, invert it, embed both, search, fuse, rank, store.
 
 Several sketches of one suspect (several witnesses) are fused into one candidate list: every
-probe vector (each sketch's raw embedding and its synthesized photo's embedding) scores every
-retrieved subject, and the subject's score is the weighted mean (weights below).
+probe vector (each sketch's raw embedding and its synthesized photo's embedding, moved by the
+fusion offsets: see forensics/fusion.py) scores every retrieved subject, and the subject's score
+is the weighted mean.
 Every query is stored in the gallery DB with everything needed to reproduce and report it, and
 an audit event is appended.
 """
@@ -24,6 +25,7 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics import __version__
 from forensics.errors import ForensicsError
+from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
@@ -31,8 +33,6 @@ from forensics.search import rank_subjects, to_candidates
 from forensics.service import open_index
 
 QUERY_MODES = ("fusion", "inverted", "raw")
-#: Weight of the synthesized photo's score in `fusion` mode (the raw sketch gets the rest).
-FUSION_WEIGHT_INVERTED = 0.5
 
 
 @dataclass
@@ -118,9 +118,8 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     elif mode == "inverted":
         probes, weights = synth_vecs, np.ones(len(records))
     else:
-        probes = np.concatenate([raw_vecs, synth_vecs])
-        weights = np.concatenate([np.full(len(records), 1 - FUSION_WEIGHT_INVERTED),
-                                  np.full(len(records), FUSION_WEIGHT_INVERTED)])
+        offsets = load_offsets(pipeline.embedder.info.key, inverter.info.sha256)
+        probes, weights = fusion_probes(raw_vecs, synth_vecs, offsets)
 
     t = time.perf_counter()
     ranked = rank_subjects(repo, index, probes, top, embedder_key=emb.key,
@@ -144,7 +143,12 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
                                                      "width": r.width, "height": r.height},
         })
     inverter_info = None if mode == "raw" else dataclasses.asdict(inverter.info)
-    params = {"top": top, "mode": mode, "fusion_weight_inverted": FUSION_WEIGHT_INVERTED if mode == "fusion" else None,
+    fusion = None
+    if mode == "fusion":
+        fusion = offsets.describe() if offsets is not None else {
+            "method": "weighted mean of cosines", "weight_inverted": FUSION_WEIGHT_INVERTED,
+            "offsets": "none: forensics/weights/fusion.json was fitted for another embedder or inverter"}
+    params = {"top": top, "mode": mode, "fusion": fusion,
               "face_selection": pipeline.select, "n_sketches": len(records),
               "calibration": calibration.describe() if calibration is not None else None}
     repo.save_query(

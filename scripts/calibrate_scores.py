@@ -1,11 +1,15 @@
-"""Fit the FPIR score calibration (forensics/calibration.py) for each query mode.
+"""Fit the fusion offsets (forensics/fusion.py) and the FPIR score calibration
+(forensics/calibration.py) for each query mode, from training data only.
+
+Fusion offsets: mean(photo) − mean(probe) over the same training pairs, for raw sketch probes and
+for synthesized-photo probes; written to forensics/weights/fusion.json.
 
 Probes: the CUFS train sketches (268) and the FS2K train sketches outside the 200 validation
 pairs (858): sketches of people who are NOT in the reference gallery. Reference gallery: the
 benchmark's open gallery (LFW people plus the CUFS test and FS2K validation photos, built by
 benchmarks/photo_identification.py). Every (probe, subject) score is non-mated; a subject's score is
 its best image's, exactly as in a query; fusion = the weighted mean used by `forensics query`.
-Writes forensics/weights/calibration.json.
+Writes forensics/weights/fusion.json and forensics/weights/calibration.json.
 
     .venv/bin/python scripts/calibrate_scores.py [--db benchmarks/work/open.db]
 """
@@ -30,7 +34,7 @@ def main():
     from forensics.inversion.invert import invert_chips, load_inverter
     from forensics.models.registry import load_embedder
     from forensics.pipeline import FacePipeline, PipelineFailure
-    from forensics.query import FUSION_WEIGHT_INVERTED
+    from forensics.fusion import fit_offsets, fusion_probes, save_offsets
     from gallery.db import open_gallery
 
     ap = argparse.ArgumentParser()
@@ -56,10 +60,22 @@ def main():
 
     pipe = FacePipeline(embedder=load_embedder())
     inverter = load_inverter()
-    recs = [r for batch in pipe.process([r["path"] for r in probes], kind="sketch", batch_size=64)
-            for r in batch if not isinstance(r, PipelineFailure)]
+    recs = [r for batch in pipe.process([r["path"] for r in probes], kind="sketch", batch_size=64) for r in batch]
+    photo_of = {r["identity"]: r["path"] for r in read_manifest(data, "cufs") + read_manifest(data, "fs2k")
+                if r["kind"] == "photo"}  # CUFS and FS2K identities are distinct (cufs_*, fs2k_*)
+    photos = [photo_of[p["identity"]] for p in probes]
+    ph_recs = [r for batch in pipe.process(photos, kind="photo", batch_size=64) for r in batch]
+    ok = [i for i, (a, b) in enumerate(zip(recs, ph_recs))
+          if not isinstance(a, PipelineFailure) and not isinstance(b, PipelineFailure)]
+    recs = [recs[i] for i in ok]
     raw = np.stack([r.embedding.vector for r in recs])
     syn = pipe.embedder.embed(invert_chips(inverter, np.stack([r.chip for r in recs])))
+    pho = np.stack([ph_recs[i].embedding.vector for i in ok])
+    key = pipe.embedder.info.key
+    offsets = fit_offsets(raw, syn, pho, key, inverter.info.sha256)
+    save_offsets(offsets)
+    print(f"fusion offsets from {len(ok)} training pairs: |raw| {np.linalg.norm(offsets.offset_raw):.3f}, "
+          f"|inverted| {np.linalg.norm(offsets.offset_inverted):.3f}")
 
     def subject_best(q: np.ndarray) -> np.ndarray:
         sims = q @ vecs.T  # (m, n_vectors)
@@ -69,11 +85,12 @@ def main():
         return out
 
     s_raw, s_inv = subject_best(raw), subject_best(syn)
-    s_fus = (1 - FUSION_WEIGHT_INVERTED) * s_raw + FUSION_WEIGHT_INVERTED * s_inv
+    fp, w = fusion_probes(raw, syn, offsets)
+    m = len(raw)
+    s_fus = w[0] * subject_best(fp[:m]) + w[-1] * subject_best(fp[m:])
     ref = (f"{len(recs)} non-mated sketches (CUFS train + FS2K train) x {len(uniq)} subjects of "
            f"{args.db.name} ({len(ids)} images: LFW + CUFS test + FS2K val photos)")
-    cals = [fit_calibration(s.ravel(), emb.key if isinstance(emb.key, str) else f"{emb.name}@{emb.version}/{emb.dim}",
-                            mode, len(recs), len(uniq), ref)
+    cals = [fit_calibration(s.ravel(), key, mode, len(recs), len(uniq), ref)
             for mode, s in (("raw", s_raw), ("inverted", s_inv), ("fusion", s_fus))]
     save_calibrations(cals)
     for c, s in zip(cals, (s_raw, s_inv, s_fus)):

@@ -1,0 +1,73 @@
+"""Fusion of the sketch and its synthesized photo (query mode `fusion`).
+
+A sketch's descriptor and its synthesized photo's descriptor each sit, on average, at an offset
+from the descriptors of real photos (the "sketch" and "synthesized" looks). Fusion first moves
+each probe by the mean offset measured on the training pairs (CUFS train + FS2K train minus the
+validation pairs: mean(photo) − mean(probe), per probe type), re-normalises, then scores every
+subject by the weighted mean of the two cosine similarities (weight FUSION_WEIGHT_INVERTED on the
+synthesized photo). The offsets are fitted by `scripts/calibrate_scores.py` for one embedder and
+one inverter (by SHA-256) and stored in `forensics/weights/fusion.json`; with another inverter the
+offsets do not apply, and the query records that it fused without them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FUSION_FILE = Path(__file__).parent / "weights" / "fusion.json"
+#: Weight of the synthesized photo's score in `fusion` mode (the raw sketch gets the rest).
+FUSION_WEIGHT_INVERTED = 0.5
+
+
+@dataclass
+class FusionOffsets:
+    embedder: str
+    inverter_sha256: str
+    offset_raw: np.ndarray
+    offset_inverted: np.ndarray
+    n_pairs: int
+
+    def describe(self) -> dict:
+        return {"method": "mean offset per probe type, then weighted mean of cosines",
+                "weight_inverted": FUSION_WEIGHT_INVERTED, "offsets": "fusion.json", "embedder": self.embedder,
+                "inverter_sha256": self.inverter_sha256, "n_pairs": self.n_pairs}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def fit_offsets(raw: np.ndarray, inverted: np.ndarray, photos: np.ndarray, embedder: str,
+                inverter_sha256: str) -> FusionOffsets:
+    return FusionOffsets(embedder, inverter_sha256, photos.mean(0) - raw.mean(0), photos.mean(0) - inverted.mean(0),
+                         len(photos))
+
+
+def save_offsets(f: FusionOffsets, path: Path = FUSION_FILE) -> None:
+    Path(path).write_text(json.dumps({"embedder": f.embedder, "inverter_sha256": f.inverter_sha256,
+                                      "n_pairs": f.n_pairs, "offset_raw": [round(float(x), 7) for x in f.offset_raw],
+                                      "offset_inverted": [round(float(x), 7) for x in f.offset_inverted]}, indent=1))
+
+
+def load_offsets(embedder_key: str, inverter_sha256: str, path: Path = FUSION_FILE) -> FusionOffsets | None:
+    """The offsets fitted for this embedder and inverter, or None (then fusion uses none)."""
+    if not Path(path).is_file():
+        return None
+    d = json.loads(Path(path).read_text())
+    if d.get("embedder") != embedder_key or d.get("inverter_sha256") != inverter_sha256:
+        return None
+    return FusionOffsets(d["embedder"], d["inverter_sha256"], np.asarray(d["offset_raw"], np.float32),
+                         np.asarray(d["offset_inverted"], np.float32), int(d["n_pairs"]))
+
+
+def fusion_probes(raw: np.ndarray, inverted: np.ndarray, offsets: FusionOffsets | None) -> tuple[np.ndarray, np.ndarray]:
+    """(probe vectors (2m, d), weights (2m,)) for m sketches: adjusted raw ones, then adjusted inverted ones."""
+    if offsets is not None:
+        raw, inverted = _unit(raw + offsets.offset_raw), _unit(inverted + offsets.offset_inverted)
+    m = len(raw)
+    weights = np.concatenate([np.full(m, 1 - FUSION_WEIGHT_INVERTED), np.full(m, FUSION_WEIGHT_INVERTED)])
+    return np.concatenate([raw, inverted]).astype(np.float32), weights
