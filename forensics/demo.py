@@ -50,7 +50,7 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     out = Path(out)
     manifest, probes = demo_manifest(data, out, n_lfw)
     gallery = open_gallery(out / "gallery.db", create=True)
-    pipeline = make_pipeline()
+    pipeline = make_pipeline(face="central")  # LFW-style crops: the labelled person is central
     items = items_from_manifest(manifest)
     console.print(f"[bold]1. enrolling[/] {len(items)} gallery photos into {out / 'gallery.db'} "
                   "(338 CUFS test photos + LFW distractors; already-enrolled images are skipped)")
