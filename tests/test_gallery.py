@@ -580,8 +580,10 @@ def test_remove_subject_purges_db_and_index(gal, repo, emb):
     assert check_consistency(repo, vi) == []
 
     cand = repo.get_query(uid).candidates[0]
-    assert cand.subject_id is None and cand.subject_external_id == "GONE"
-    assert cand.subject_name == "Gone Person"
+    # a purged person can no longer be found in stored queries either: link, id and name are gone,
+    # the rank, score and image hash stay
+    assert cand.subject_id is None and cand.subject_external_id is None and cand.subject_name is None
+    assert cand.rank == 1 and cand.image_sha256 is not None
     with pytest.raises(SubjectNotFoundError):
         repo.remove_subject("GONE")
 
