@@ -273,7 +273,10 @@ def search(
 
 def print_candidates(cands, title: str):
     show_fpir = any(c.fpir is not None for c in cands)
-    t = Table("rank", "subject id", "name", "score", *(["FPIR"] if show_fpir else []), "image sha256", title=title)
+    t = Table("rank", title=title)
+    t.add_column("subject id", overflow="fold")
+    for col in ("name", "score", *(["FPIR"] if show_fpir else []), "image sha256"):
+        t.add_column(col)
     for c in cands:
         fpir = [f"{c.fpir:.2%}" if c.fpir is not None else "n/a"] if show_fpir else []
         t.add_row(str(c.rank), c.subject_id, c.name or "", f"{c.score:.3f}", *fpir, c.image_sha256[:16] + "…")

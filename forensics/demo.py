@@ -14,7 +14,7 @@ from pathlib import Path
 from forensics.datasets import DATA_HELP, LFW_DUPLICATES, default_data_dir, read_manifest
 from forensics.errors import ForensicsError
 
-DEMO_SKETCHES = ("cufs_cuhk_student_test_001", "cufs_ar_test_010", "cufs_xm2vts_test_200")
+CUFS_PARTS = ("cuhk_student", "ar", "xm2vts")
 
 
 def demo_manifest(data: Path, out: Path, n_lfw: int) -> tuple[Path, list[tuple[Path, str]]]:
@@ -32,8 +32,9 @@ def demo_manifest(data: Path, out: Path, n_lfw: int) -> tuple[Path, list[tuple[P
             w.writerow([r["path"].resolve(), r["identity"], "", "cufs"])
         for r in lfw_pick:
             w.writerow([r["path"].resolve(), r["identity"], r["identity"].replace("_", " "), "lfw"])
-    by_id = {r["identity"]: r for r in cufs if r["kind"] == "sketch"}
-    probes = [(by_id[i]["path"], i) for i in DEMO_SKETCHES if i in by_id]
+    # one test sketch per CUFS part: the first of each, in file order
+    sketches = sorted((r for r in cufs if r["split"] == "test" and r["kind"] == "sketch"), key=lambda r: r["file"])
+    probes = [next((r["path"], r["identity"]) for r in sketches if r["subset"] == part) for part in CUFS_PARTS]
     return manifest, probes
 
 
@@ -49,6 +50,7 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
         raise ForensicsError(f"the demo needs the CUFS and LFW datasets: {DATA_HELP}")
     out = Path(out)
     manifest, probes = demo_manifest(data, out, n_lfw)
+    (out / "reports").mkdir(parents=True, exist_ok=True)
     gallery = open_gallery(out / "gallery.db", create=True)
     pipeline = make_pipeline(face="central")  # LFW-style crops: the labelled person is central
     items = items_from_manifest(manifest)
