@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--skip-enroll", action="store_true")
     args = ap.parse_args()
     data = args.data or default_data_dir(required=True)
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "loadavg_start": os.getloadavg()[0]}
     if not args.skip_enroll:
         res["enroll"] = enroll_speed(data, args.n, args.skip_dlib)
         e = res["enroll"]
@@ -93,6 +93,7 @@ def main():
         if "dlib_img_s" in e:
             print(f"  dlib-bin, 2 processes: {e['dlib_seconds']:.1f} s = {e['dlib_img_s']:.1f} img/s  "
                   f"→ speed-up {e['speedup']:.2f}x (bar: 4x)")
+    res["loadavg_after_enroll"] = os.getloadavg()[0]  # > 2 means other jobs shared the 2 cores
     import faiss
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
