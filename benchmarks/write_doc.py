@@ -123,10 +123,11 @@ def main():
         if e:
             loadavg = tp.get("loadavg_after_enroll")
             out += [f"Enrolling {e['images']} LFW photos, whole command (start-up and model loading included). "
-                    + (f"Load average after the run: {loadavg:.1f} on 2 cores. " if loadavg is not None else
-                       "The recorded run shared the 2 cores with other benchmark jobs (the sketch benchmark and the "
-                       "demo), which slowed both pipelines; dlib-bin alone ran 19.6 img/s in baselines.md. ")
-                    + "Rerun it on a quiet machine for absolute figures.", "",
+                    + (f"Load average after the run: {loadavg:.1f} on 2 cores"
+                       + (" (the benchmark's own load: no other jobs)." if loadavg <= 2.2 else
+                          ": other jobs shared the cores; rerun on a quiet machine for absolute figures.")
+                       if loadavg is not None else
+                       "The recorded run shared the 2 cores with other jobs; rerun on a quiet machine."), "",
                     "| pipeline | seconds | images/s |", "|---|---|---|",
                     f"| `forensics enroll` | {e['forensics_seconds']:.1f} | {e['forensics_img_s']:.1f} |"]
             if "dlib_img_s" in e:
