@@ -127,7 +127,7 @@ def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], so
                     try:
                         result = repo.add_enrollment(
                             subject,
-                            ImageSpec(sha256=res.sha256, original_path=str(res.path), width=res.width,
+                            ImageSpec(sha256=res.sha256, original_path=str(res.path.absolute()), width=res.width,
                                       height=res.height, size_bytes=res.size_bytes, source=source,
                                       n_faces_detected=res.n_faces),
                             [FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,

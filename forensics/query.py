@@ -136,7 +136,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     inputs = []
     for i, r in enumerate(records):
         inputs.append({
-            "position": i, "sha256": r.sha256, "original_path": str(r.path),
+            "position": i, "sha256": r.sha256, "original_path": str(r.path.absolute()),
             "aligned_png": png_bytes(r.chip), "synthesized_png": png_bytes(synth[i]) if synth is not None else None,
             "landmarks": r.landmarks, "detection": {"method": r.detection_method, "score": r.det_score,
                                                      "box": r.box, "n_faces": r.n_faces,
