@@ -94,12 +94,9 @@ def open_db(db: Path, create: bool = False):
 
 
 def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None, face: str = "largest"):
-    import torch
-
     from forensics.models.registry import load_embedder
     from forensics.pipeline import FacePipeline
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return FacePipeline(embedder=load_embedder(embedder, weights), select=face)
 
 

@@ -6,7 +6,6 @@ reports and audit records can name exactly which bytes were examined.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from forensics.errors import InputImageError
+from gallery.util import sha256_bytes, sha256_file  # noqa: F401  (one implementation, re-exported)
 
 #: Largest accepted image, in pixels (a 30000x30000 header must not exhaust memory).
 MAX_PIXELS = 40_000_000
@@ -37,18 +37,6 @@ class LoadedImage:
     height: int
     original_mode: str
     rgb: np.ndarray  # (H, W, 3) uint8
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -56,6 +56,24 @@ def centred_portrait_face(rgb: np.ndarray) -> Detection:
     return Detection(face=face, n_faces=0, chip=align_face(rgb, lm), all_faces=[])
 
 
+def detect_faces(detector: FaceDetector, images: list[LoadedImage], kind: str = "photo",
+                 select: str = "largest") -> list[Detection | InputImageError]:
+    """One aligned `Detection` per image, or a `NoFaceError`; sketches get the two fallbacks."""
+    dets = detector.detect_many([im.rgb for im in images], select=select)
+    out: list[Detection | InputImageError] = []
+    for im, det in zip(images, dets):
+        if det.face is None and kind == "sketch":
+            det = relaxed_sketch_detection(detector, im.rgb, select)
+            if det.face is None:
+                det = centred_portrait_face(im.rgb)
+        if det.face is None:
+            out.append(NoFaceError(im.path, "no face found",
+                                   "use a frontal photo in which the face is at least ~40 px wide"))
+        else:
+            out.append(det)
+    return out
+
+
 @dataclass
 class Skipped:
     """A file passed over because its SHA-256 is already known (a duplicate)."""
@@ -83,19 +101,7 @@ class FacePipeline:
         self.select = select
 
     def detect_loaded(self, images: list[LoadedImage], kind: str = "photo") -> list[Detection | InputImageError]:
-        dets = self.detector.detect_many([im.rgb for im in images], select=self.select)
-        out: list[Detection | InputImageError] = []
-        for im, det in zip(images, dets):
-            if det.face is None and kind == "sketch":
-                det = relaxed_sketch_detection(self.detector, im.rgb, self.select)
-                if det.face is None:
-                    det = centred_portrait_face(im.rgb)
-            if det.face is None:
-                out.append(NoFaceError(im.path, "no face found",
-                                       "use a frontal photo in which the face is at least ~40 px wide"))
-            else:
-                out.append(det)
-        return out
+        return detect_faces(self.detector, images, kind, self.select)
 
     def process(self, paths: Iterable[Path], kind: str = "photo", batch_size: int = 32,
                 skip_sha: Callable[[str], bool] | None = None,

@@ -31,11 +31,6 @@ class RankedSubject:
     owner: Owner  # the best-scoring image of this subject
 
 
-def _fetch(index: VectorIndex, q: np.ndarray, k: int, embedder_key) -> tuple[np.ndarray, np.ndarray]:
-    scores, ids = index.search(q, k, embedder_key=embedder_key)
-    return scores, ids
-
-
 def rank_subjects(
     repo: GalleryRepository,
     index: VectorIndex,
@@ -60,7 +55,7 @@ def rank_subjects(
     k = min(n, max(4 * top, 64))
     owners: dict[int, Owner] = {}
     while True:
-        _, ids = _fetch(index, probes, k, embedder_key)
+        _, ids = index.search(probes, k, embedder_key=embedder_key)
         hit_ids = sorted({int(i) for i in ids.ravel() if i >= 0})
         new = [i for i in hit_ids if i not in owners]
         if new:
@@ -113,7 +108,7 @@ def rank_subjects_batch(index: VectorIndex, owner_of: dict[int, str], probes: np
     out: list[list[tuple[str, float]] | None] = [None] * len(probes)
     todo = np.arange(len(probes))
     while len(todo):
-        scores, ids = _fetch(index, probes[todo], k, embedder_key)
+        scores, ids = index.search(probes[todo], k, embedder_key=embedder_key)
         retry = []
         for row, pi in enumerate(todo):
             seen: dict[str, float] = {}

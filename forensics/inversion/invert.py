@@ -99,12 +99,10 @@ def invert_sketch_file(sketch: Path, out: Path, aligned_out: Path | None = None,
 
     from forensics.detect import FaceDetector
     from forensics.images import load_image, sha256_file
-    from forensics.pipeline import FacePipeline
+    from forensics.pipeline import detect_faces
 
     loaded = load_image(sketch)
-    pipe = FacePipeline.__new__(FacePipeline)  # detection only: no embedder needed
-    pipe.detector, pipe.select = FaceDetector(), select
-    (det,) = pipe.detect_loaded([loaded], kind="sketch")
+    (det,) = detect_faces(FaceDetector(), [loaded], kind="sketch", select=select)
     if isinstance(det, Exception):
         raise det
     inverter = inverter or load_inverter()

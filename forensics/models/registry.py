@@ -12,24 +12,16 @@ can record what produced every vector and refuse to mix them.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from forensics.errors import ModelWeightsError
+from forensics.images import sha256_file
 from forensics.records import EmbedderInfo
 
 DEFAULT_EMBEDDER = "dlib-resnet"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Embedder:
@@ -95,7 +87,7 @@ class FacenetEmbedder(Embedder):
             raise ModelWeightsError(f"{weights}: not an InceptionResnetV1 state_dict ({e})") from None
         self.module = model.eval().to(device)
         self.device = device
-        self.info = EmbedderInfo(self.NAME, self.VERSION, 512, file_sha256(weights))
+        self.info = EmbedderInfo(self.NAME, self.VERSION, 512, sha256_file(weights))
 
     def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
         out = []
