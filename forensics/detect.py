@@ -1,4 +1,5 @@
-"""Face detection with facenet-pytorch's MTCNN (weights ship in its wheel: nothing is downloaded).
+"""Face detection with MTCNN (`forensics.mtcnn`: facenet-pytorch's networks, whose weights ship in
+its wheel: nothing is downloaded), face choice, and alignment of the chosen face.
 
 Images are grouped by size and detected in batches. The smallest face size searched for decides
 the cost of MTCNN's image pyramid, so it is set relative to the image (mugshots and sketches
@@ -11,9 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from forensics.align import CHIP_SIZE, align_face, chip_transform
+from forensics.align import CHIP_SIZE, align_dlib, dlib_box_from_mtcnn
+from forensics.models.dlib_landmarks import load_shape_predictor
+from forensics.mtcnn import DEFAULT_THRESHOLDS, MTCNN
 
 FACE_SELECTION = ("largest", "central")
 
@@ -23,12 +25,17 @@ DETECT_MAX_SIDE = 800
 
 @dataclass
 class DetectedFace:
-    """One face found in an image: box and landmarks in image pixels, MTCNN's probability."""
+    """One face found in an image: box and landmarks in image pixels, MTCNN's probability.
+
+    `points` are dlib's 5 alignment landmarks (outer and inner eye corners, base of the nose),
+    predicted inside the box once the face is chosen; the chip is cut from them.
+    """
 
     box: np.ndarray  # (4,) x1, y1, x2, y2
-    landmarks: np.ndarray  # (5, 2) left eye, right eye, nose, mouth left, mouth right
+    landmarks: np.ndarray  # (5, 2) MTCNN's: left eye, right eye, nose, mouth left, mouth right
     score: float
     method: str = "mtcnn"
+    points: np.ndarray | None = None  # (5, 2) dlib's, set by FaceDetector.align
 
 
 @dataclass
@@ -57,39 +64,26 @@ def choose_face(faces: list[DetectedFace], shape: tuple[int, int], how: str = "l
     return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
 
 
-def _fast_imresample(img: torch.Tensor, sz) -> torch.Tensor:
-    """Antialiased bilinear resize, replacing facenet-pytorch's `mode="area"` resize.
-
-    MTCNN crops every candidate box and resizes it to 24x24 / 48x48 for its R-Net and O-Net;
-    torch's CPU area resize (adaptive_avg_pool2d) took over half of all detection time there
-    (about 1-5 ms a box). Antialiased bilinear is 20x faster and gives the same faces.
-    """
-    return torch.nn.functional.interpolate(img, size=sz, mode="bilinear", antialias=True, align_corners=False)
-
-
 class FaceDetector:
-    """Batched MTCNN face + 5-landmark detector that returns aligned 150x150 chips."""
+    """Batched face detection (MTCNN) and alignment (dlib's 5-point landmarks → 150x150 chip)."""
 
-    def __init__(self, min_face_frac: float = 0.2, thresholds=(0.6, 0.7, 0.7), device: str = "cpu"):
-        from facenet_pytorch import MTCNN  # imported lazily: it is slow to import
-        from facenet_pytorch.models.utils import detect_face as _mtcnn_impl
-
-        _mtcnn_impl.imresample = _fast_imresample
-
+    def __init__(self, min_face_frac: float = 0.2, thresholds=DEFAULT_THRESHOLDS, device: str = "cpu"):
+        if device != "cpu":
+            raise ValueError("the face detector runs on the CPU")
         self.min_face_frac = min_face_frac
-        self.thresholds = list(thresholds)
-        self.device = device
-        self._mtcnn = MTCNN(keep_all=True, device=device, thresholds=self.thresholds, post_process=False)
-        # channels-last weights make PyTorch's CPU convolutions and pooling 2-3x faster on the
-        # R-Net/O-Net crops (same results to 1e-6)
-        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
-            net.to(memory_format=torch.channels_last)
+        self.thresholds = tuple(thresholds)
+        self._mtcnn = MTCNN(thresholds=self.thresholds)
+        self._landmarks = load_shape_predictor()
 
-    def _min_face(self, h: int, w: int) -> int:
-        return max(20, int(round(min(h, w) * self.min_face_frac)))
+    def _min_face(self, h: int, w: int, frac: float | None = None) -> int:
+        return max(20, int(round(min(h, w) * (self.min_face_frac if frac is None else frac))))
 
-    def detect_many(self, images: list[np.ndarray], select: str = "largest", batch_size: int = 32) -> list[Detection]:
-        """Detect faces in RGB uint8 images (any sizes). Returns one `Detection` per image."""
+    def detect_many(self, images: list[np.ndarray], select: str = "largest", batch_size: int = 32,
+                    min_face_frac: float | None = None, thresholds=None, align: bool = True) -> list[Detection]:
+        """Detect faces in RGB uint8 images (any sizes). Returns one `Detection` per image, with
+        the chosen face aligned into `chip` (unless `align=False`).
+
+        `min_face_frac` and `thresholds` override the detector's own for this call."""
         results: list[Detection | None] = [None] * len(images)
         prepared: list[tuple[np.ndarray, float]] = []
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -98,31 +92,43 @@ class FaceDetector:
             prepared.append((small, factor))
             groups[small.shape[:2]].append(i)
         for (h, w), idxs in groups.items():
-            self._mtcnn.min_face_size = self._min_face(h, w)
+            min_face = self._min_face(h, w, min_face_frac)
             for start in range(0, len(idxs), batch_size):
                 chunk = idxs[start:start + batch_size]
-                batch = np.stack([prepared[i][0] for i in chunk])
-                with torch.inference_mode():
-                    boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
-                for j, i in enumerate(chunk):
+                found = self._mtcnn.detect(np.stack([prepared[i][0] for i in chunk]), min_face, thresholds)
+                for i, fb in zip(chunk, found):
                     factor = prepared[i][1]
-                    faces = []
-                    if boxes[j] is not None:
-                        for b, p, lm in zip(boxes[j], probs[j], points[j]):
-                            faces.append(DetectedFace(box=np.asarray(b, float) * factor,
-                                                      landmarks=np.asarray(lm, float) * factor, score=float(p)))
+                    faces = [DetectedFace(box=np.asarray(b, float) * factor, landmarks=np.asarray(lm, float) * factor,
+                                          score=float(p)) for b, p, lm in zip(fb.boxes, fb.probs, fb.points)]
                     results[i] = self._finish(images[i], faces, select)
+        if align:
+            self.align(images, results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
-    def detect(self, image: np.ndarray, select: str = "largest") -> Detection:
-        return self.detect_many([image], select=select)[0]
+    def align(self, images: list[np.ndarray], detections: list[Detection]) -> None:
+        """Landmark and align the chosen face of each detection, in place (`face.points`, `chip`).
+
+        dlib's 5-point predictor runs in the box dlib's detector would have drawn for the face
+        (mapped from the MTCNN box, `dlib_box_from_mtcnn`), for all faces at once; the chip is cut
+        from those points with dlib's get_face_chip geometry."""
+        todo = [(img, d) for img, d in zip(images, detections) if d.face is not None]
+        if not todo:
+            return
+        rects = [dlib_box_from_mtcnn(d.face.box) for _, d in todo]
+        points = self._landmarks.predict_many([img for img, _ in todo], rects)
+        for (img, d), pts in zip(todo, points):
+            d.face.points = pts.astype(float)
+            d.chip = align_dlib(img, d.face.points)
+
+    def detect(self, image: np.ndarray, select: str = "largest", **kw) -> Detection:
+        return self.detect_many([image], select=select, **kw)[0]
 
     @staticmethod
     def _finish(img: np.ndarray, faces: list[DetectedFace], select: str) -> Detection:
         if not faces:
             return Detection(face=None, n_faces=0)
         face = choose_face(faces, img.shape[:2], select)
-        return Detection(face=face, n_faces=len(faces), chip=align_face(img, face.landmarks), all_faces=faces)
+        return Detection(face=face, n_faces=len(faces), all_faces=faces)
 
 
 def _shrink(img: np.ndarray) -> tuple[np.ndarray, float]:
@@ -139,4 +145,4 @@ def _shrink(img: np.ndarray) -> tuple[np.ndarray, float]:
     return arr, w / arr.shape[1]
 
 
-__all__ = ["CHIP_SIZE", "Detection", "DetectedFace", "FaceDetector", "choose_face", "chip_transform"]
+__all__ = ["CHIP_SIZE", "Detection", "DetectedFace", "FaceDetector", "choose_face"]

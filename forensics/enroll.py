@@ -1,7 +1,8 @@
 """Enrolling gallery photos: files, folders or a CSV manifest → subjects, images, faces, vectors.
 
-Each image is committed in its own transaction as soon as it is embedded, so a crash or Ctrl-C
-loses nothing already enrolled, and a failure never leaves half an image in the gallery.
+Each batch of images (32) is committed in one transaction as soon as it is embedded, every image
+all-or-nothing inside it (a SAVEPOINT each): a crash or Ctrl-C loses at most the batch in flight,
+never what was committed, and a failure never leaves half an image in the gallery.
 Duplicates (same SHA-256) are skipped and counted. The FAISS index is refreshed at the end.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from gallery import audit
 from gallery.db import Gallery
-from gallery.errors import DuplicateImageError
+from gallery.errors import DuplicateImageError, GalleryError
 from gallery.index import default_index_path, load_or_build
 from gallery.records import FaceSpec, ImageSpec
 
@@ -113,32 +114,34 @@ def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], so
     try:
         for results in pipeline.process([it.path for it in items], kind="photo", batch_size=batch_size,
                                         skip_sha=repo.image_exists):
+            to_add = []
             for res in results:
-                key = str(res.path)
-                item = by_path[key]
                 if isinstance(res, Skipped):
                     report.duplicates += 1
                 elif isinstance(res, PipelineFailure):
                     report.failures.append((res.path, str(res.error)))
                 else:
-                    report.input_hashes.append(res.sha256)
+                    item = by_path[str(res.path)]
                     subject = {"external_id": item.subject_id, "name": item.name, "sex": item.sex,
                                "birth_year": item.birth_year, "meta": item.meta or None}
-                    try:
-                        result = repo.add_enrollment(
-                            subject,
-                            ImageSpec(sha256=res.sha256, original_path=str(res.path.absolute()), width=res.width,
+                    image = ImageSpec(sha256=res.sha256, original_path=str(res.path.absolute()), width=res.width,
                                       height=res.height, size_bytes=res.size_bytes, source=source,
-                                      n_faces_detected=res.n_faces),
-                            [FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
-                                      chip_png=png_bytes(res.chip), vector=res.embedding.vector,
-                                      embedder=embedder)],
-                        )
-                        report.enrolled += 1
-                        report.subjects_created += int(result.subject_created)
-                    except DuplicateImageError:
-                        report.duplicates += 1
-                done_paths.add(key)
+                                      n_faces_detected=res.n_faces)
+                    face = FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
+                                    chip_png=png_bytes(res.chip), vector=res.embedding.vector, embedder=embedder)
+                    to_add.append((res, (subject, image, [face])))
+            # one transaction per batch: committed together, each image all-or-nothing within it
+            outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []
+            for (res, _), outcome in zip(to_add, outcomes):
+                report.input_hashes.append(res.sha256)
+                if isinstance(outcome, DuplicateImageError):
+                    report.duplicates += 1
+                elif isinstance(outcome, GalleryError):
+                    report.failures.append((res.path, str(outcome)))
+                else:
+                    report.enrolled += 1
+                    report.subjects_created += int(outcome.subject_created)
+            done_paths.update(str(res.path) for res in results)
             if progress:
                 progress(len(results))
     finally:

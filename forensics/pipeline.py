@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from forensics.align import align_face
 from forensics.detect import Detection, DetectedFace, FaceDetector
 from forensics.errors import InputImageError, NoFaceError
 from forensics.images import LoadedImage, load_image
@@ -34,26 +33,23 @@ def relaxed_sketch_detection(detector: FaceDetector, rgb: np.ndarray, select: st
     MTCNN's first stage), smaller minimum face, lower thresholds (0.5, 0.6, 0.6)."""
     img = ImageOps.autocontrast(Image.fromarray(rgb).convert("L"), cutoff=1).filter(ImageFilter.GaussianBlur(1.2))
     soft = np.asarray(img.convert("RGB"))
-    saved = (detector.min_face_frac, list(detector._mtcnn.thresholds))
-    try:
-        detector.min_face_frac = 0.1
-        detector._mtcnn.thresholds = [0.5, 0.6, 0.6]
-        det = detector.detect(soft, select=select)
-    finally:
-        detector.min_face_frac, detector._mtcnn.thresholds = saved[0], saved[1]
+    det = detector.detect(soft, select=select, min_face_frac=0.1, thresholds=(0.5, 0.6, 0.6), align=False)
     if det.face is not None:
         det.face.method = "mtcnn-relaxed"
-        det.chip = align_face(rgb, det.face.landmarks)
+        detector.align([rgb], [det])  # landmarks and chip from the original sketch
     return det
 
 
-def centred_portrait_face(rgb: np.ndarray) -> Detection:
-    """Last resort for sketches: assume a frontal portrait framed like the CUFS/FS2K sketches."""
+def centred_portrait_face(detector: FaceDetector, rgb: np.ndarray) -> Detection:
+    """Last resort for sketches: assume a frontal portrait framed like the CUFS/FS2K sketches
+    (the face box and MTCNN landmarks where they typically are), and landmark and align it."""
     h, w = rgb.shape[:2]
     lm = SKETCH_FALLBACK_LANDMARKS * np.array([w, h])
     face = DetectedFace(box=np.array([0.2 * w, 0.25 * h, 0.8 * w, 0.85 * h]), landmarks=lm, score=0.0,
                         method="centred-portrait-fallback")
-    return Detection(face=face, n_faces=0, chip=align_face(rgb, lm), all_faces=[])
+    det = Detection(face=face, n_faces=0, all_faces=[])
+    detector.align([rgb], [det])
+    return det
 
 
 def detect_faces(detector: FaceDetector, images: list[LoadedImage], kind: str = "photo",
@@ -65,7 +61,7 @@ def detect_faces(detector: FaceDetector, images: list[LoadedImage], kind: str = 
         if det.face is None and kind == "sketch":
             det = relaxed_sketch_detection(detector, im.rgb, select)
             if det.face is None:
-                det = centred_portrait_face(im.rgb)
+                det = centred_portrait_face(detector, im.rgb)
         if det.face is None:
             out.append(NoFaceError(im.path, "no face found",
                                    "use a frontal photo in which the face is at least ~40 px wide"))
@@ -148,7 +144,7 @@ class FacePipeline:
                 f = det.face
                 results[i] = FaceRecord(
                     path=im.path, sha256=im.sha256, width=im.width, height=im.height, size_bytes=im.size_bytes,
-                    n_faces=det.n_faces, box=[float(x) for x in f.box], landmarks=f.landmarks.round(2).tolist(),
+                    n_faces=det.n_faces, box=[float(x) for x in f.box], landmarks=f.points.round(2).tolist(),
                     det_score=float(f.score), detection_method=f.method, chip=det.chip,
                     embedding=Embedding(vector=v, embedder=self.embedder.info),
                 )

@@ -507,9 +507,51 @@ class GalleryRepository:
         when the embedder differs from the gallery's, EnrollmentError on invalid data. On any
         error nothing is written.
         """
+        spec, face_specs, subj_kw = self._enrollment_specs(subject, image, faces, embedder, image_fields)
+        try:
+            with self._write() as s:
+                return self._enroll_in(s, subj_kw, spec, face_specs)
+        except IntegrityError as exc:
+            raise self._integrity_error(exc, spec) from exc
+
+    def add_enrollments(
+        self, enrollments: Iterable[tuple[Any, Any, Iterable[Any]]], *, embedder: EmbedderLike = None
+    ) -> list[Union[EnrollmentResult, GalleryError]]:
+        """Enroll many images in one transaction: one commit (one disk sync) for all of them.
+
+        ``enrollments``: ``(subject, image, faces)`` triples as :meth:`add_enrollment` takes them.
+        Each one is all or nothing inside its own SAVEPOINT: a duplicate or invalid image comes
+        back as its ``DuplicateImageError`` / ``EnrollmentError`` in the returned list, in input
+        order, and the others are still written. An embedder mismatch aborts the whole call and
+        writes nothing. A crash before the commit loses this call's images only, never what
+        earlier calls committed.
+        """
+        prepared: list[Any] = []
+        for subject, image, faces in enrollments:
+            try:
+                prepared.append(self._enrollment_specs(subject, image, faces, embedder, {}))
+            except EnrollmentError as exc:
+                prepared.append(exc)
+        results: list[Union[EnrollmentResult, GalleryError]] = []
+        with self._write() as s:
+            for item in prepared:
+                if isinstance(item, GalleryError):
+                    results.append(item)
+                    continue
+                spec, face_specs, subj_kw = item
+                try:
+                    with s.begin_nested():
+                        results.append(self._enroll_in(s, subj_kw, spec, face_specs))
+                except (DuplicateImageError, EnrollmentError) as exc:  # not EmbedderMismatchError
+                    results.append(exc)
+                except IntegrityError as exc:
+                    results.append(self._integrity_error(exc, spec))
+        return results
+
+    def _enrollment_specs(self, subject: Any, image: Any, faces: Iterable[Any], embedder: EmbedderLike,
+                          image_fields: Mapping[str, Any]) -> tuple[ImageSpec, list[FaceSpec], dict[str, Any]]:
         spec = self._image_spec(image, image_fields)
         face_specs = [self._face_spec(f, embedder) for f in faces]
-
         if isinstance(subject, str):
             subj_kw: dict[str, Any] = {"external_id": subject}
         elif isinstance(subject, SubjectInfo):
@@ -519,88 +561,89 @@ class GalleryRepository:
             unknown = set(subj_kw) - {"external_id", "name", "sex", "birth_year", "meta"}
             if unknown or "external_id" not in subj_kw:
                 raise EnrollmentError(f"bad subject fields: {sorted(unknown) or 'no external_id'}")
+        return spec, face_specs, subj_kw
 
-        try:
-            with self._write() as s:
-                existing = s.execute(
-                    select(Image.id, Subject.external_id)
-                    .join(Subject)
-                    .where(Image.sha256 == spec.sha256)
-                ).first()
-                if existing is not None:
-                    raise DuplicateImageError(
-                        f"image {spec.sha256[:12]}… is already enrolled (subject "
-                        f"{existing[1]!r}, image id {existing[0]})",
-                        spec.sha256,
-                    )
-                gal_emb = self._gallery_embedder(s)
-                embedders: dict[int, Embedder] = {}
-                for f in face_specs:
-                    eid = f.embedder
-                    if eid not in embedders:
-                        e = s.get(Embedder, eid)
-                        if e is None:
-                            raise EnrollmentError(f"unknown embedder id {eid}")
-                        embedders[eid] = e
-                if len(embedders) > 1:
+    @staticmethod
+    def _integrity_error(exc: IntegrityError, spec: ImageSpec) -> GalleryError:
+        if "images.sha256" in str(exc.orig):
+            return DuplicateImageError(f"image {spec.sha256[:12]}… is already enrolled", spec.sha256)
+        return EnrollmentError(f"enrollment refused by the database: {exc.orig}")
+
+    def _enroll_in(self, s: Session, subj_kw: dict[str, Any], spec: ImageSpec,
+                   face_specs: list[FaceSpec]) -> EnrollmentResult:
+        existing = s.execute(
+            select(Image.id, Subject.external_id)
+            .join(Subject)
+            .where(Image.sha256 == spec.sha256)
+        ).first()
+        if existing is not None:
+            raise DuplicateImageError(
+                f"image {spec.sha256[:12]}… is already enrolled (subject "
+                f"{existing[1]!r}, image id {existing[0]})",
+                spec.sha256,
+            )
+        gal_emb = self._gallery_embedder(s)
+        embedders: dict[int, Embedder] = {}
+        for f in face_specs:
+            eid = f.embedder
+            if eid not in embedders:
+                e = s.get(Embedder, eid)
+                if e is None:
+                    raise EnrollmentError(f"unknown embedder id {eid}")
+                embedders[eid] = e
+        if len(embedders) > 1:
+            raise EmbedderMismatchError(
+                "one enrollment uses several embedders; the gallery holds one only"
+            )
+        if gal_emb is not None:
+            for e in embedders.values():
+                if e.id != gal_emb.id:
                     raise EmbedderMismatchError(
-                        "one enrollment uses several embedders; the gallery holds one only"
+                        self._mismatch_message(gal_emb, e.name, e.version, e.dim)
                     )
-                if gal_emb is not None:
-                    for e in embedders.values():
-                        if e.id != gal_emb.id:
-                            raise EmbedderMismatchError(
-                                self._mismatch_message(gal_emb, e.name, e.version, e.dim)
-                            )
 
-                subj, created = self._upsert_subject(s, **subj_kw)
-                img = Image(
-                    subject_id=subj.id,
-                    sha256=spec.sha256,
-                    original_path=spec.original_path,
-                    width=spec.width,
-                    height=spec.height,
-                    size_bytes=spec.size_bytes,
-                    source=spec.source,
-                    n_faces=len(face_specs) if spec.n_faces_detected is None else spec.n_faces_detected,
-                )
-                s.add(img)
-                s.flush()
-                face_ids: list[int] = []
-                emb_ids: list[int] = []
-                for f in face_specs:
-                    e = embedders[f.embedder]
-                    face = Face(
-                        image_id=img.id,
-                        box=_check_box(f.box),
-                        landmarks=_check_landmarks(f.landmarks),
-                        det_score=None if f.det_score is None else float(f.det_score),
-                        chip_png=None if f.chip_png is None else bytes(f.chip_png),
-                        chip_size=f.chip_size,
-                    )
-                    s.add(face)
-                    s.flush()
-                    vec = normalize_vector(f.vector, e.dim)
-                    emb = FaceEmbedding(face_id=face.id, embedder_id=e.id, vector=vector_to_bytes(vec))
-                    s.add(emb)
-                    s.flush()
-                    face_ids.append(face.id)
-                    emb_ids.append(emb.id)
-                return EnrollmentResult(
-                    subject_id=subj.id,
-                    external_id=subj.external_id,
-                    image_id=img.id,
-                    image_sha256=img.sha256,
-                    face_ids=tuple(face_ids),
-                    embedding_ids=tuple(emb_ids),
-                    subject_created=created,
-                )
-        except IntegrityError as exc:
-            if "images.sha256" in str(exc.orig):
-                raise DuplicateImageError(
-                    f"image {spec.sha256[:12]}… is already enrolled", spec.sha256
-                ) from exc
-            raise EnrollmentError(f"enrollment refused by the database: {exc.orig}") from exc
+        subj, created = self._upsert_subject(s, **subj_kw)
+        img = Image(
+            subject_id=subj.id,
+            sha256=spec.sha256,
+            original_path=spec.original_path,
+            width=spec.width,
+            height=spec.height,
+            size_bytes=spec.size_bytes,
+            source=spec.source,
+            n_faces=len(face_specs) if spec.n_faces_detected is None else spec.n_faces_detected,
+        )
+        s.add(img)
+        s.flush()
+        face_ids: list[int] = []
+        emb_ids: list[int] = []
+        for f in face_specs:
+            e = embedders[f.embedder]
+            face = Face(
+                image_id=img.id,
+                box=_check_box(f.box),
+                landmarks=_check_landmarks(f.landmarks),
+                det_score=None if f.det_score is None else float(f.det_score),
+                chip_png=None if f.chip_png is None else bytes(f.chip_png),
+                chip_size=f.chip_size,
+            )
+            s.add(face)
+            s.flush()
+            vec = normalize_vector(f.vector, e.dim)
+            emb = FaceEmbedding(face_id=face.id, embedder_id=e.id, vector=vector_to_bytes(vec))
+            s.add(emb)
+            s.flush()
+            face_ids.append(face.id)
+            emb_ids.append(emb.id)
+        return EnrollmentResult(
+            subject_id=subj.id,
+            external_id=subj.external_id,
+            image_id=img.id,
+            image_sha256=img.sha256,
+            face_ids=tuple(face_ids),
+            embedding_ids=tuple(emb_ids),
+            subject_created=created,
+        )
 
     @staticmethod
     def _image_spec(image: Any, fields: Mapping[str, Any]) -> ImageSpec:

@@ -337,6 +337,41 @@ def test_duplicate_sha256_refused(repo, emb):
     assert repo.count_images() == 1 and repo.count_embeddings() == 1
 
 
+def test_batch_enrollment_one_commit_each_image_all_or_nothing(repo, emb):
+    enroll(repo, emb, "P-1")
+
+    def item(ext, key, vec):
+        return ({"external_id": ext}, {"sha256": sha(key), "source": "batch"}, [face(vec, emb)])
+
+    bad_face = face(np.ones(DIM + 1), emb)  # wrong dimension
+    results = repo.add_enrollments([
+        item("P-2", "p2", np.ones(DIM)),
+        item("P-3", "P-1/0", np.ones(DIM)),  # duplicate of an enrolled image
+        ({"external_id": "P-4"}, {"sha256": sha("p4")}, [bad_face]),
+        ({"external_id": "P-5"}, {"sha256": "not-a-hash"}, []),
+        item("P-6", "p6", np.ones(DIM)),
+        item("P-7", "p6", np.ones(DIM)),  # duplicate within the batch
+    ])
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["EnrollmentResult", "DuplicateImageError", "EnrollmentError", "EnrollmentError",
+                     "EnrollmentResult", "DuplicateImageError"]
+    # failed items left nothing behind (not even their subjects); the others are committed
+    assert [repo.get_subject(x) is not None for x in ("P-2", "P-3", "P-4", "P-5", "P-6", "P-7")] == [
+        True, False, False, False, True, False]
+    assert repo.count_images() == 3 and repo.count_embeddings() == 3
+
+
+def test_batch_enrollment_with_another_embedder_writes_nothing(repo, emb):
+    enroll(repo, emb, "Q-1")
+    other = repo.get_or_create_embedder("arcface", "2.0", DIM)
+    with pytest.raises(EmbedderMismatchError):
+        repo.add_enrollments([
+            ("Q-2", {"sha256": sha("q2")}, [face(np.ones(DIM), emb)]),
+            ("Q-3", {"sha256": sha("q3")}, [face(np.ones(DIM), other)]),
+        ])
+    assert repo.get_subject("Q-2") is None and repo.count_images() == 1
+
+
 def test_bad_inputs_rejected(repo, emb):
     with pytest.raises(EnrollmentError):
         repo.add_enrollment("X", sha256="abc", faces=[])

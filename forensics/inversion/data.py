@@ -175,7 +175,7 @@ def _detect_chips(items: list[Item], batch: int = 64, progress=None) -> list[tup
             if det.face is None and it.dataset != "lfw":
                 det = relaxed_sketch_detection(detector, rgb)
                 if det.face is None:
-                    det = centred_portrait_face(rgb)
+                    det = centred_portrait_face(detector, rgb)
             out.append((det.chip, det.face.method if det.face is not None else "none"))
         done = start + len(chunk)
         if progress:

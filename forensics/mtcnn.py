@@ -1,0 +1,363 @@
+"""MTCNN (Zhang et al. 2016): facenet-pytorch's trained networks, run as one vectorised cascade.
+
+facenet-pytorch's wheel ships the three trained networks (`data/pnet.pt`, `rnet.pt`, `onet.pt`).
+This module loads them from that wheel *without importing facenet_pytorch*: its import pulls in
+torchvision and, through it, torch._dynamo (about 3 s at every start of the CLI). It then runs
+the same cascade as `facenet_pytorch.models.utils.detect_face` with the same numbers:
+
+1. P-Net slides over an image pyramid (smallest face `min_face` px, scale step `factor`);
+   candidate boxes, NMS 0.5 per scale and image, NMS 0.7 per image, box regression, squared.
+2. R-Net scores 24x24 crops of those boxes; threshold, NMS 0.7, regression, squared.
+3. O-Net scores 48x48 crops, regresses the box and gives the 5 landmarks; NMS 0.7 ("Min").
+
+What differs is only how the work is done. facenet-pytorch crops and resizes every candidate box
+in a Python loop (one `interpolate(mode="area")` call per box: over half of all detection time
+on a CPU); here all boxes of an image are cropped and area-resized at once from a summed-area
+table, which is the same average `adaptive_avg_pool2d` computes. NMS is done in numpy, with
+torchvision's IoU for the first two stages and facenet's "Min" overlap for the last.
+`tests/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+#: facenet-pytorch's defaults (MTCNN(thresholds=..., factor=...)).
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
+DEFAULT_FACTOR = 0.709
+
+
+def weights_dir() -> Path:
+    """The `data/` folder of the installed facenet-pytorch wheel (found without importing it)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "facenet-pytorch is not installed: it ships the MTCNN detector weights. Install it with "
+            "`pip install --no-deps facenet-pytorch==2.6.0` (make setup does this)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+class PNet(nn.Module):
+    """Proposal network: fully convolutional, face probability + box offsets per 12x12 cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+
+    def forward(self, x):
+        x = self.prelu1(self.conv1(x))
+        x = self.pool1(x)
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)
+
+
+class RNet(nn.Module):
+    """Refinement network on 24x24 crops."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)  # the flattening order the weights expect
+        x = self.prelu4(self.dense4(x))
+        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)
+
+
+class ONet(nn.Module):
+    """Output network on 48x48 crops: probability, box offsets and 5 landmarks."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+        x = self.prelu5(self.dense5(x))
+        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)
+
+
+def _load(net: nn.Module, name: str) -> nn.Module:
+    state = torch.load(weights_dir() / f"{name}.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    net.eval()
+    # channels-last weights make PyTorch's CPU convolutions and pooling 2-3x faster here
+    return net.to(memory_format=torch.channels_last)
+
+
+@dataclass
+class FaceBoxes:
+    """MTCNN's result for one image: (n,4) boxes x1,y1,x2,y2, (n,) probabilities, (n,5,2) landmarks."""
+
+    boxes: np.ndarray
+    probs: np.ndarray
+    points: np.ndarray
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression; indices kept, best score first.
+
+    "union": IoU with areas (x2-x1)*(y2-y1), suppress when IoU > threshold (torchvision.ops.nms).
+    "min": overlap / smaller area with +1 pixel sizes, suppress when > threshold (facenet's "Min").
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    plus = 1.0 if method == "min" else 0.0
+    area = (x2 - x1 + plus) * (y2 - y1 + plus)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + plus)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + plus)
+        inter = w * h
+        if method == "min":
+            overlap = inter / np.minimum(area[i], area[rest])
+        else:
+            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float,
+                method: str = "union") -> np.ndarray:
+    """NMS independently within each group (image, or image and scale); indices into the input."""
+    keep = [idx[nms(boxes[idx], scores[idx], threshold, method)] for g in np.unique(groups)
+            for idx in [np.flatnonzero(groups == g)]]
+    return np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+
+
+def _rerec(b: np.ndarray) -> np.ndarray:
+    """Square boxes about their centres (side = the longer side)."""
+    b = b.copy()
+    h = b[:, 3] - b[:, 1]
+    w = b[:, 2] - b[:, 0]
+    side = np.maximum(w, h)
+    b[:, 0] = b[:, 0] + w * 0.5 - side * 0.5
+    b[:, 1] = b[:, 1] + h * 0.5 - side * 0.5
+    b[:, 2] = b[:, 0] + side
+    b[:, 3] = b[:, 1] + side
+    return b
+
+
+def _bbreg(b: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    b = b.copy()
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    b[:, 0] += reg[:, 0] * w
+    b[:, 1] += reg[:, 1] * h
+    b[:, 2] += reg[:, 2] * w
+    b[:, 3] += reg[:, 3] * h
+    return b
+
+
+def _crop_region(b: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integer crop rectangles [y0, y1) x [x0, x1) of boxes clipped to the image (facenet's `pad`)."""
+    t = np.trunc(b[:, :4]).astype(np.int64)
+    x = np.maximum(t[:, 0], 1)
+    y = np.maximum(t[:, 1], 1)
+    ex = np.minimum(t[:, 2], w)
+    ey = np.minimum(t[:, 3], h)
+    return y - 1, ey, x - 1, ex
+
+
+def _area_crops(sat: torch.Tensor, y0, y1, x0, x1, size: int) -> torch.Tensor:
+    """Crops [y0,y1)x[x0,x1) of one image resized to size x size by area averaging.
+
+    `sat` is the image's summed-area table (C, H+1, W+1), float64. Output cell i of a region of
+    length R covers [floor(i R / size), ceil((i+1) R / size)), as adaptive_avg_pool2d does.
+    """
+    i = torch.arange(size, dtype=torch.int64)
+
+    def edges(a0, a1):
+        a0 = torch.as_tensor(a0)[:, None]
+        length = torch.as_tensor(a1)[:, None] - a0
+        start = a0 + torch.div(i[None] * length, size, rounding_mode="floor")
+        end = a0 + -torch.div(-(i[None] + 1) * length, size, rounding_mode="floor")
+        return start, end
+
+    ys, ye = edges(y0, y1)
+    xs, xe = edges(x0, x1)
+    Ys, Ye = ys[:, :, None], ye[:, :, None]
+    Xs, Xe = xs[:, None, :], xe[:, None, :]
+    total = sat[:, Ye, Xe] - sat[:, Ys, Xe] - sat[:, Ye, Xs] + sat[:, Ys, Xs]  # (C, n, size, size)
+    area = ((Ye - Ys) * (Xe - Xs)).to(torch.float64)
+    return (total / area).permute(1, 0, 2, 3).to(torch.float32)
+
+
+class MTCNN:
+    """Batched MTCNN on equal-sized RGB uint8 images: `detect(images, min_face)` → `FaceBoxes` each."""
+
+    def __init__(self, thresholds=DEFAULT_THRESHOLDS, factor: float = DEFAULT_FACTOR):
+        self.thresholds = tuple(thresholds)
+        self.factor = factor
+        self.pnet = _load(PNet(), "pnet")
+        self.rnet = _load(RNet(), "rnet")
+        self.onet = _load(ONet(), "onet")
+
+    @torch.inference_mode()
+    def detect(self, images: np.ndarray, min_face: int, thresholds=None) -> list[FaceBoxes]:
+        """images: (B, H, W, 3) uint8. Faces smaller than `min_face` px are not searched for."""
+        t1, t2, t3 = thresholds or self.thresholds
+        imgs = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).float()  # channels-last
+        n_img, _, h, w = imgs.shape
+
+        # stage 1: P-Net over the pyramid
+        scales, m = [], 12.0 / min_face
+        minl = min(h, w) * m
+        while minl >= 12:
+            scales.append(m)
+            m *= self.factor
+            minl *= self.factor
+        cands, groups = [], []
+        for k, scale in enumerate(scales):
+            level = torch.nn.functional.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            reg, prob = self.pnet((level - 127.5) * 0.0078125)
+            b = _candidate_boxes(reg.numpy(), prob[:, 1].numpy(), scale, t1)
+            if len(b):
+                keep = batched_nms(b[:, :4], b[:, 4], b[:, 9].astype(np.int64), 0.5)
+                cands.append(b[keep])
+                groups.append(np.full(len(keep), k))
+        if not cands:
+            return [_empty() for _ in range(n_img)]
+        b = np.concatenate(cands)
+        img_of = b[:, 9].astype(np.int64)
+        keep = batched_nms(b[:, :4], b[:, 4], img_of, 0.7)
+        b, img_of = b[keep], img_of[keep]
+        bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        boxes = np.stack([b[:, 0] + b[:, 5] * bw, b[:, 1] + b[:, 6] * bh,
+                          b[:, 2] + b[:, 7] * bw, b[:, 3] + b[:, 8] * bh, b[:, 4]], axis=1)
+        boxes = _rerec(boxes)
+
+        # stage 2: R-Net
+        crops, boxes, img_of = self._crops(imgs, boxes, img_of, 24)
+        if len(boxes):
+            reg, prob = self.rnet(crops)
+            score = prob[:, 1].numpy()
+            ok = score > t2
+            boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
+            img_of, reg = img_of[ok], reg.numpy()[ok]
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
+            boxes, img_of, reg = boxes[keep], img_of[keep], reg[keep]
+            boxes = _rerec(_bbreg(boxes, reg))
+
+        # stage 3: O-Net
+        points = np.zeros((0, 5, 2))
+        crops, boxes, img_of = self._crops(imgs, boxes, img_of, 48)
+        if len(boxes):
+            reg, lms, prob = self.onet(crops)
+            score = prob[:, 1].numpy()
+            ok = score > t3
+            boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
+            img_of, reg, lms = img_of[ok], reg.numpy()[ok], lms.numpy()[ok]
+            bw = boxes[:, 2] - boxes[:, 0] + 1
+            bh = boxes[:, 3] - boxes[:, 1] + 1
+            px = bw[:, None] * lms[:, :5] + boxes[:, 0:1] - 1
+            py = bh[:, None] * lms[:, 5:] + boxes[:, 1:2] - 1
+            points = np.stack([px, py], axis=2)
+            boxes = _bbreg(boxes, reg)
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7, method="min")
+            boxes, img_of, points = boxes[keep], img_of[keep], points[keep]
+
+        out = []
+        for i in range(n_img):
+            sel = img_of == i
+            out.append(FaceBoxes(boxes=boxes[sel, :4], probs=boxes[sel, 4], points=points[sel]))
+        return out
+
+    @staticmethod
+    def _crops(imgs: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, size: int):
+        """Normalised size x size crops of all boxes (channels-last), dropping empty ones."""
+        if len(boxes) == 0:
+            return None, boxes, img_of
+        h, w = imgs.shape[2:]
+        y0, y1, x0, x1 = _crop_region(boxes, w, h)
+        valid = (y1 > y0) & (x1 > x0)
+        boxes, img_of, y0, y1, x0, x1 = boxes[valid], img_of[valid], y0[valid], y1[valid], x0[valid], x1[valid]
+        parts, order = [], []
+        for i in np.unique(img_of):
+            idx = np.flatnonzero(img_of == i)
+            sat = torch.zeros((3, h + 1, w + 1), dtype=torch.float64)
+            sat[:, 1:, 1:] = imgs[i].to(torch.float64).cumsum(1).cumsum(2)
+            parts.append(_area_crops(sat, y0[idx], y1[idx], x0[idx], x1[idx], size))
+            order.append(idx)
+        if not parts:
+            return None, boxes, img_of
+        order = np.concatenate(order)
+        crops = torch.empty((len(order), 3, size, size))
+        crops[torch.from_numpy(order)] = torch.cat(parts)
+        crops = ((crops - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+        return crops, boxes, img_of
+
+
+def _candidate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """P-Net cells over threshold → rows (x1, y1, x2, y2, score, 4 offsets, image index)."""
+    img, iy, ix = np.nonzero(prob >= threshold)
+    if len(img) == 0:
+        return np.zeros((0, 10), dtype=np.float32)
+    # box arithmetic in float32 throughout, as facenet-pytorch does: crops are cut at truncated
+    # coordinates, and float64 would move an edge by a pixel now and then
+    stride, cell = 2, 12
+    xx, yy = ix.astype(np.float32), iy.astype(np.float32)
+    x1 = np.floor((stride * xx + 1) / scale)
+    y1 = np.floor((stride * yy + 1) / scale)
+    x2 = np.floor((stride * xx + cell) / scale)
+    y2 = np.floor((stride * yy + cell) / scale)
+    offsets = reg[img, :, iy, ix]
+    return np.column_stack([x1, y1, x2, y2, prob[img, iy, ix], offsets, img]).astype(np.float32)
+
+
+def _empty() -> FaceBoxes:
+    return FaceBoxes(boxes=np.zeros((0, 4)), probs=np.zeros(0), points=np.zeros((0, 5, 2)))
