@@ -97,8 +97,9 @@ def dlib_box_from_mtcnn(box, coef=MTCNN_TO_DLIB_BOX) -> tuple[int, int, int, int
     a, b, c, d, e, f = coef
     cx = (x1 + x2) / 2 + a * w + b * h
     cy = (y1 + y2) / 2 + c * w + d * h
-    half = (e * w + f * h) / 2
-    return (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
+    side = int(round(e * w + f * h))
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    return (left, top, left + side, top + side)
 
 
 def dlib_chip_transform(points: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:

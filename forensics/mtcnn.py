@@ -12,9 +12,9 @@ the same cascade as `facenet_pytorch.models.utils.detect_face` with the same num
 
 What differs is only how the work is done. facenet-pytorch crops and resizes every candidate box
 in a Python loop (one `interpolate(mode="area")` call per box: over half of all detection time
-on a CPU); here all boxes of an image are cropped and area-resized at once from a summed-area
-table, which is the same average `adaptive_avg_pool2d` computes. NMS is done in numpy, with
-torchvision's IoU for the first two stages and facenet's "Min" overlap for the last.
+on a CPU); here all boxes of a batch are cropped and area-resized at once from the images'
+summed-area tables, which give the same averages `adaptive_avg_pool2d` computes. NMS is done in numpy, with
+torchvision's IoU for the first two stages and facenet's own "Min" procedure for the last.
 `tests/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
 """
 
@@ -173,10 +173,73 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float,
                 method: str = "union") -> np.ndarray:
-    """NMS independently within each group (image, or image and scale); indices into the input."""
-    keep = [idx[nms(boxes[idx], scores[idx], threshold, method)] for g in np.unique(groups)
-            for idx in [np.flatnonzero(groups == g)]]
-    return np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+    """NMS independently within each group (image, or image and scale); indices into the input.
+
+    Gives exactly what `nms` gives group by group, but for all groups at once (MTCNN runs
+    hundreds of small groups per batch): the overlap of every pair within a group is computed in
+    one go, then the greedy choice is resolved in rounds. A box is kept when every higher-scored
+    box of its group that overlaps it is suppressed, and suppressed when a kept one overlaps it.
+    """
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((-scores, groups))  # by group, then by score, best first (stable)
+    b, g = boxes[order], groups[order]  # in the boxes' own dtype (float32), as torchvision computes
+    group_end = np.r_[np.flatnonzero(g[1:] != g[:-1]) + 1, n]
+    end = np.repeat(group_end, np.diff(np.r_[0, group_end]))  # end of each box's group
+    later = end - np.arange(n) - 1  # boxes after it in its group
+    i = np.repeat(np.arange(n), later)
+    j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(later) - later, later)
+    plus = 1.0 if method == "min" else 0.0
+    area = (b[:, 2] - b[:, 0] + plus) * (b[:, 3] - b[:, 1] + plus)
+    w = np.maximum(0.0, np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0]) + plus)
+    h = np.maximum(0.0, np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1]) + plus)
+    inter = w * h
+    if method == "min":
+        overlap = inter / np.minimum(area[i], area[j])
+    else:
+        overlap = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
+    hit = overlap > threshold
+    i, j = i[hit], j[hit]  # i (better) would suppress j if i is kept
+    kept = np.zeros(n, bool)
+    suppressed = np.zeros(n, bool)
+    while True:
+        undecided = ~(kept | suppressed)
+        if not undecided.any():
+            break
+        by_kept = np.zeros(n, bool)
+        by_kept[j[kept[i]]] = True
+        suppressed |= undecided & by_kept
+        blocked = np.zeros(n, bool)
+        blocked[j[~suppressed[i]]] = True  # a better box that is not (yet) suppressed overlaps it
+        kept |= ~(kept | suppressed) & ~blocked
+    keep = np.flatnonzero(kept)
+    return order[keep]
+
+
+def _facenet_min_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float) -> np.ndarray:
+    """The last stage's NMS exactly as facenet-pytorch runs it (`batched_nms_numpy`, "Min").
+
+    O-Net probabilities often tie at float32's 1.0 - 1e-6; which of two tied boxes survives then
+    depends on the order in which facenet's `np.argsort` visits them, so this keeps its exact
+    procedure: all images at once via coordinate offsets, ascending argsort, best taken from the end.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = boxes + (groups.astype(boxes.dtype) * (boxes.max() + 1))[:, None]
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(scores)
+    keep = []
+    while order.size > 0:
+        i = order[-1]
+        keep.append(i)
+        rest = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        overlap = w * h / np.minimum(area[i], area[rest])
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
 
 
 def _rerec(b: np.ndarray) -> np.ndarray:
@@ -213,12 +276,22 @@ def _crop_region(b: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray,
     return y - 1, ey, x - 1, ex
 
 
-def _area_crops(sat: torch.Tensor, y0, y1, x0, x1, size: int) -> torch.Tensor:
-    """Crops [y0,y1)x[x0,x1) of one image resized to size x size by area averaging.
+def summed_area_tables(images: np.ndarray) -> torch.Tensor:
+    """(B, H+1, W+1, 3) int32 summed-area tables of (B, H, W, 3) uint8 images (exact sums)."""
+    b, h, w, c = images.shape
+    sat = torch.zeros((b, h + 1, w + 1, c), dtype=torch.int32)
+    sat[:, 1:, 1:] = torch.from_numpy(images).to(torch.int32).cumsum(1).cumsum(2)
+    return sat
 
-    `sat` is the image's summed-area table (C, H+1, W+1), float64. Output cell i of a region of
-    length R covers [floor(i R / size), ceil((i+1) R / size)), as adaptive_avg_pool2d does.
+
+def area_crops(sat: torch.Tensor, img_of, y0, y1, x0, x1, size: int) -> torch.Tensor:
+    """Crops [y0,y1)x[x0,x1) of images `img_of`, each resized to size x size by area averaging.
+
+    `sat`: `summed_area_tables` of the images. Output cell i of a region of length R averages
+    [floor(i R / size), ceil((i+1) R / size)), exactly as adaptive_avg_pool2d (interpolate's
+    "area" mode) does. Returns (n, 3, size, size) float32 in channels-last memory.
     """
+    _, hp, wp, c = sat.shape
     i = torch.arange(size, dtype=torch.int64)
 
     def edges(a0, a1):
@@ -230,11 +303,15 @@ def _area_crops(sat: torch.Tensor, y0, y1, x0, x1, size: int) -> torch.Tensor:
 
     ys, ye = edges(y0, y1)
     xs, xe = edges(x0, x1)
-    Ys, Ye = ys[:, :, None], ye[:, :, None]
-    Xs, Xe = xs[:, None, :], xe[:, None, :]
-    total = sat[:, Ye, Xe] - sat[:, Ys, Xe] - sat[:, Ye, Xs] + sat[:, Ys, Xs]  # (C, n, size, size)
-    area = ((Ye - Ys) * (Xe - Xs)).to(torch.float64)
-    return (total / area).permute(1, 0, 2, 3).to(torch.float32)
+    base = torch.as_tensor(img_of, dtype=torch.int64)[:, None, None] * (hp * wp)
+    flat = sat.reshape(-1, c)
+
+    def corner(yy, xx):  # (n, size, size, c)
+        return flat[base + yy[:, :, None] * wp + xx[:, None, :]]
+
+    total = corner(ye, xe) - corner(ys, xe) - corner(ye, xs) + corner(ys, xs)
+    area = ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float32)[..., None]
+    return (total.to(torch.float32) / area).permute(0, 3, 1, 2)
 
 
 class MTCNN:
@@ -282,7 +359,8 @@ class MTCNN:
         boxes = _rerec(boxes)
 
         # stage 2: R-Net
-        crops, boxes, img_of = self._crops(imgs, boxes, img_of, 24)
+        sat = summed_area_tables(np.require(images, np.uint8, ["C"]))
+        crops, boxes, img_of = self._crops(sat, boxes, img_of, 24)
         if len(boxes):
             reg, prob = self.rnet(crops)
             score = prob[:, 1].numpy()
@@ -295,7 +373,7 @@ class MTCNN:
 
         # stage 3: O-Net
         points = np.zeros((0, 5, 2))
-        crops, boxes, img_of = self._crops(imgs, boxes, img_of, 48)
+        crops, boxes, img_of = self._crops(sat, boxes, img_of, 48)
         if len(boxes):
             reg, lms, prob = self.onet(crops)
             score = prob[:, 1].numpy()
@@ -308,7 +386,7 @@ class MTCNN:
             py = bh[:, None] * lms[:, 5:] + boxes[:, 1:2] - 1
             points = np.stack([px, py], axis=2)
             boxes = _bbreg(boxes, reg)
-            keep = batched_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7, method="min")
+            keep = _facenet_min_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
             boxes, img_of, points = boxes[keep], img_of[keep], points[keep]
 
         out = []
@@ -318,26 +396,17 @@ class MTCNN:
         return out
 
     @staticmethod
-    def _crops(imgs: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, size: int):
+    def _crops(sat: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, size: int):
         """Normalised size x size crops of all boxes (channels-last), dropping empty ones."""
         if len(boxes) == 0:
             return None, boxes, img_of
-        h, w = imgs.shape[2:]
+        h, w = sat.shape[1] - 1, sat.shape[2] - 1
         y0, y1, x0, x1 = _crop_region(boxes, w, h)
         valid = (y1 > y0) & (x1 > x0)
         boxes, img_of, y0, y1, x0, x1 = boxes[valid], img_of[valid], y0[valid], y1[valid], x0[valid], x1[valid]
-        parts, order = [], []
-        for i in np.unique(img_of):
-            idx = np.flatnonzero(img_of == i)
-            sat = torch.zeros((3, h + 1, w + 1), dtype=torch.float64)
-            sat[:, 1:, 1:] = imgs[i].to(torch.float64).cumsum(1).cumsum(2)
-            parts.append(_area_crops(sat, y0[idx], y1[idx], x0[idx], x1[idx], size))
-            order.append(idx)
-        if not parts:
+        if len(boxes) == 0:
             return None, boxes, img_of
-        order = np.concatenate(order)
-        crops = torch.empty((len(order), 3, size, size))
-        crops[torch.from_numpy(order)] = torch.cat(parts)
+        crops = area_crops(sat, img_of, y0, y1, x0, x1, size)
         crops = ((crops - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
         return crops, boxes, img_of
 
