@@ -42,6 +42,35 @@ def enroll_speed(data: Path, n: int, skip_dlib: bool) -> dict:
     return out
 
 
+def stage_costs(data: Path, n: int = 320) -> dict:
+    """Where an image's time goes: each pipeline stage timed in-process on n LFW photos, after a
+    warm-up batch, on this machine's threads (milliseconds per image)."""
+    from forensics.detect import FaceDetector
+    from forensics.images import load_image, png_bytes
+    from forensics.models.registry import load_embedder
+
+    rows = sorted(read_manifest(data, "lfw"), key=lambda r: r["file"])[1::max(1, 13000 // n)][:n]
+    detector, embedder = FaceDetector(), load_embedder()
+    warm = [load_image(r["path"]) for r in rows[:32]]
+    embedder.embed(np.stack([d.chip for d in detector.detect_many([w.rgb for w in warm])]))
+    cost = {}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        cost[name] = 1000 * (time.perf_counter() - t) / len(rows)
+        return out
+
+    images = timed("read + SHA-256 + decode", lambda: [load_image(r["path"]) for r in rows])
+    rgbs = [im.rgb for im in images]
+    dets = timed("MTCNN detection", lambda: detector.detect_many(rgbs, select="central", align=False))
+    timed("dlib landmarks + chip", lambda: detector.align(rgbs, dets))
+    chips = np.stack([d.chip for d in dets])
+    timed("descriptor (PyTorch dlib ResNet)", lambda: embedder.embed(chips, batch_size=32))
+    timed("chip PNG", lambda: [png_bytes(c) for c in chips])
+    return cost
+
+
 def search_latency(n: int, dim: int = 128, queries: int = 200, k: int = 50, seed: int = 0) -> list[dict]:
     from gallery.index import VectorIndex
 
@@ -94,6 +123,10 @@ def main():
             print(f"  dlib-bin, 2 processes: {e['dlib_seconds']:.1f} s = {e['dlib_img_s']:.1f} img/s  "
                   f"→ speed-up {e['speedup']:.2f}x (bar: 4x)")
     res["loadavg_after_enroll"] = os.getloadavg()[0]  # > 2 means other jobs shared the 2 cores
+    if not args.skip_enroll:
+        res["stages_ms_per_image"] = stage_costs(data)
+        for k, v in res["stages_ms_per_image"].items():
+            print(f"  {k:34} {v:6.1f} ms/image")
     import faiss
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)

@@ -402,10 +402,11 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
     emb = q.embedder
     inv = q.inverter if isinstance(q.inverter, Mapping) else None
     paras = [
-        "Each sketch was located with the MTCNN face detector (facenet-pytorch), which also "
-        "marks five landmarks (eye centres, nose tip, mouth corners). The face was rotated, "
-        "scaled and cropped to a 150 × 150 pixel chip with the same geometry as the gallery's "
-        "mugshot chips (the aligned sketch of section 2)."
+        "Each sketch was located with the MTCNN face detector (facenet-pytorch's networks); "
+        "dlib's 5-point landmark model then marked the outer and inner eye corners and the base "
+        "of the nose inside the face box. The face was rotated, scaled and cropped from those "
+        "points to a 150 × 150 pixel chip with the same geometry as the gallery's mugshot chips "
+        "(the aligned sketch of section 2)."
     ]
     if mode in ("fusion", "inverted") or inv:
         name = f" ({inv.get('name')} {inv.get('version')})" if inv else ""
