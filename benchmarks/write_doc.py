@@ -109,7 +109,7 @@ def main():
                 "| pipeline | R1 | R5 | R10 |", "|---|---|---|---|",
                 f"| forensics | {pct(ph['rank1'])} | {pct(ph['rank5'])} | {pct(ph['rank10'])} |",
                 "| dlib's own pipeline (baselines.md) | 89.9 | 95.7 | 96.7 |", "",
-                f"Bar: ≥ 89.9% rank-1 — " + ("met" if ph["rank1"] >= 0.899 else "**not met**") + ".", ""]
+                "Bar: ≥ 89.9% rank-1 — " + ("met" if ph["rank1"] >= 0.899 else "**not met**") + ".", ""]
 
     lfw = load("lfw_verification")
     if lfw:
