@@ -1,0 +1,50 @@
+"""The face pipeline's detection paths: photo, sketch retry, centred-portrait fallback, no face."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from forensics.errors import NoFaceError
+from forensics.images import load_image
+from forensics.pipeline import centred_portrait_face, detect_faces
+
+
+def _blank(tmp_path, name="blank.png"):
+    """A textured grey page: nothing MTCNN will call a face."""
+    rng = np.random.default_rng(0)
+    arr = (200 + rng.integers(0, 20, (250, 200))).astype(np.uint8)
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    return load_image(path)
+
+
+def test_photo_gets_dlib_points_and_a_chip(pipeline, data_dir):
+    im = load_image(data_dir / "lfw" / "deepfunneled_250" / "Al_Gore" / "Al_Gore_0001.jpg")
+    (det,) = detect_faces(pipeline.detector, [im], kind="photo", select="central")
+    assert det.face.method == "mtcnn" and det.chip.shape == (150, 150, 3)
+    pts = det.face.points
+    # dlib's order: outer and inner corner of the eye on the image's right, then outer and inner
+    # corner of the eye on its left (so left to right: 2, 3, 1, 0), then the base of the nose,
+    # below the eyes and between them
+    assert pts[2, 0] < pts[3, 0] < pts[1, 0] < pts[0, 0]
+    assert pts[4, 1] > pts[:4, 1].max() and pts[3, 0] < pts[4, 0] < pts[1, 0]
+    x1, y1, x2, y2 = det.face.box
+    assert np.all((pts[:, 0] > x1) & (pts[:, 0] < x2) & (pts[:, 1] > y1) & (pts[:, 1] < y2))
+
+
+def test_no_face_in_a_photo_is_an_error_but_a_sketch_gets_the_fallback(pipeline, tmp_path):
+    im = _blank(tmp_path)
+    (err,) = detect_faces(pipeline.detector, [im], kind="photo")
+    assert isinstance(err, NoFaceError) and "blank.png" in str(err)
+    (det,) = detect_faces(pipeline.detector, [im], kind="sketch")
+    assert det.face.method == "centred-portrait-fallback" and det.n_faces == 0
+    assert det.chip.shape == (150, 150, 3) and det.face.points.shape == (5, 2)
+
+
+def test_centred_fallback_is_placed_like_the_sketches(pipeline, tmp_path):
+    im = _blank(tmp_path)
+    det = centred_portrait_face(pipeline.detector, im.rgb)
+    h, w = im.rgb.shape[:2]
+    centre = det.face.points.mean(0)
+    assert abs(centre[0] - w / 2) < 0.15 * w and 0.3 * h < centre[1] < 0.7 * h
