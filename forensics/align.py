@@ -7,8 +7,8 @@ of the nose). We find faces with MTCNN, predict those same 5 points with dlib's 
 `dlib_box_from_mtcnn`), and cut the chip with dlib's geometry (`dlib_chip_transform`).
 
 Until November 2026 the chip was cut from MTCNN's own landmarks mapped onto a template of where
-they fall in dlib chips; dlib's points align better: LFW identification rank-1 rose from 87.7% to
-91.1% (docs/architecture.md, "Alignment").
+they fall in dlib chips; dlib's points align better: LFW identification rank-1 rose from 87.6% to
+91.0% (docs/architecture.md, "Alignment"; docs/benchmarks.md).
 """
 
 from __future__ import annotations

