@@ -14,7 +14,7 @@ What differs is only how the work is done. facenet-pytorch crops and resizes eve
 in a Python loop (one `interpolate(mode="area")` call per box: over half of all detection time
 on a CPU); here all boxes of a batch are cropped and area-resized at once from the images'
 summed-area tables, which give the same averages `adaptive_avg_pool2d` computes. NMS is done in numpy, with
-torchvision's IoU for the first two stages and facenet's own "Min" procedure for the last.
+torchvision's rule for the first two stages and facenet's own "Min" procedure for the last.
 `tests/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
 """
 
@@ -143,42 +143,14 @@ class FaceBoxes:
     points: np.ndarray
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
-    """Greedy non-maximum suppression; indices kept, best score first.
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS independently within each group (image, or image and scale); kept indices.
 
-    "union": IoU with areas (x2-x1)*(y2-y1), suppress when IoU > threshold (torchvision.ops.nms).
-    "min": overlap / smaller area with +1 pixel sizes, suppress when > threshold (facenet's "Min").
-    """
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    plus = 1.0 if method == "min" else 0.0
-    area = (x2 - x1 + plus) * (y2 - y1 + plus)
-    order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + plus)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + plus)
-        inter = w * h
-        if method == "min":
-            overlap = inter / np.minimum(area[i], area[rest])
-        else:
-            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
-        order = rest[overlap <= threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float,
-                method: str = "union") -> np.ndarray:
-    """NMS independently within each group (image, or image and scale); indices into the input.
-
-    Gives exactly what `nms` gives group by group, but for all groups at once (MTCNN runs
-    hundreds of small groups per batch): the overlap of every pair within a group is computed in
-    one go, then the greedy choice is resolved in rounds. A box is kept when every higher-scored
-    box of its group that overlaps it is suppressed, and suppressed when a kept one overlaps it.
+    torchvision.ops.batched_nms's rule: IoU with areas (x2-x1)*(y2-y1), a box is dropped when its
+    IoU with a better-scored kept box of its group exceeds `threshold`. All groups at once (MTCNN
+    runs hundreds of small groups per batch): the overlap of every pair within a group is computed
+    in one go, then the greedy choice is resolved in rounds: a box is kept when every better box
+    of its group that overlaps it is suppressed, and suppressed when a kept one overlaps it.
     """
     n = len(boxes)
     if n == 0:
@@ -190,16 +162,11 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
     later = end - np.arange(n) - 1  # boxes after it in its group
     i = np.repeat(np.arange(n), later)
     j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(later) - later, later)
-    plus = 1.0 if method == "min" else 0.0
-    area = (b[:, 2] - b[:, 0] + plus) * (b[:, 3] - b[:, 1] + plus)
-    w = np.maximum(0.0, np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0]) + plus)
-    h = np.maximum(0.0, np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1]) + plus)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    w = np.maximum(0.0, np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0]))
+    h = np.maximum(0.0, np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1]))
     inter = w * h
-    if method == "min":
-        overlap = inter / np.minimum(area[i], area[j])
-    else:
-        overlap = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
-    hit = overlap > threshold
+    hit = inter / np.maximum(area[i] + area[j] - inter, 1e-12) > threshold
     i, j = i[hit], j[hit]  # i (better) would suppress j if i is kept
     kept = np.zeros(n, bool)
     suppressed = np.zeros(n, bool)

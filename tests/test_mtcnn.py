@@ -8,18 +8,46 @@ import sys
 import numpy as np
 import pytest
 
-from forensics.mtcnn import MTCNN, nms
+from forensics.mtcnn import MTCNN, _facenet_min_nms, batched_nms
 
 
-def test_nms_keeps_best_and_drops_overlaps():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], float)
-    scores = np.array([0.9, 0.95, 0.5, 0.1])
-    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
-    assert nms(boxes, scores, 0.99).tolist() == [1, 0, 2, 3]
-    # "min": overlap over the smaller box; a box inside another is suppressed whatever its size
-    inner = np.array([[0, 0, 100, 100], [10, 10, 20, 20]], float)
-    assert nms(inner, np.array([0.9, 0.8]), 0.7, method="min").tolist() == [0]
-    assert nms(inner, np.array([0.9, 0.8]), 0.7).tolist() == [0, 1]
+def _greedy_nms(boxes, scores, threshold):
+    """Textbook greedy NMS (IoU), one group: the reference for the batched version."""
+    order, keep = list(np.argsort(-scores, kind="stable")), []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order:
+        i = order.pop(0)
+        keep.append(i)
+        w = np.maximum(0, np.minimum(boxes[i, 2], boxes[order, 2]) - np.maximum(boxes[i, 0], boxes[order, 0]))
+        h = np.maximum(0, np.minimum(boxes[i, 3], boxes[order, 3]) - np.maximum(boxes[i, 1], boxes[order, 1]))
+        iou = w * h / (area[i] + area[order] - w * h)
+        order = [o for o, v in zip(order, iou) if v <= threshold]
+    return keep
+
+
+def test_batched_nms_equals_greedy_nms_per_group():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], np.float32)
+    scores = np.array([0.9, 0.95, 0.5, 0.1], np.float32)
+    assert sorted(batched_nms(boxes, scores, np.zeros(4, int), 0.5).tolist()) == [1, 2]
+    assert sorted(batched_nms(boxes, scores, np.array([0, 1, 0, 1]), 0.5).tolist()) == [0, 1, 2]
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 60))
+        xy = rng.uniform(0, 50, (n, 2))
+        boxes = np.c_[xy, xy + rng.uniform(5, 30, (n, 2))].astype(np.float32)
+        scores = rng.uniform(0, 1, n).astype(np.float32)
+        groups = rng.integers(0, 4, n)
+        threshold = float(rng.choice([0.3, 0.5, 0.7]))
+        expected = [int(idx[k]) for g in np.unique(groups) for idx in [np.flatnonzero(groups == g)]
+                    for k in _greedy_nms(boxes[idx], scores[idx], threshold)]
+        assert sorted(batched_nms(boxes, scores, groups, threshold).tolist()) == sorted(expected)
+
+
+def test_last_stage_nms_uses_overlap_over_the_smaller_box():
+    # "Min": a box inside another is suppressed whatever its size (IoU would keep it)
+    inner = np.array([[0, 0, 100, 100], [10, 10, 20, 20]], np.float32)
+    assert _facenet_min_nms(inner, np.array([0.9, 0.8], np.float32), np.zeros(2, int), 0.7).tolist() == [0]
+    assert sorted(batched_nms(inner, np.array([0.9, 0.8], np.float32), np.zeros(2, int), 0.7).tolist()) == [0, 1]
 
 
 def test_importing_the_detector_does_not_import_torchvision():

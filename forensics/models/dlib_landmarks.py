@@ -108,15 +108,17 @@ class ShapePredictor:
         if n == 0:
             return np.zeros((0, self.n_parts, 2), np.int64)
         # all images in one flat buffer, so that each level reads every face's pixels in one go
-        distinct: dict[int, int] = {}
+        slot: dict[int, int] = {}  # id(image) → its place in `uniq`
+        uniq: list[np.ndarray] = []
         for im in images:
             if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
                 raise ValueError(f"expected (H, W, 3) uint8 images, got {im.dtype} {im.shape}")
-            distinct.setdefault(id(im), len(distinct))
-        uniq = list({id(im): im for im in images}.values())
+            if id(im) not in slot:
+                slot[id(im)] = len(uniq)
+                uniq.append(im)
         starts = np.cumsum([0] + [im.size for im in uniq])[:-1]
         buf = np.concatenate([np.ascontiguousarray(im).reshape(-1) for im in uniq])
-        base = starts[[distinct[id(im)] for im in images]][:, None]  # (n, 1) offset of each face's image
+        base = starts[[slot[id(im)] for im in images]][:, None]  # (n, 1) offset of each face's image
         widths = np.array([im.shape[1] for im in images])[:, None]
         rects = np.asarray(rects, dtype=np.int64).reshape(n, 4)
         # dlib's unnormalizing_tform: (0,0) → top-left, (1,1) → bottom-right corner of the box
