@@ -305,15 +305,14 @@ class MTCNN:
             scales.append(m)
             m *= self.factor
             minl *= self.factor
-        cands, groups = [], []
-        for k, scale in enumerate(scales):
+        cands = []
+        for scale in scales:
             level = torch.nn.functional.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             reg, prob = self.pnet((level - 127.5) * 0.0078125)
             b = _candidate_boxes(reg.numpy(), prob[:, 1].numpy(), scale, t1)
             if len(b):
                 keep = batched_nms(b[:, :4], b[:, 4], b[:, 9].astype(np.int64), 0.5)
                 cands.append(b[keep])
-                groups.append(np.full(len(keep), k))
         if not cands:
             return [_empty() for _ in range(n_img)]
         b = np.concatenate(cands)
@@ -365,8 +364,6 @@ class MTCNN:
     @staticmethod
     def _crops(sat: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, size: int):
         """Normalised size x size crops of all boxes (channels-last), dropping empty ones."""
-        if len(boxes) == 0:
-            return None, boxes, img_of
         h, w = sat.shape[1] - 1, sat.shape[2] - 1
         y0, y1, x0, x1 = _crop_region(boxes, w, h)
         valid = (y1 > y0) & (x1 > x0)

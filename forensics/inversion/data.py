@@ -154,29 +154,26 @@ def list_items(data_dir: Path, n_lfw: int = 4000) -> list[Item]:
 
 def _detect_chips(items: list[Item], batch: int = 64, progress=None) -> list[tuple[np.ndarray | None, str]]:
     """(chip, method) per item: MTCNN; for CUFS/FS2K images it misses, the sketch fallbacks."""
-    from forensics.detect import FaceDetector
+    from forensics.detect import Detection, FaceDetector
     from forensics.images import load_image
-    from forensics.pipeline import centred_portrait_face, relaxed_sketch_detection
+    from forensics.pipeline import detect_faces
 
     detector = FaceDetector()
     out: list[tuple[np.ndarray | None, str]] = []
     t0 = time.time()
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
-        rgbs = [load_image(it.path).rgb for it in chunk]
-        # LFW crops are centred on the person named; artist pairs show one large face.
-        selects = ["central" if it.dataset == "lfw" else "largest" for it in chunk]
-        dets = [None] * len(chunk)
-        for how in set(selects):
-            idx = [i for i, s in enumerate(selects) if s == how]
-            for i, d in zip(idx, detector.detect_many([rgbs[i] for i in idx], select=how)):
+        images = [load_image(it.path) for it in chunk]
+        # LFW crops are centred on the person named, and a miss stays a miss; artist pairs show
+        # one large face, and their photos and sketches both get the sketch fallbacks.
+        modes = [("central", "photo") if it.dataset == "lfw" else ("largest", "sketch") for it in chunk]
+        dets: list = [None] * len(chunk)
+        for select, kind in set(modes):
+            idx = [i for i, m in enumerate(modes) if m == (select, kind)]
+            for i, d in zip(idx, detect_faces(detector, [images[i] for i in idx], kind=kind, select=select)):
                 dets[i] = d
-        for it, rgb, det in zip(chunk, rgbs, dets):
-            if det.face is None and it.dataset != "lfw":
-                det = relaxed_sketch_detection(detector, rgb)
-                if det.face is None:
-                    det = centred_portrait_face(detector, rgb)
-            out.append((det.chip, det.face.method if det.face is not None else "none"))
+        for det in dets:  # a Detection, or the NoFaceError of an LFW photo without a face
+            out.append((det.chip, det.face.method) if isinstance(det, Detection) else (None, "none"))
         done = start + len(chunk)
         if progress:
             progress(done, len(items), time.time() - t0)
