@@ -66,6 +66,7 @@ DEFAULTS: dict = {
     "checkpoint_every": 500,
     "log_every": 50,
     "compile": False,
+    "init": None,  # exported weights (.pt + sidecar) to start from (fine-tuning); model config must match
     "export": {"dtype": "float16", "name": "csi-sketch-inverter"},
 }
 
@@ -291,6 +292,18 @@ def save_preview(ev: Evaluator, model, path: Path, n: int = 8) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _init_from(model: SketchInverter, weights: Path, model_cfg: dict) -> None:
+    """Start from exported weights (SHA-256 checked against their sidecar) instead of random ones."""
+    from forensics.inversion.invert import load_inverter
+
+    src = load_inverter(weights, "cpu")
+    if InverterConfig.from_dict(src.meta["config"]["model"]) != InverterConfig.from_dict(model_cfg):
+        raise SystemExit(f"init: {weights} was trained with model {src.meta['config']['model']}, "
+                         f"this config has {model_cfg}")
+    model.load_state_dict(src.state_dict())
+    log.info("initialised from %s (%s, sha256 %s)", weights, src.info.version, src.info.sha256[:16])
+
+
 def _worker_init(_: int) -> None:
     # workers leave stopping to the main process, which saves a checkpoint first
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -361,6 +374,8 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
                  state["best_step"])
     elif resume:
         log.info("--resume: no %s yet, starting fresh", last)
+    if cfg.get("init") and not (resume and last.is_file()):
+        _init_from(model, Path(cfg["init"]), cfg["model"])
 
     t_ev = time.time()
     evaluator = Evaluator(cache, dlib, device)
