@@ -12,8 +12,9 @@ the same cascade as `facenet_pytorch.models.utils.detect_face` with the same num
 
 What differs is only how the work is done. facenet-pytorch crops and resizes every candidate box
 in a Python loop (one `interpolate(mode="area")` call per box: over half of all detection time
-on a CPU); here all boxes of a batch are cropped and area-resized at once from the images'
-summed-area tables, which give the same averages `adaptive_avg_pool2d` computes. NMS is done in numpy, with
+on a CPU); here all boxes of a batch, and every level of the image pyramid, are cut and
+area-resized at once from the images' summed-area tables, which give the same averages
+`adaptive_avg_pool2d` (interpolate's "area" mode) computes. NMS is done in numpy, with
 torchvision's rule for the first two stages and facenet's own "Min" procedure for the last.
 `tests/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
 """
@@ -246,30 +247,34 @@ def _crop_region(b: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray,
 def summed_area_tables(images: np.ndarray) -> torch.Tensor:
     """(B, H+1, W+1, 3) int32 summed-area tables of (B, H, W, 3) uint8 images (exact sums)."""
     b, h, w, c = images.shape
-    sat = torch.zeros((b, h + 1, w + 1, c), dtype=torch.int32)
-    sat[:, 1:, 1:] = torch.from_numpy(images).to(torch.int32).cumsum(1).cumsum(2)
-    return sat
+    sat = np.zeros((b, h + 1, w + 1, c), dtype=np.int32)
+    inner = sat[:, 1:, 1:]
+    np.cumsum(images, axis=1, dtype=np.int32, out=inner)
+    np.cumsum(inner, axis=2, out=inner)
+    return torch.from_numpy(sat)
 
 
-def area_crops(sat: torch.Tensor, img_of, y0, y1, x0, x1, size: int) -> torch.Tensor:
-    """Crops [y0,y1)x[x0,x1) of images `img_of`, each resized to size x size by area averaging.
+def area_crops(sat: torch.Tensor, img_of, y0, y1, x0, x1, size: int | tuple[int, int]) -> torch.Tensor:
+    """Crops [y0,y1)x[x0,x1) of images `img_of`, each resized to `size` (an int for a square, or
+    (height, width)) by area averaging.
 
     `sat`: `summed_area_tables` of the images. Output cell i of a region of length R averages
-    [floor(i R / size), ceil((i+1) R / size)), exactly as adaptive_avg_pool2d (interpolate's
-    "area" mode) does. Returns (n, 3, size, size) float32 in channels-last memory.
+    [floor(i R / n), ceil((i+1) R / n)) for an output length n, exactly as adaptive_avg_pool2d
+    (interpolate's "area" mode) does. Returns (n, 3, height, width) float32 in channels-last memory.
     """
     _, hp, wp, c = sat.shape
-    i = torch.arange(size, dtype=torch.int64)
+    size_y, size_x = (size, size) if isinstance(size, int) else size
 
-    def edges(a0, a1):
+    def edges(a0, a1, n):
+        i = torch.arange(n, dtype=torch.int64)
         a0 = torch.as_tensor(a0)[:, None]
         length = torch.as_tensor(a1)[:, None] - a0
-        start = a0 + torch.div(i[None] * length, size, rounding_mode="floor")
-        end = a0 + -torch.div(-(i[None] + 1) * length, size, rounding_mode="floor")
+        start = a0 + torch.div(i[None] * length, n, rounding_mode="floor")
+        end = a0 + -torch.div(-(i[None] + 1) * length, n, rounding_mode="floor")
         return start, end
 
-    ys, ye = edges(y0, y1)
-    xs, xe = edges(x0, x1)
+    ys, ye = edges(y0, y1, size_y)
+    xs, xe = edges(x0, x1, size_x)
     base = torch.as_tensor(img_of, dtype=torch.int64)[:, None, None] * (hp * wp)
     flat = sat.reshape(-1, c)
 
@@ -295,8 +300,12 @@ class MTCNN:
     def detect(self, images: np.ndarray, min_face: int, thresholds=None) -> list[FaceBoxes]:
         """images: (B, H, W, 3) uint8. Faces smaller than `min_face` px are not searched for."""
         t1, t2, t3 = thresholds or self.thresholds
-        imgs = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).permute(0, 3, 1, 2).float()  # channels-last
-        n_img, _, h, w = imgs.shape
+        images = np.require(images, np.uint8, ["C"])
+        n_img, h, w, _ = images.shape
+        # one summed-area table per image gives every pyramid level and every crop (area resizing)
+        sat = summed_area_tables(images)
+        whole = (np.arange(n_img), np.zeros(n_img, np.int64), np.full(n_img, h), np.zeros(n_img, np.int64),
+                 np.full(n_img, w))
 
         # stage 1: P-Net over the pyramid
         scales, m = [], 12.0 / min_face
@@ -307,7 +316,7 @@ class MTCNN:
             minl *= self.factor
         cands = []
         for scale in scales:
-            level = torch.nn.functional.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            level = area_crops(sat, *whole, (int(h * scale + 1), int(w * scale + 1)))
             reg, prob = self.pnet((level - 127.5) * 0.0078125)
             b = _candidate_boxes(reg.numpy(), prob[:, 1].numpy(), scale, t1)
             if len(b):
@@ -325,7 +334,6 @@ class MTCNN:
         boxes = _rerec(boxes)
 
         # stage 2: R-Net
-        sat = summed_area_tables(np.require(images, np.uint8, ["C"]))
         crops, boxes, img_of = self._crops(sat, boxes, img_of, 24)
         if len(boxes):
             reg, prob = self.rnet(crops)
