@@ -29,7 +29,10 @@ def enroll_speed(data: Path, n: int, skip_dlib: bool) -> dict:
     manifest = write_manifest(rows, WORK / "throughput_manifest.csv")
     with tempfile.TemporaryDirectory() as tmp:
         secs = forensics_cmd("enroll", "--manifest", manifest, "--db", Path(tmp) / "t.db")
-    out = {"images": len(rows), "forensics_seconds": secs, "forensics_img_s": len(rows) / secs}
+    from forensics.parallel import choose_workers
+
+    out = {"images": len(rows), "forensics_seconds": secs, "forensics_img_s": len(rows) / secs,
+           "forensics_workers": choose_workers(None, len(rows))}
     if not skip_dlib:
         sys.path.insert(0, str(Path(__file__).parent))
         from lfw_verification import dlib_pipeline

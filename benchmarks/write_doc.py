@@ -135,7 +135,10 @@ def main():
         e = tp.get("enroll")
         if e:
             loadavg = tp.get("loadavg_after_enroll")
-            out += [f"Enrolling {e['images']} LFW photos, whole command (start-up and model loading included). "
+            nw = e.get("forensics_workers")
+            out += [f"Enrolling {e['images']} LFW photos, whole command (start-up and model loading included"
+                    + (f"; `forensics enroll` ran its default {nw} worker processes, one per core" if nw else "")
+                    + "). "
                     + (f"Load average after the run: {loadavg:.1f} on 2 cores"
                        + (" (the benchmark's own load: no other jobs)." if loadavg <= 2.2 else
                           ": other jobs shared the cores; rerun on a quiet machine for absolute figures.")
@@ -150,8 +153,10 @@ def main():
                         "does by default; baselines.md measured 19.6 img/s for dlib's pipeline (no upsampling)."]
             stages = tp.get("stages_ms_per_image")
             if stages:
-                out += ["", "Where an image's time goes (each stage timed in-process on 320 LFW photos, warm, "
-                        "2 threads; the rest of the command is the database, the FAISS index and start-up):", "",
+                out += ["", "Where an image's time goes (each stage timed in one process on 320 LFW photos, warm, "
+                        "2 threads; enrollment runs these stages in worker processes of one thread each, which "
+                        "use the 2 cores better; the rest of the command is the database, the FAISS index "
+                        "and start-up):", "",
                         "| stage | ms / image |", "|---|---|"]
                 out += [f"| {k} | {v:.1f} |" for k, v in stages.items()]
                 out += [f"| total of the stages | {sum(stages.values()):.1f} |", "",

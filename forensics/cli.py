@@ -93,11 +93,11 @@ def open_db(db: Path, create: bool = False):
     return open_gallery(db, create=create)
 
 
-def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None, face: str = "largest"):
-    from forensics.models.registry import load_embedder
-    from forensics.pipeline import FacePipeline
+def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None, face: str = "largest",
+                  workers: int = 0):
+    from forensics.parallel import make_pipeline as make
 
-    return FacePipeline(embedder=load_embedder(embedder, weights), select=face)
+    return make(embedder, weights, face, workers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,11 +217,14 @@ def enroll(
     db: Path = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
+    workers: Optional[int] = typer.Option(None, help="Worker processes for detection and embedding (0: work in "
+                                          "this process). Default: one per CPU core for 128 images or more."),
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
     its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
     from forensics.enroll import enroll as do_enroll, items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
+    from forensics.parallel import choose_workers
 
     if not paths and manifest is None:
         raise ForensicsError("nothing to enroll: give image files/folders or --manifest CSV")
@@ -232,10 +235,10 @@ def enroll(
         err.print(f"[yellow]note:[/] all {len(items)} files go to ONE subject {items[0].subject_id!r} "
                   "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
                   "if each file is a different person")
-    g = open_db(db, create=True)
-    pipeline = make_pipeline(embedder, weights, face)
-    with progress_bar(len(items), "enrolling") as advance:
-        rep = do_enroll(g, pipeline, items, source=source, operator=_who(operator), progress=advance)
+    with make_pipeline(embedder, weights, face, choose_workers(workers, len(items))) as pipeline:
+        g = open_db(db, create=True)  # while the workers (if any) start
+        with progress_bar(len(items), "enrolling") as advance:
+            rep = do_enroll(g, pipeline, items, source=source, operator=_who(operator), progress=advance)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
                   f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
     if rep.failures:

@@ -41,6 +41,7 @@ def demo_manifest(data: Path, out: Path, n_lfw: int) -> tuple[Path, list[tuple[P
 def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, progress_bar=None):
     from forensics.cli import make_pipeline, print_candidates
     from forensics.enroll import enroll, items_from_manifest
+    from forensics.parallel import choose_workers
     from forensics.query import run_query
     from forensics.reports import export_report
     from gallery.db import open_gallery
@@ -51,14 +52,16 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     out = Path(out)
     manifest, probes = demo_manifest(data, out, n_lfw)
     (out / "reports").mkdir(parents=True, exist_ok=True)
-    gallery = open_gallery(out / "gallery.db", create=True)
-    pipeline = make_pipeline(face="central")  # LFW-style crops: the labelled person is central
     items = items_from_manifest(manifest)
-    console.print(f"[bold]1. enrolling[/] {len(items)} gallery photos into {out / 'gallery.db'} "
-                  "(338 CUFS test photos + LFW distractors; already-enrolled images are skipped)")
-    with progress_bar(len(items), "enrolling") as advance:
-        rep = enroll(gallery, pipeline, items, source="demo", operator="demo", progress=advance)
+    # LFW-style crops: the labelled person is the central face
+    with make_pipeline(face="central", workers=choose_workers(None, len(items))) as pipeline:
+        gallery = open_gallery(out / "gallery.db", create=True)
+        console.print(f"[bold]1. enrolling[/] {len(items)} gallery photos into {out / 'gallery.db'} "
+                      "(338 CUFS test photos + LFW distractors; already-enrolled images are skipped)")
+        with progress_bar(len(items), "enrolling") as advance:
+            rep = enroll(gallery, pipeline, items, source="demo", operator="demo", progress=advance)
     console.print(f"   enrolled {rep.enrolled}, skipped {rep.duplicates} duplicates, failed {len(rep.failures)}")
+    pipeline = make_pipeline(face="central")  # queries: a few sketches, in this process
     console.print(f"[bold]2. querying[/] with {len(probes)} CUFS test sketches")
     results = []
     for sketch, true_id in probes:

@@ -22,7 +22,7 @@ from gallery.records import FaceSpec, ImageSpec
 
 from forensics.errors import ForensicsError
 from forensics.images import iter_image_files, png_bytes
-from forensics.pipeline import FacePipeline, PipelineFailure, Skipped
+from forensics.intake import PipelineFailure, Skipped
 
 SUBJECT_FROM = ("dir", "stem")
 MANIFEST_FIELDS = ("path", "subject_id", "name", "sex", "birth_year")
@@ -97,15 +97,16 @@ def items_from_manifest(manifest: Path) -> list[EnrollItem]:
     return items
 
 
-def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], source: str = "cli",
+def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "cli",
            operator: str | None = None, batch_size: int = 32,
            progress: Callable[[int], None] | None = None) -> EnrollReport:
-    """Enroll `items`; returns counts and per-file failures. See the module docstring."""
+    """Enroll `items` with `pipeline` (a `FacePipeline`, or a `ParallelPipeline` whose workers do the
+    work after intake); returns counts and per-file failures. See the module docstring."""
     import time
 
     t0 = time.perf_counter()
     repo = gallery.repository()
-    emb_info = pipeline.embedder.info
+    emb_info = pipeline.embedder_info
     repo.ensure_embedder_compatible(emb_info.name, emb_info.version, emb_info.dim)
     embedder = repo.get_or_create_embedder(emb_info.name, emb_info.version, emb_info.dim, emb_info.weights_sha256)
     report = EnrollReport()
@@ -113,7 +114,7 @@ def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], so
     done_paths: set[str] = set()
     try:
         for results in pipeline.process([it.path for it in items], kind="photo", batch_size=batch_size,
-                                        skip_sha=repo.image_exists):
+                                        known=repo.known_images, encode_chips=True):
             to_add = []
             for res in results:
                 if isinstance(res, Skipped):
@@ -128,7 +129,7 @@ def enroll(gallery: Gallery, pipeline: FacePipeline, items: list[EnrollItem], so
                                       height=res.height, size_bytes=res.size_bytes, source=source,
                                       n_faces_detected=res.n_faces)
                     face = FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
-                                    chip_png=png_bytes(res.chip), vector=res.embedding.vector, embedder=embedder)
+                                    chip_png=res.chip_png or png_bytes(res.chip), vector=res.embedding.vector, embedder=embedder)
                     to_add.append((res, (subject, image, [face])))
             # one transaction per batch: committed together, each image all-or-nothing within it
             outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []

@@ -21,6 +21,9 @@ class InputImageError(ForensicsError):
             msg += f" — {advice}"
         super().__init__(msg)
 
+    def __reduce__(self):  # picklable (results come back from worker processes)
+        return type(self), (self.path, self.problem, self.advice)
+
 
 class NoFaceError(InputImageError):
     pass

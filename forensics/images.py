@@ -67,6 +67,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def load_image(path: str | Path) -> LoadedImage:
     """Read, hash and validate one image file. Raises `InputImageError` naming the file."""
     path = Path(path)
+    return decode_image(read_image_bytes(path), path)
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """The bytes of an image file, after the checks that need no decoding (exists, not empty,
+    not too large). Raises `InputImageError` naming the file."""
     if not path.exists():
         raise InputImageError(path, "file not found", "check the path")
     if path.is_dir():
@@ -85,11 +91,12 @@ def load_image(path: str | Path) -> LoadedImage:
         raise InputImageError(path, "cannot be read (permission denied)", "fix the file's permissions") from None
     except OSError as e:
         raise InputImageError(path, f"cannot be read ({e.strerror or e})", "check the file and the disk") from None
-    return decode_image(data, path)
+    return data
 
 
-def decode_image(data: bytes, path: Path) -> LoadedImage:
-    digest = sha256_bytes(data)
+def decode_image(data: bytes, path: Path, sha256: str | None = None) -> LoadedImage:
+    """Validate and decode an image file's bytes (`sha256`: their digest, if already computed)."""
+    digest = sha256 or sha256_bytes(data)
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size

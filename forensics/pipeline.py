@@ -8,7 +8,6 @@ with no face is an error for the user to see.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,13 @@ from PIL import Image, ImageFilter, ImageOps
 
 from forensics.detect import Detection, DetectedFace, FaceDetector
 from forensics.errors import InputImageError, NoFaceError
-from forensics.images import LoadedImage, load_image
+from forensics.images import LoadedImage, decode_image, png_bytes
+from forensics.intake import PendingImage, PipelineFailure, Skipped, chunks, intake, merge
 from forensics.models.registry import Embedder, load_embedder
-from forensics.records import Embedding, FaceRecord
+from forensics.records import EmbedderInfo, Embedding, FaceRecord
+
+__all__ = ["FacePipeline", "PipelineFailure", "Skipped", "centred_portrait_face", "detect_faces",
+           "relaxed_sketch_detection"]
 
 #: Mean MTCNN landmarks of the CUFS and FS2K sketches that MTCNN does detect, relative to image
 #: width and height (printed by benchmarks/sketch_detection.py). A sketch in which no face can be
@@ -70,25 +73,12 @@ def detect_faces(detector: FaceDetector, images: list[LoadedImage], kind: str = 
     return out
 
 
-@dataclass
-class Skipped:
-    """A file passed over because its SHA-256 is already known (a duplicate)."""
-
-    path: Path
-    sha256: str
-
-
-@dataclass
-class PipelineFailure:
-    """A file that could not be turned into an embedding, and why."""
-
-    path: Path
-    error: InputImageError
-    sha256: str | None = None
-
-
 class FacePipeline:
-    """Batched intake → detection → alignment → embedding."""
+    """Batched intake → detection → alignment → embedding, in this process.
+
+    `forensics.parallel.ParallelPipeline` does the same with the work after intake spread over
+    worker processes; both have `embedder_info`, `process` and `process_one`.
+    """
 
     def __init__(self, embedder: Embedder | None = None, detector: FaceDetector | None = None,
                  select: str = "largest"):
@@ -96,63 +86,66 @@ class FacePipeline:
         self.detector = detector or FaceDetector()
         self.select = select
 
+    @property
+    def embedder_info(self) -> EmbedderInfo:
+        return self.embedder.info
+
+    def __enter__(self) -> FacePipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
     def detect_loaded(self, images: list[LoadedImage], kind: str = "photo") -> list[Detection | InputImageError]:
         return detect_faces(self.detector, images, kind, self.select)
 
     def process(self, paths: Iterable[Path], kind: str = "photo", batch_size: int = 32,
-                skip_sha: Callable[[str], bool] | None = None,
+                known: Callable[[list[str]], set[str]] | None = None, encode_chips: bool = False,
                 ) -> Iterator[list[FaceRecord | PipelineFailure | Skipped]]:
         """Yield, batch by batch, one `FaceRecord`, `PipelineFailure` or `Skipped` per path, in order.
 
-        `skip_sha(sha256)` returning True passes a file over right after hashing (duplicates).
+        With `known` (hashes → those already known), a file whose SHA-256 is known, or that repeats
+        one of this run, is passed over right after hashing (a duplicate). `encode_chips`: also
+        fill `chip_png`.
         """
-        batch: list[Path] = []
-        for p in paths:
-            batch.append(Path(p))
-            if len(batch) == batch_size:
-                yield self._process_batch(batch, kind, skip_sha)
-                batch = []
-        if batch:
-            yield self._process_batch(batch, kind, skip_sha)
+        seen: set[str] | None = set() if known is not None else None
+        for batch in chunks(paths, batch_size):
+            slots, pending = intake(batch, known, seen)
+            yield merge(slots, pending, self.compute(pending, kind, encode_chips))
 
-    def _process_batch(self, paths: list[Path], kind: str, skip_sha: Callable[[str], bool] | None = None,
-                       ) -> list[FaceRecord | PipelineFailure | Skipped]:
-        results: list[FaceRecord | PipelineFailure | Skipped | None] = [None] * len(paths)
+    def compute(self, pending: list[PendingImage], kind: str = "photo", encode_chips: bool = False,
+                ) -> list[FaceRecord | PipelineFailure]:
+        """Decode, detect, align and embed files read at intake; one result each, in order."""
+        out: list[FaceRecord | PipelineFailure | None] = [None] * len(pending)
         loaded: list[tuple[int, LoadedImage]] = []
-        seen: set[str] = set()
-        for i, p in enumerate(paths):
+        for j, item in enumerate(pending):
             try:
-                im = load_image(p)
+                loaded.append((j, decode_image(item.data, item.path, item.sha256)))
             except InputImageError as e:
-                results[i] = PipelineFailure(p, e)
-                continue
-            if im.sha256 in seen or (skip_sha is not None and skip_sha(im.sha256)):
-                results[i] = Skipped(p, im.sha256)
-                continue
-            seen.add(im.sha256)
-            loaded.append((i, im))
+                out[j] = PipelineFailure(item.path, e, item.sha256)
         dets = self.detect_loaded([im for _, im in loaded], kind) if loaded else []
         ok: list[tuple[int, LoadedImage, Detection]] = []
-        for (i, im), det in zip(loaded, dets):
+        for (j, im), det in zip(loaded, dets):
             if isinstance(det, InputImageError):
-                results[i] = PipelineFailure(im.path, det, im.sha256)
+                out[j] = PipelineFailure(im.path, det, im.sha256)
             else:
-                ok.append((i, im, det))
+                ok.append((j, im, det))
         if ok:
             vecs = self.embedder.embed(np.stack([d.chip for _, _, d in ok]))
-            for (i, im, det), v in zip(ok, vecs):
+            for (j, im, det), v in zip(ok, vecs):
                 f = det.face
-                results[i] = FaceRecord(
+                out[j] = FaceRecord(
                     path=im.path, sha256=im.sha256, width=im.width, height=im.height, size_bytes=im.size_bytes,
                     n_faces=det.n_faces, box=[float(x) for x in f.box], landmarks=f.points.round(2).tolist(),
                     det_score=float(f.score), detection_method=f.method, chip=det.chip,
                     embedding=Embedding(vector=v, embedder=self.embedder.info),
+                    chip_png=png_bytes(det.chip) if encode_chips else None,
                 )
-        return results  # type: ignore[return-value]
+        return out  # type: ignore[return-value]
 
     def process_one(self, path: Path, kind: str = "photo") -> FaceRecord:
-        (res,) = self._process_batch([Path(path)], kind)
-        assert not isinstance(res, Skipped)
+        """One file through the whole pipeline; raises its `InputImageError`."""
+        (res,) = next(self.process([Path(path)], kind))
         if isinstance(res, PipelineFailure):
             raise res.error
         return res

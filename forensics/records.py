@@ -46,6 +46,7 @@ class FaceRecord:
     detection_method: str
     chip: np.ndarray  # (150,150,3) uint8
     embedding: Embedding
+    chip_png: bytes | None = None  # the chip as PNG, when the pipeline was asked to encode it
 
 
 @dataclass

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -114,6 +114,25 @@ def _check_landmarks(landmarks: Any) -> Optional[list[list[float]]]:
     if arr.shape != (5, 2) or not np.all(np.isfinite(arr)):
         raise EnrollmentError(f"landmarks must be 5 finite (x, y) points, got shape {arr.shape}")
     return arr.tolist()
+
+
+class _NotPlain(Exception):
+    """A batch that cannot take the one-flush path of `add_enrollments`."""
+
+
+def _update_subject(subj: Subject, name: Optional[str] = None, sex: Optional[str] = None,
+                    birth_year: Optional[int] = None, meta: Optional[Mapping[str, Any]] = None) -> None:
+    """Set the given fields of a subject; metadata is merged into what it has."""
+    if name is not None:
+        subj.name = name
+    if sex is not None:
+        subj.sex = sex
+    if birth_year is not None:
+        subj.birth_year = int(birth_year)
+    if meta:
+        merged = dict(subj.meta or {})
+        merged.update(to_plain(dict(meta)))
+        subj.meta = merged
 
 
 class GalleryRepository:
@@ -282,16 +301,7 @@ class GalleryRepository:
         if subj is None:
             subj = Subject(external_id=external_id, meta={})
             s.add(subj)
-        if name is not None:
-            subj.name = name
-        if sex is not None:
-            subj.sex = sex
-        if birth_year is not None:
-            subj.birth_year = int(birth_year)
-        if meta:
-            merged = dict(subj.meta or {})
-            merged.update(to_plain(dict(meta)))
-            subj.meta = merged
+        _update_subject(subj, name, sex, birth_year, meta)
         s.flush()
         return subj, created
 
@@ -480,6 +490,15 @@ class GalleryRepository:
 
     # -- images / enrollment ------------------------------------------------------------------
 
+    def known_images(self, shas: list[str]) -> set[str]:
+        """The SHA-256s of `shas` that are already enrolled (one query)."""
+        wanted = [x.lower() for x in shas]
+        with self._read() as s:
+            found: set[str] = set()
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                found.update(s.scalars(select(Image.sha256).where(Image.sha256.in_(wanted[i:i + 500]))))
+            return found
+
     def image_exists(self, sha256: str) -> bool:
         """True when an image with this SHA-256 is already enrolled."""
         with self._read() as s:
@@ -534,6 +553,14 @@ class GalleryRepository:
                 prepared.append(exc)
         results: list[Union[EnrollmentResult, GalleryError]] = []
         with self._write() as s:
+            if prepared and not any(isinstance(item, GalleryError) for item in prepared):
+                try:
+                    with s.begin_nested():
+                        return self._enroll_batch(s, prepared)
+                except _NotPlain:
+                    pass  # a duplicate, or a refusal: image by image below tells which
+                except IntegrityError:
+                    pass
             for item in prepared:
                 if isinstance(item, GalleryError):
                     results.append(item)
@@ -547,6 +574,66 @@ class GalleryRepository:
                 except IntegrityError as exc:
                     results.append(self._integrity_error(exc, spec))
         return results
+
+    def _enroll_batch(self, s: Session, prepared: list[tuple[ImageSpec, list[FaceSpec], dict[str, Any]]],
+                      ) -> list[Union[EnrollmentResult, GalleryError]]:
+        """All of a batch in one flush (multi-row INSERTs), when nothing in it is a duplicate or
+        invalid: the common case, about 5x faster than image by image. Raises `_NotPlain` (or the
+        database's IntegrityError) otherwise; the caller then rolls back and goes image by image."""
+        shas = [spec.sha256 for spec, _, _ in prepared]
+        if len(set(shas)) < len(shas) or s.scalar(select(Image.id).where(Image.sha256.in_(shas)).limit(1)):
+            raise _NotPlain
+        embedder_ids = {f.embedder for _, faces, _ in prepared for f in faces}
+        embedders = {eid: s.get(Embedder, eid) for eid in embedder_ids}
+        gal_emb = self._gallery_embedder(s)
+        if None in embedders.values() or len(embedders) > 1:
+            raise _NotPlain
+        if gal_emb is not None and any(e.id != gal_emb.id for e in embedders.values()):
+            e = next(iter(embedders.values()))
+            raise EmbedderMismatchError(self._mismatch_message(gal_emb, e.name, e.version, e.dim))
+        ext_ids = {kw.get("external_id") for _, _, kw in prepared}
+        if not all(isinstance(x, str) and x.strip() for x in ext_ids):
+            raise _NotPlain
+        subjects = {subj.external_id: subj for subj in s.scalars(select(Subject).where(Subject.external_id.in_(ext_ids)))}
+        created: list[bool] = []
+        try:
+            for _, face_specs, subj_kw in prepared:
+                subj = subjects.get(subj_kw["external_id"])
+                created.append(subj is None)
+                if subj is None:
+                    subj = subjects[subj_kw["external_id"]] = Subject(external_id=subj_kw["external_id"], meta={})
+                    s.add(subj)
+                _update_subject(subj, **{k: v for k, v in subj_kw.items() if k != "external_id"})
+            faces = [[{"box": _check_box(f.box), "landmarks": _check_landmarks(f.landmarks),
+                       "det_score": None if f.det_score is None else float(f.det_score),
+                       "chip_png": None if f.chip_png is None else bytes(f.chip_png), "chip_size": f.chip_size,
+                       "vector": vector_to_bytes(normalize_vector(f.vector, embedders[f.embedder].dim)),
+                       "embedder_id": f.embedder} for f in face_specs] for _, face_specs, _ in prepared]
+        except EnrollmentError:
+            raise _NotPlain from None
+        s.flush()  # subjects: ids for the new ones, fields of the others
+        # multi-row INSERT ... RETURNING, ids in parameter order
+        owners = [subjects[kw["external_id"]] for _, _, kw in prepared]
+        image_ids = list(s.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), [
+            {"subject_id": subj.id, "sha256": spec.sha256, "original_path": spec.original_path, "width": spec.width,
+             "height": spec.height, "size_bytes": spec.size_bytes, "source": spec.source,
+             "n_faces": len(fs) if spec.n_faces_detected is None else spec.n_faces_detected}
+            for (spec, fs, _), subj in zip(prepared, owners)]))
+        flat = [(image_id, f) for image_id, fs in zip(image_ids, faces) for f in fs]
+        face_ids = list(s.scalars(insert(Face).returning(Face.id, sort_by_parameter_order=True), [
+            {"image_id": image_id, **{k: f[k] for k in ("box", "landmarks", "det_score", "chip_png", "chip_size")}}
+            for image_id, f in flat])) if flat else []
+        emb_ids = list(s.scalars(insert(FaceEmbedding).returning(FaceEmbedding.id, sort_by_parameter_order=True), [
+            {"face_id": face_id, "embedder_id": f["embedder_id"], "vector": f["vector"]}
+            for face_id, (_, f) in zip(face_ids, flat)])) if flat else []
+        out: list[Union[EnrollmentResult, GalleryError]] = []
+        k = 0
+        for (spec, _, _), subj, image_id, fs, new in zip(prepared, owners, image_ids, faces, created):
+            out.append(EnrollmentResult(subject_id=subj.id, external_id=subj.external_id, image_id=image_id,
+                                        image_sha256=spec.sha256, face_ids=tuple(face_ids[k:k + len(fs)]),
+                                        embedding_ids=tuple(emb_ids[k:k + len(fs)]), subject_created=new))
+            k += len(fs)
+        return out
 
     def _enrollment_specs(self, subject: Any, image: Any, faces: Iterable[Any], embedder: EmbedderLike,
                           image_fields: Mapping[str, Any]) -> tuple[ImageSpec, list[FaceSpec], dict[str, Any]]:

@@ -361,6 +361,37 @@ def test_batch_enrollment_one_commit_each_image_all_or_nothing(repo, emb):
     assert repo.count_images() == 3 and repo.count_embeddings() == 3
 
 
+def test_clean_batch_takes_one_flush_and_writes_what_image_by_image_would(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((5, DIM))
+
+    def run(db, fast: bool):
+        r = open_gallery(db).repository()
+        e = r.get_or_create_embedder("dlib-resnet", "v1", DIM)
+        r.add_enrollment("OLD", {"sha256": sha("old")}, [face(vecs[0], e)])
+        if not fast:  # the per-image path, as for a batch holding a duplicate
+            monkeypatch.setattr(r, "_enroll_batch", lambda s, prepared: (_ for _ in ()).throw(repo_mod._NotPlain()))
+        items = [({"external_id": "NEW", "name": "A"}, {"sha256": sha("a")}, [face(vecs[1], e), face(vecs[2], e, 1)]),
+                 ({"external_id": "NEW", "meta": {"k": 1}}, {"sha256": sha("b")}, [face(vecs[3], e)]),
+                 ({"external_id": "OLD", "sex": "M"}, {"sha256": sha("c"), "n_faces_detected": 3}, [face(vecs[4], e)])]
+        out = r.add_enrollments(items)
+        monkeypatch.undo()
+        subjects = [r.get_subject(x) for x in ("NEW", "OLD")]
+        return out, [(x.name, x.sex, x.meta, x.n_images, x.n_faces) for x in subjects], r.iter_embeddings(e)
+
+    calls = []
+    orig = repo_mod.GalleryRepository._enroll_in
+    monkeypatch.setattr(repo_mod.GalleryRepository, "_enroll_in", lambda *a: calls.append(1) or orig(*a))
+    fast = run(tmp_path / "fast.db", True)
+    assert len(calls) == 1  # only the first, single enrollment went image by image
+    slow = run(tmp_path / "slow.db", False)
+    assert fast[0] == slow[0]  # same ids, subject_created flags, face and embedding ids
+    assert [r.subject_created for r in fast[0]] == [True, False, False]
+    assert fast[1] == slow[1] == [("A", None, {"k": 1}, 2, 3), (None, "M", {}, 2, 2)]
+    np.testing.assert_array_equal(fast[2][0], slow[2][0])
+    np.testing.assert_array_equal(fast[2][1], slow[2][1])
+
+
 def test_batch_enrollment_with_another_embedder_writes_nothing(repo, emb):
     enroll(repo, emb, "Q-1")
     other = repo.get_or_create_embedder("arcface", "2.0", DIM)

