@@ -81,10 +81,11 @@ def ours(paths: list[Path]) -> tuple[dict[Path, np.ndarray], float, int]:
 _dlib = {}
 
 
-def _dlib_init():
+def _dlib_init(upsample: int = 1):
     import dlib
     import face_recognition_models as frm
 
+    _dlib["upsample"] = upsample
     _dlib["det"] = dlib.get_frontal_face_detector()
     _dlib["sp"] = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
     _dlib["rec"] = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
@@ -95,7 +96,7 @@ def _dlib_one(path: str):
     from PIL import Image
 
     img = np.asarray(Image.open(path).convert("RGB"))
-    dets = _dlib["det"](img, 1)
+    dets = _dlib["det"](img, _dlib["upsample"])
     if not len(dets):
         return path, None
     h, w = img.shape[:2]
@@ -104,9 +105,11 @@ def _dlib_one(path: str):
     return path, np.asarray(_dlib["rec"].compute_face_descriptor(chip), np.float32)
 
 
-def dlib_pipeline(paths: list[Path], processes: int = 2):
+def dlib_pipeline(paths: list[Path], processes: int = 2, upsample: int = 1):
+    """dlib-bin's own pipeline: HOG detector (upsampling the image `upsample` times first, 1 as
+    face_recognition does by default), 5-point landmarks, get_face_chip, descriptor."""
     t0 = time.perf_counter()
-    with mp.get_context("fork").Pool(processes, initializer=_dlib_init) as pool:
+    with mp.get_context("fork").Pool(processes, initializer=_dlib_init, initargs=(upsample,)) as pool:
         res = dict(pool.imap_unordered(_dlib_one, [str(p) for p in paths], chunksize=16))
     out = {Path(p): v for p, v in res.items() if v is not None}
     return out, time.perf_counter() - t0, sum(v is None for v in res.values())

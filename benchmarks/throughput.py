@@ -42,6 +42,12 @@ def enroll_speed(data: Path, n: int, skip_dlib: bool) -> dict:
         dsecs = time.perf_counter() - t
         out.update({"dlib_seconds": dsecs, "dlib_img_s": len(rows) / dsecs,
                     "speedup": (len(rows) / secs) / (len(rows) / dsecs)})
+        # for reference: without upsampling (faster, finds fewer small faces), as baselines.md measured
+        t = time.perf_counter()
+        _, _, missed = dlib_pipeline([r["path"] for r in rows], processes=2, upsample=0)
+        dsecs0 = time.perf_counter() - t
+        out.update({"dlib_no_upsample_seconds": dsecs0, "dlib_no_upsample_img_s": len(rows) / dsecs0,
+                    "dlib_no_upsample_missed": missed, "speedup_vs_no_upsample": dsecs0 / secs})
     return out
 
 
@@ -125,6 +131,10 @@ def main():
         if "dlib_img_s" in e:
             print(f"  dlib-bin, 2 processes: {e['dlib_seconds']:.1f} s = {e['dlib_img_s']:.1f} img/s  "
                   f"→ speed-up {e['speedup']:.2f}x (bar: 4x)")
+        if "dlib_no_upsample_img_s" in e:
+            print(f"  dlib-bin, 2 processes, no upsampling: {e['dlib_no_upsample_seconds']:.1f} s = "
+                  f"{e['dlib_no_upsample_img_s']:.1f} img/s, {e['dlib_no_upsample_missed']} photos without a face "
+                  f"→ speed-up {e['speedup_vs_no_upsample']:.2f}x")
     res["loadavg_after_enroll"] = os.getloadavg()[0]  # > 2 means other jobs shared the 2 cores
     if not args.skip_enroll:
         res["stages_ms_per_image"] = stage_costs(data)

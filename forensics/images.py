@@ -7,6 +7,8 @@ reports and audit records can name exactly which bytes were examined.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,11 +149,27 @@ def iter_image_files(paths: list[Path]) -> list[Path]:
     return out
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """Lossless PNG; zlib level 1: 4x faster than the default, about 12% larger."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    """Lossless PNG of an RGB uint8 array, written directly: every row with PNG's "Up" filter
+    (difference to the row above, one numpy subtraction) and zlib level 1. Half the time of
+    PIL's encoder at level 1 (which tries filters row by row) for the same size on face chips."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+    h, w, _ = rgb.shape
+    rows = np.ascontiguousarray(rgb).reshape(h, w * 3)
+    raw = np.empty((h, 1 + w * 3), np.uint8)
+    raw[:, 0] = 2  # filter type Up
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # modulo 256, as PNG defines it
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)) + _png_chunk(b"IEND", b""))
 
 
 def png_to_array(data: bytes) -> np.ndarray:

@@ -103,3 +103,18 @@ def test_folder_listing_keeps_broken_entries(tmp_path):
     (tmp_path / "a" / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
     files = iter_image_files([tmp_path])
     assert [f.name for f in files] == ["dangling.jpg", "x.jpg"]
+
+
+def test_chip_png_is_lossless_and_readable_by_pil():
+    from forensics.images import png_bytes, png_to_array
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(0, 3, (150, 150, 3)), axis=0).astype(np.uint8)  # rows wrap around 255
+    for arr in (smooth, rng.integers(0, 256, (7, 5, 3), dtype=np.uint8), np.zeros((1, 1, 3), np.uint8)):
+        data = png_bytes(arr)
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            assert (im.format, im.mode, im.size) == ("PNG", "RGB", arr.shape[1::-1])
+        np.testing.assert_array_equal(png_to_array(data), arr)
+    grey = rng.integers(0, 256, (9, 4), dtype=np.uint8)  # other arrays go through PIL
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(grey)))), grey)
