@@ -22,6 +22,7 @@ from gallery.index import default_index_path, load_or_build
 
 from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
+from forensics.probes import sketch_vectors
 from forensics.pipeline import FacePipeline, PipelineFailure
 from forensics.search import rank_subjects_batch
 
@@ -61,17 +62,20 @@ def cmc_curve(ranks: list[int | None], top: int) -> list[float]:
     return [sum(1 for r in ranks if r is not None and r <= k) / n for k in range(1, top + 1)]
 
 
-def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None) -> np.ndarray:
-    """The probe vectors for a batch of FaceRecords in `mode` (m, d): raw, inverted or fused."""
+def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, sketches: bool = False) -> np.ndarray:
+    """The probe vectors for a batch of FaceRecords in `mode` (b, m, d): raw, inverted or fused.
+
+    Sketch probes (`sketches`) are mirror-averaged (`forensics.probes`), as `query` does; photos
+    are embedded as they are, as the gallery is."""
     raw = np.stack([r.embedding.vector for r in records])
+    if mode == "raw" and not sketches:
+        return raw[:, None, :]
+    if mode != "raw" and inverter is None:
+        raise ForensicsError(f"--mode {mode} needs the sketch-inversion network")
+    raw, inv, _ = sketch_vectors(pipeline.embedder, np.stack([r.chip for r in records]), raw,
+                                 inverter if mode != "raw" else None, mirror=sketches)
     if mode == "raw":
         return raw[:, None, :]
-    if inverter is None:
-        raise ForensicsError(f"--mode {mode} needs the sketch-inversion network")
-    from forensics.inversion.invert import invert_chips
-
-    synth = invert_chips(inverter, np.stack([r.chip for r in records]))
-    inv = pipeline.embedder.embed(synth)
     if mode == "inverted":
         return inv[:, None, :]
     offsets = load_offsets(pipeline.embedder.info.key, inverter.info.sha256)
@@ -109,7 +113,7 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
             ok = [r for r in results if not isinstance(r, PipelineFailure)]
             ranked: dict[int, list[tuple[str, float]]] = {}
             if ok:
-                vecs = probe_embeddings(pipeline, ok, mode, inverter)  # (b, m, d)
+                vecs = probe_embeddings(pipeline, ok, mode, inverter, sketches=probe_kind == "sketch")  # (b, m, d)
                 if vecs.shape[1] == 1:
                     lists = rank_subjects_batch(index, owner_of, vecs[:, 0], top, embedder_key=emb.key)
                 else:

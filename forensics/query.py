@@ -26,6 +26,7 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 from forensics import __version__
 from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
+from forensics.probes import sketch_vectors
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
@@ -103,16 +104,12 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         records.append(pipeline.process_one(Path(p), kind="sketch"))
     timings["detect_embed_s"] = time.perf_counter() - t
 
-    synth = None
     t = time.perf_counter()
-    if mode != "raw":
-        from forensics.inversion.invert import invert_chips
-
-        synth = invert_chips(inverter, np.stack([r.chip for r in records]))
-        synth_vecs = pipeline.embedder.embed(synth)
+    raw_vecs, synth_vecs, synth = sketch_vectors(
+        pipeline.embedder, np.stack([r.chip for r in records]), np.stack([r.embedding.vector for r in records]),
+        inverter if mode != "raw" else None)
     timings["invert_s"] = time.perf_counter() - t
 
-    raw_vecs = np.stack([r.embedding.vector for r in records])
     if mode == "raw":
         probes, weights = raw_vecs, np.ones(len(records))
     elif mode == "inverted":
@@ -149,7 +146,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
             "method": "weighted mean of cosines", "weight_inverted": FUSION_WEIGHT_INVERTED,
             "offsets": "none: forensics/weights/fusion.json was fitted for another embedder or inverter"}
     params = {"top": top, "mode": mode, "fusion": fusion,
-              "face_selection": pipeline.select, "n_sketches": len(records),
+              "face_selection": pipeline.select, "n_sketches": len(records), "mirror_averaged": True,
               "calibration": calibration.describe() if calibration is not None else None}
     repo.save_query(
         query_uid=uid, case_id=case_id, operator=operator, mode=mode, params=params,

@@ -31,9 +31,10 @@ def main():
     from forensics.calibration import fit_calibration, save_calibrations
     from forensics.datasets import default_data_dir, read_manifest
     from forensics.inversion.data import fs2k_val_identities
-    from forensics.inversion.invert import invert_chips, load_inverter
+    from forensics.inversion.invert import load_inverter
     from forensics.models.registry import load_embedder
     from forensics.pipeline import FacePipeline, PipelineFailure
+    from forensics.probes import sketch_vectors
     from forensics.fusion import fit_offsets, fusion_probes, save_offsets
     from gallery.db import open_gallery
 
@@ -68,8 +69,9 @@ def main():
     ok = [i for i, (a, b) in enumerate(zip(recs, ph_recs))
           if not isinstance(a, PipelineFailure) and not isinstance(b, PipelineFailure)]
     recs = [recs[i] for i in ok]
-    raw = np.stack([r.embedding.vector for r in recs])
-    syn = pipe.embedder.embed(invert_chips(inverter, np.stack([r.chip for r in recs])))
+    # the probe vectors a sketch query uses (mirror-averaged raw and inverted)
+    raw, syn, _ = sketch_vectors(pipe.embedder, np.stack([r.chip for r in recs]),
+                                 np.stack([r.embedding.vector for r in recs]), inverter)
     pho = np.stack([ph_recs[i].embedding.vector for i in ok])
     key = pipe.embedder.info.key
     offsets = fit_offsets(raw, syn, pho, key, inverter.info.sha256)

@@ -133,7 +133,7 @@ def build_gallery(path: Path, *, hostile: bool = True, n_candidates: int = N_CAN
         case_id=HOSTILE["attr"] + " C-17" if hostile else "C-17",
         operator=HOSTILE["rtl"] if hostile else "jdoe",
         mode="fusion",
-        params={"top": n_candidates, "mode": "fusion", "fusion_weight_inverted": 0.5,
+        params={"top": n_candidates, "mode": "fusion", "fusion_weight_inverted": 0.5, "mirror_averaged": True,
                 "face_selection": "largest", "n_sketches": 2, "calibration": calibration},
         embedder=emb,
         inverter={"name": "sketch-inverter", "version": "1.0", "sha256": sha("inverter")},
@@ -218,6 +218,7 @@ def test_report_content(case):
     assert fallback["fallback"] is True and "ASSUMED" in fallback["method_meaning"]
     assert r["inputs"][0]["aligned"]["sha256"] == hashlib.sha256(face_png(101, gray=True)).hexdigest()
     assert r["filters"]["active"] == ["born between 1960 and 1999", "source = <i>x</i>"]
+    assert any("mirror image" in p for p in r["method"]["paragraphs"])
 
 
 def test_accuracy_missing_malformed_and_present(tmp_path):

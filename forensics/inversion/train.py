@@ -469,6 +469,9 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
             if budget and time.time() >= t_start + budget - reserve:
                 why = f"--max-minutes {max_minutes:g} reached"
                 break
+    except BaseException as e:  # the checkpoint below is still written; the log says why it stopped
+        why = f"{type(e).__name__}: {e}"
+        raise
     finally:
         del loader
         for s, h in old_handlers.items():

@@ -427,6 +427,13 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
         "similarity of the descriptors (from −1 to 1; higher means more similar) and a "
         "subject's score is that of their best-matching image."
     )
+    if params.get("mirror_averaged"):
+        paras.append(
+            "Each descriptor of a sketch (and of its synthesized photo) is the average of the "
+            "descriptors of the image and of its mirror image (left and right swapped), which "
+            "evens out how unequally a hand-drawn face's two halves are read; gallery faces are "
+            "described as they are."
+        )
     if mode == "fusion":
         w = _num(params.get("fusion_weight_inverted"))
         if w is not None:
