@@ -161,6 +161,13 @@ def main():
                            f"19.6 img/s, which misses small faces) it is {e['speedup_vs_no_upsample']:.2f}×."
                            if "speedup_vs_no_upsample" in e else
                            " baselines.md measured 19.6 img/s for dlib's pipeline without upsampling.")]
+            hist = tp.get("history") or []
+            if len(hist) > 1:
+                out += ["", "Runs of this benchmark since the history was first kept (26 Nov 2026, same machine, time the "
+                        "run ended; both pipelines' speed varies from run to run, so read the bar against the spread):", "",
+                        "| run | forensics img/s | dlib-bin img/s | speed-up |", "|---|---|---|---|"]
+                out += [f"| {h['date']}{' (' + h['note'] + ')' if h.get('note') else ''} | {h['forensics_img_s']:.1f} | "
+                        f"{h['dlib_img_s']:.1f} | {h['speedup']:.2f}× |" for h in hist]
             stages = tp.get("stages_ms_per_image")
             if stages:
                 out += ["", "Where an image's time goes (each stage timed in one process on 320 LFW photos, warm, "
