@@ -9,8 +9,9 @@ the same gallery, in the same order, as it does in one process.
 Why processes: the networks run small convolutions that two threads share poorly (detection
 1.86x, the descriptor 1.57x faster on two threads than on one), the landmark cascade and PNG
 encoding are single-threaded, and one process per core keeps every core busy with all of it.
-Starting a worker costs about 2 s (importing PyTorch, loading the models), so small jobs are run
-in this process (`choose_workers`).
+Starting a worker costs about 3 s of CPU (importing PyTorch, loading the models), so small jobs
+are run in this process (`choose_workers`); `make_pipeline` starts the workers at once, so that
+they load while this process opens the gallery.
 
 Workers ignore Ctrl-C: this process stops handing out work, and whatever was committed stays.
 """
@@ -133,7 +134,7 @@ class ParallelPipeline:
         return self._pool
 
     def start(self) -> ParallelPipeline:
-        """Start the workers now (they take ~2 s to load), so that they load while this process
+        """Start the workers now (they take ~3 s to load), so that they load while this process
         opens the gallery."""
         pool = self._executor()
         for _ in range(self.workers):
