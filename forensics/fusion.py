@@ -37,7 +37,8 @@ class FusionOffsets:
                 "inverter_sha256": self.inverter_sha256, "n_pairs": self.n_pairs}
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Each vector (last axis) scaled to unit length."""
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
@@ -67,7 +68,7 @@ def load_offsets(embedder_key: str, inverter_sha256: str, path: Path = FUSION_FI
 def fusion_probes(raw: np.ndarray, inverted: np.ndarray, offsets: FusionOffsets | None) -> tuple[np.ndarray, np.ndarray]:
     """(probe vectors (2m, d), weights (2m,)) for m sketches: adjusted raw ones, then adjusted inverted ones."""
     if offsets is not None:
-        raw, inverted = _unit(raw + offsets.offset_raw), _unit(inverted + offsets.offset_inverted)
+        raw, inverted = unit_rows(raw + offsets.offset_raw), unit_rows(inverted + offsets.offset_inverted)
     m = len(raw)
     weights = np.concatenate([np.full(m, 1 - FUSION_WEIGHT_INVERTED), np.full(m, FUSION_WEIGHT_INVERTED)])
     return np.concatenate([raw, inverted]).astype(np.float32), weights

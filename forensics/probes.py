@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from forensics.fusion import unit_rows
 from forensics.models.registry import Embedder
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 def mirrored(chips: np.ndarray) -> np.ndarray:
@@ -26,11 +23,8 @@ def mirrored(chips: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(chips[:, :, ::-1])
 
 
-def mirror_averaged(embedder: Embedder, chips: np.ndarray, vectors: np.ndarray | None = None) -> np.ndarray:
-    """Unit vectors averaging each chip's descriptor (`vectors`, if already computed) with its
-    mirror image's."""
-    v = embedder.embed(chips) if vectors is None else vectors
-    return _unit(_unit(v) + _unit(embedder.embed(mirrored(chips))))
+def _mean_direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return unit_rows(unit_rows(a) + unit_rows(b))
 
 
 def sketch_vectors(embedder: Embedder, chips: np.ndarray, raw: np.ndarray | None = None, inverter=None,
@@ -43,11 +37,11 @@ def sketch_vectors(embedder: Embedder, chips: np.ndarray, raw: np.ndarray | None
 
     raw_v = embedder.embed(chips) if raw is None else raw
     if mirror:
-        raw_v = mirror_averaged(embedder, chips, raw_v)
+        raw_v = _mean_direction(raw_v, embedder.embed(mirrored(chips)))
     if inverter is None:
         return raw_v, None, None
     synth = invert_chips(inverter, chips)
     inv_v = embedder.embed(synth)
     if mirror:
-        inv_v = _unit(_unit(inv_v) + _unit(embedder.embed(invert_chips(inverter, mirrored(chips)))))
+        inv_v = _mean_direction(inv_v, embedder.embed(invert_chips(inverter, mirrored(chips))))
     return raw_v, inv_v, synth

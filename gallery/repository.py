@@ -116,6 +116,20 @@ def _check_landmarks(landmarks: Any) -> Optional[list[list[float]]]:
     return arr.tolist()
 
 
+def _image_row(spec: ImageSpec, n_face_specs: int) -> dict[str, Any]:
+    """The `images` columns of an enrollment (but its subject)."""
+    return {"sha256": spec.sha256, "original_path": spec.original_path, "width": spec.width, "height": spec.height,
+            "size_bytes": spec.size_bytes, "source": spec.source,
+            "n_faces": n_face_specs if spec.n_faces_detected is None else spec.n_faces_detected}
+
+
+def _face_row(f: FaceSpec) -> dict[str, Any]:
+    """The `faces` columns of one face (but its image), checked."""
+    return {"box": _check_box(f.box), "landmarks": _check_landmarks(f.landmarks),
+            "det_score": None if f.det_score is None else float(f.det_score),
+            "chip_png": None if f.chip_png is None else bytes(f.chip_png), "chip_size": f.chip_size}
+
+
 class _NotPlain(Exception):
     """A batch that cannot take the one-flush path of `add_enrollments`."""
 
@@ -604,28 +618,21 @@ class GalleryRepository:
                     subj = subjects[subj_kw["external_id"]] = Subject(external_id=subj_kw["external_id"], meta={})
                     s.add(subj)
                 _update_subject(subj, **{k: v for k, v in subj_kw.items() if k != "external_id"})
-            faces = [[{"box": _check_box(f.box), "landmarks": _check_landmarks(f.landmarks),
-                       "det_score": None if f.det_score is None else float(f.det_score),
-                       "chip_png": None if f.chip_png is None else bytes(f.chip_png), "chip_size": f.chip_size,
-                       "vector": vector_to_bytes(normalize_vector(f.vector, embedders[f.embedder].dim)),
-                       "embedder_id": f.embedder} for f in face_specs] for _, face_specs, _ in prepared]
+            faces = [[(_face_row(f), {"embedder_id": f.embedder,
+                                      "vector": vector_to_bytes(normalize_vector(f.vector, embedders[f.embedder].dim))})
+                      for f in face_specs] for _, face_specs, _ in prepared]
         except EnrollmentError:
             raise _NotPlain from None
         s.flush()  # subjects: ids for the new ones, fields of the others
         # multi-row INSERT ... RETURNING, ids in parameter order
         owners = [subjects[kw["external_id"]] for _, _, kw in prepared]
         image_ids = list(s.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), [
-            {"subject_id": subj.id, "sha256": spec.sha256, "original_path": spec.original_path, "width": spec.width,
-             "height": spec.height, "size_bytes": spec.size_bytes, "source": spec.source,
-             "n_faces": len(fs) if spec.n_faces_detected is None else spec.n_faces_detected}
-            for (spec, fs, _), subj in zip(prepared, owners)]))
-        flat = [(image_id, f) for image_id, fs in zip(image_ids, faces) for f in fs]
+            {"subject_id": subj.id, **_image_row(spec, len(fs))} for (spec, fs, _), subj in zip(prepared, owners)]))
+        flat = [(image_id, face, emb) for image_id, fs in zip(image_ids, faces) for face, emb in fs]
         face_ids = list(s.scalars(insert(Face).returning(Face.id, sort_by_parameter_order=True), [
-            {"image_id": image_id, **{k: f[k] for k in ("box", "landmarks", "det_score", "chip_png", "chip_size")}}
-            for image_id, f in flat])) if flat else []
+            {"image_id": image_id, **face} for image_id, face, _ in flat])) if flat else []
         emb_ids = list(s.scalars(insert(FaceEmbedding).returning(FaceEmbedding.id, sort_by_parameter_order=True), [
-            {"face_id": face_id, "embedder_id": f["embedder_id"], "vector": f["vector"]}
-            for face_id, (_, f) in zip(face_ids, flat)])) if flat else []
+            {"face_id": face_id, **emb} for face_id, (_, _, emb) in zip(face_ids, flat)])) if flat else []
         out: list[Union[EnrollmentResult, GalleryError]] = []
         k = 0
         for (spec, _, _), subj, image_id, fs, new in zip(prepared, owners, image_ids, faces, created):
@@ -690,30 +697,14 @@ class GalleryRepository:
                     )
 
         subj, created = self._upsert_subject(s, **subj_kw)
-        img = Image(
-            subject_id=subj.id,
-            sha256=spec.sha256,
-            original_path=spec.original_path,
-            width=spec.width,
-            height=spec.height,
-            size_bytes=spec.size_bytes,
-            source=spec.source,
-            n_faces=len(face_specs) if spec.n_faces_detected is None else spec.n_faces_detected,
-        )
+        img = Image(subject_id=subj.id, **_image_row(spec, len(face_specs)))
         s.add(img)
         s.flush()
         face_ids: list[int] = []
         emb_ids: list[int] = []
         for f in face_specs:
             e = embedders[f.embedder]
-            face = Face(
-                image_id=img.id,
-                box=_check_box(f.box),
-                landmarks=_check_landmarks(f.landmarks),
-                det_score=None if f.det_score is None else float(f.det_score),
-                chip_png=None if f.chip_png is None else bytes(f.chip_png),
-                chip_size=f.chip_size,
-            )
+            face = Face(image_id=img.id, **_face_row(f))
             s.add(face)
             s.flush()
             vec = normalize_vector(f.vector, e.dim)
