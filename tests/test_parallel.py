@@ -60,3 +60,62 @@ def test_workers_enroll_the_same_gallery_in_the_same_order(tmp_path, small_galle
     rows2, v2 = _gallery_rows(tmp_path / "two.db")
     assert rows1 == rows2  # same images, same subjects, same order
     np.testing.assert_allclose(v1, v2, atol=1e-5)  # one thread per worker: summation order differs
+
+
+def test_ctrl_c_keeps_what_was_committed_and_a_rerun_finishes(tmp_path, data_dir):
+    """Ctrl-C in a terminal reaches the whole process group: the workers ignore it, the main
+    process stops, keeps every committed batch, records the interruption; a rerun completes."""
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gallery import audit
+
+    from forensics.datasets import read_manifest
+
+    rows = sorted(read_manifest(data_dir, "lfw"), key=lambda r: r["file"])[:480]
+    manifest, db = tmp_path / "m.csv", tmp_path / "g.db"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "subject_id"])
+        w.writerows([r["path"], r["identity"]] for r in rows)
+    cmd = [sys.executable, "-m", "forensics.cli", "enroll", "--manifest", str(manifest), "--db", str(db),
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def n_images() -> int:
+        if not db.is_file():
+            return 0
+        g = open_gallery(db, create=False)
+        try:
+            return g.repository().count_images()
+        finally:
+            g.close()
+
+    def n_images_so_far() -> int:
+        try:
+            return n_images()
+        except Exception:  # noqa: BLE001 - the gallery is still being created
+            return 0
+
+    deadline = time.time() + 120
+    while n_images_so_far() < 64 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "enrollment ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    kept = n_images()
+    assert 64 <= kept < len(rows)
+    g = open_gallery(db, create=False)
+    last = list(audit.iter_events(g))[-1]
+    g.close()
+    assert last.action == "enroll" and last.outcome == "interrupted" and last.details["enrolled"] == kept
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"enrolled {len(rows) - kept}, duplicates skipped {kept}" in again.stdout
+    assert n_images() == len(rows)
