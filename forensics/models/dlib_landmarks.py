@@ -217,22 +217,21 @@ def parse_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
         split_idx.append(np.stack(lvl_idx))
         split_thresh.append(np.stack(lvl_thr))
         leaves.append(np.stack(lvl_leaves))
-    if int(t[pos]) != n_levels:
-        raise bad("anchor table does not match the cascade")
-    pos += 1
-    anchors = []
-    for _ in range(n_levels):
-        n = int(t[pos])
-        anchors.append(t[pos + 1:pos + 1 + n])
-        pos += 1 + n
-    if int(t[pos]) != n_levels:
-        raise bad("delta table does not match the cascade")
-    pos += 1
-    deltas = []
-    for _ in range(n_levels):
-        n = int(t[pos])
-        deltas.append(_floats(t[pos + 1:pos + 1 + 4 * n]).reshape(n, 2))
-        pos += 1 + 4 * n
+    def per_level(what: str, words_per_item: int) -> list[np.ndarray]:
+        """A table with one length-prefixed run of items per cascade level (its words, raw)."""
+        nonlocal pos
+        if int(t[pos]) != n_levels:
+            raise bad(f"{what} table does not match the cascade")
+        pos += 1
+        runs = []
+        for _ in range(n_levels):
+            n = int(t[pos])
+            runs.append(t[pos + 1:pos + 1 + words_per_item * n])
+            pos += 1 + words_per_item * n
+        return runs
+
+    anchors = per_level("anchor", 1)
+    deltas = [_floats(run).reshape(-1, 2) for run in per_level("delta", 4)]  # (x, y) floats, 2 words each
     if pos != len(t):
         raise bad(f"{len(t) - pos} unexpected trailing values")
     sp = ShapePredictor(
