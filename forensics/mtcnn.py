@@ -245,13 +245,25 @@ def _crop_region(b: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def summed_area_tables(images: np.ndarray) -> torch.Tensor:
-    """(B, H+1, W+1, 3) int32 summed-area tables of (B, H, W, 3) uint8 images (exact sums)."""
+    """(B, H+1, W+1, 3) summed-area tables of (B, H, W, 3) uint8 images, exact.
+
+    float32 when every sum fits its 24-bit mantissa (255 * H * W < 2**24: images up to about
+    256x256, such as LFW's and CUFS's), where PyTorch's float cumsum is 1.7x faster than numpy's
+    integer one; int32 for larger images. Either way the sums, and so every area average cut from
+    them, are the same integers.
+    """
     b, h, w, c = images.shape
-    sat = np.zeros((b, h + 1, w + 1, c), dtype=np.int32)
-    inner = sat[:, 1:, 1:]
+    if 255 * h * w < 2**24:
+        sat = torch.zeros((b, h + 1, w + 1, c), dtype=torch.float32)
+        inner = sat[:, 1:, 1:]
+        torch.cumsum(torch.from_numpy(images).to(torch.float32), 1, out=inner)
+        torch.cumsum(inner, 2, out=inner)
+        return sat
+    table = np.zeros((b, h + 1, w + 1, c), dtype=np.int32)
+    inner = table[:, 1:, 1:]
     np.cumsum(images, axis=1, dtype=np.int32, out=inner)
     np.cumsum(inner, axis=2, out=inner)
-    return torch.from_numpy(sat)
+    return torch.from_numpy(table)
 
 
 def area_crops(sat: torch.Tensor, img_of, y0, y1, x0, x1, size: int | tuple[int, int]) -> torch.Tensor:
@@ -277,9 +289,11 @@ def area_crops(sat: torch.Tensor, img_of, y0, y1, x0, x1, size: int | tuple[int,
     xs, xe = edges(x0, x1, size_x)
     base = torch.as_tensor(img_of, dtype=torch.int64)[:, None, None] * (hp * wp)
     flat = sat.reshape(-1, c)
+    n = len(base)
 
-    def corner(yy, xx):  # (n, size, size, c)
-        return flat[base + yy[:, :, None] * wp + xx[:, None, :]]
+    def corner(yy, xx):  # (n, size_y, size_x, c); index_select: half the time of flat[index]
+        return flat.index_select(0, (base + yy[:, :, None] * wp + xx[:, None, :]).reshape(-1)).view(
+            n, size_y, size_x, c)
 
     total = corner(ye, xe) - corner(ys, xe) - corner(ye, xs) + corner(ys, xs)
     area = ((ye - ys)[:, :, None] * (xe - xs)[:, None, :]).to(torch.float32)[..., None]

@@ -88,3 +88,15 @@ def test_mtcnn_box_maps_to_a_square_dlib_box():
     left, top, right, bottom = dlib_box_from_mtcnn([100, 80, 200, 210])
     assert right - left == bottom - top
     assert 60 < right - left < 140 and left > 80 and top > 80
+
+
+def test_outer_axis_sum_adds_in_dlibs_order():
+    """The cascade relies on numpy adding the rows of a reduction over the outer axis one after
+    another in float32, as dlib adds its trees' updates (pairwise summation would round differently)."""
+    rng = np.random.default_rng(3)
+    rows = (rng.standard_normal((501, 7, 10)) * 10.0 ** rng.integers(-4, 3, (501, 1, 1))).astype(np.float32)
+    expected = rows[0].copy()
+    for r in rows[1:]:
+        expected = expected + r
+    np.testing.assert_array_equal(np.add.reduce(rows, axis=0, dtype=np.float32), expected)
+    assert not np.array_equal(rows.astype(np.float64).sum(0).astype(np.float32), expected)

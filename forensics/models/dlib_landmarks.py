@@ -119,42 +119,48 @@ class ShapePredictor:
         starts = np.cumsum([0] + [im.size for im in uniq])[:-1]
         buf = np.concatenate([np.ascontiguousarray(im).reshape(-1) for im in uniq])
         base = starts[[slot[id(im)] for im in images]][:, None]  # (n, 1) offset of each face's image
+        heights = np.array([im.shape[0] for im in images])[:, None]
         widths = np.array([im.shape[1] for im in images])[:, None]
         rects = np.asarray(rects, dtype=np.int64).reshape(n, 4)
         # dlib's unnormalizing_tform: (0,0) → top-left, (1,1) → bottom-right corner of the box
-        origin = rects[:, None, :2].astype(np.float64)
-        extent = (rects[:, None, 2:] - rects[:, None, :2]).astype(np.float64)
-        sizes = np.array([im.shape[:2] for im in images])  # (n, 2) h, w
-        shape = np.repeat(self.initial_shape[None], n, axis=0)  # (n, parts, 2) float32
+        ox, oy = rects[:, 0:1].astype(np.float64), rects[:, 1:2].astype(np.float64)
+        ex, ey = (rects[:, 2:3] - rects[:, 0:1]).astype(np.float64), (rects[:, 3:4] - rects[:, 1:2]).astype(np.float64)
         n_levels, n_trees, n_splits = self.split_thresh.shape
         depth = int(np.log2(n_splits + 1))
-        tree_row = np.arange(n_trees)[None] * n_splits  # offset of each tree's nodes in the flat split arrays
-        face_row = None
-        leaf_row = np.arange(n_trees) * (n_splits + 1)
+        shape = np.repeat(self.initial_shape.reshape(1, -1), n, axis=0)  # (n, parts*2) float32: x0 y0 x1 y1 ...
+        tree_row = np.arange(n_trees) * n_splits  # offset of each tree's nodes in the flat split arrays
+        face_row = np.arange(n)[:, None] * self.deltas.shape[1]  # offset of each face in the flat features
+        leaf_row = (np.arange(n_trees) * (n_splits + 1) - n_splits)[:, None]  # leaf of node k: row + k
+        # x and y kept apart, (faces, features) each: numpy is slow on a trailing axis of length 2
         for level in range(n_levels):
-            m = _similarity_2x2(self.initial_shape, shape)  # (n, 2, 2)
-            pts = np.matmul(self.deltas[level][None], m.transpose(0, 2, 1)) + shape[:, self.anchor_idx[level]]
-            px = np.floor(pts.astype(np.float64) * extent + origin + 0.5).astype(np.int64)  # (n, feats, 2)
-            inside = ((px >= 0) & (px < sizes[:, None, ::-1])).all(axis=2)
-            lin = np.where(inside, base + (px[..., 1] * widths + px[..., 0]) * 3, 0)
-            rgb_sum = buf[lin].astype(np.int32) + buf[lin + 1] + buf[lin + 2]
-            feats = np.where(inside, rgb_sum // 3, 0).astype(np.float32)
-            if face_row is None:
-                face_row = np.arange(n)[:, None] * feats.shape[1]  # offset of each face in feats.ravel()
+            m = _similarity_2x2(self.initial_shape, shape.reshape(n, -1, 2))  # (n, 2, 2)
+            anchor, dx, dy = self.anchor_idx[level], self.deltas[level, :, 0], self.deltas[level, :, 1]
+            # dlib's float32 tform * delta + anchor landmark, then to image pixels (in double)
+            px = (m[:, 0, 0, None] * dx + m[:, 0, 1, None] * dy) + shape[:, 2 * anchor]
+            py = (m[:, 1, 0, None] * dx + m[:, 1, 1, None] * dy) + shape[:, 2 * anchor + 1]
+            x = np.floor(px * ex + ox + 0.5).astype(np.int64)
+            y = np.floor(py * ey + oy + 0.5).astype(np.int64)
+            outside = (x < 0) | (x >= widths) | (y < 0) | (y >= heights)
+            lin = base + (y * widths + x) * 3
+            lin[outside] = 0
+            feats = (buf[lin].astype(np.int32) + buf[lin + 1] + buf[lin + 2]) // 3
+            feats[outside] = 0
+            flat_feats = feats.astype(np.float32).ravel()
             # walk the trees: at node i go to the left child 2i+1 when
             # feats[idx1] - feats[idx2] > thresh, else to the right child 2i+2
-            flat_feats = feats.ravel()
             idx1, idx2, thresh = self._idx1[level], self._idx2[level], self._thresh[level]
             node = np.zeros((n, n_trees), np.int64)
             for _ in range(depth):
                 at = tree_row + node
                 go_left = (flat_feats[face_row + idx1[at]] - flat_feats[face_row + idx2[at]]) > thresh[at]
                 node = 2 * node + 2 - go_left
-            updates = self._leaves_flat[level][leaf_row + node - n_splits]  # (n, trees, parts*2)
-            # dlib adds the trees' updates one after another in float32; cumsum does the same
-            stacked = np.concatenate([shape.reshape(n, 1, -1), updates], axis=1)
-            shape = np.cumsum(stacked, axis=1, dtype=np.float32)[:, -1].reshape(n, -1, 2)
-        return np.floor(shape.astype(np.float64) * extent + origin + 0.5).astype(np.int64)
+            updates = self._leaves_flat[level][leaf_row + node.T]  # (trees, n, parts*2)
+            # dlib adds the trees' updates one after another in float32; a reduction over the
+            # outer axis of a contiguous array adds row by row in that same order
+            shape = np.add.reduce(np.concatenate([shape[None], updates]), axis=0, dtype=np.float32)
+        final = shape.reshape(n, -1, 2).astype(np.float64)
+        return np.stack([np.floor(final[..., 0] * ex + ox + 0.5), np.floor(final[..., 1] * ey + oy + 0.5)],
+                        axis=-1).astype(np.int64)
 
 
 def _similarity_2x2(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
