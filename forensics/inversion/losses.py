@@ -7,7 +7,10 @@
   map unit-normalised along channels per position (as LPIPS does), averaged over the 4 levels;
   dlib's face network stands in for the paper's VGG (no ImageNet weights are available offline)
   and is more face-specific anyway;
-- ``tv``: total variation (mean absolute difference of neighbouring pixels, 0..1 units).
+- ``tv``: total variation (mean absolute difference of neighbouring pixels, 0..1 units);
+- ``adversarial`` (off by default): a conditional PatchGAN term; it needs the sketch and a
+  discriminator with its own optimizer, so the training loop adds it
+  (`forensics.inversion.adversarial`), not `InversionLoss`.
 
 `InversionLoss` computes the photo side's dlib features without gradients, once per batch.
 """
@@ -28,6 +31,7 @@ class LossWeights:
     perceptual: float = 1.0
     tv: float = 0.0
     perceptual_p: int = 2  # 1: L1, 2: squared L2 between normalised feature maps
+    adversarial: float = 0.0  # conditional PatchGAN term (forensics.inversion.adversarial); applied by train.py
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LossWeights:

@@ -14,11 +14,13 @@ detection happens here, so facenet-pytorch is not needed). What it does, top to 
 4. model `SketchInverter`, frozen dlib ResNet as the loss network, Adam, linear warm-up then
    cosine decay; with ``--max-minutes`` the decay also follows the clock (whichever of
    step/steps and elapsed/allowed time is further along), so a time-boxed run still anneals;
+   with ``loss.adversarial > 0`` also a conditional PatchGAN discriminator (config ``gan``,
+   `forensics.inversion.adversarial`), trained one step per inverter step;
 5. every ``eval_every`` steps: the 200 FS2K validation pairs (never trained on): closed-set
    rank-1 among the 200 validation photos for the raw sketches and for the inverted ones
    (cosine of L2-normalised dlib descriptors), mean identity cosine synth↔photo; the best
    (score = rank-1 inverted + 0.1 x mean cosine) is kept in ``best.pt``;
-6. ``last.pt`` (model, optimizer, step, RNG states, best score, elapsed time) every
+6. ``last.pt`` (model, optimizer, discriminator if any, step, RNG states, best score, elapsed time) every
    ``checkpoint_every`` steps and on exit, SIGTERM/SIGINT and ``--max-minutes`` included;
    ``--resume`` continues from it;
 7. at the end, the best weights are exported as a plain state_dict (fp16 by default) with a
@@ -46,6 +48,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from forensics.inversion.adversarial import (
+    DiscriminatorConfig,
+    PatchDiscriminator,
+    discriminator_loss,
+    generator_loss,
+)
 from forensics.inversion.data import ChipCache, ChipDataset, eval_cache_path
 from forensics.inversion.losses import InversionLoss, LossWeights
 from forensics.inversion.network import InverterConfig, SketchInverter, count_parameters
@@ -57,6 +65,7 @@ DEFAULTS: dict = {
     "dlib_weights": None,  # None: $FORENSICS_DLIB_WEIGHTS, else face_recognition_models' file
     "model": InverterConfig().to_dict(),
     "loss": LossWeights().to_dict(),
+    "gan": DiscriminatorConfig().to_dict(),  # used only when loss.adversarial > 0
     "data": {"p_real": 0.5, "styles": ["line", "pencil", "colour"], "augment": True, "num_workers": 8},
     "optim": {"lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0, "warmup_steps": 200,
               "min_lr_frac": 0.02, "grad_clip": 1.0},
@@ -163,19 +172,33 @@ def _state_dict(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
 
 
-def save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
-    _atomic_save({"model": _state_dict(model), "optimizer": optimizer.state_dict(), "rng": rng_state(), **state}, path)
+def save_checkpoint(path: Path, model, optimizer, state: dict, disc=None, disc_optimizer=None) -> None:
+    extra = {} if disc is None else {"disc": _state_dict(disc), "disc_optimizer": disc_optimizer.state_dict()}
+    _atomic_save({"model": _state_dict(model), "optimizer": optimizer.state_dict(), "rng": rng_state(), **state,
+                  **extra}, path)
 
 
-def load_checkpoint(path: Path, model, optimizer=None, device="cpu") -> dict:
+def _optimizer_to(optimizer, device) -> None:
+    for st in optimizer.state.values():  # Adam moments onto the model's device
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(device)
+
+
+def load_checkpoint(path: Path, model, optimizer=None, device="cpu", disc=None, disc_optimizer=None) -> dict:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     getattr(model, "_orig_mod", model).load_state_dict(ck["model"])
     if optimizer is not None and "optimizer" in ck:
         optimizer.load_state_dict(ck["optimizer"])
-        for st in optimizer.state.values():  # Adam moments onto the model's device
-            for k, v in st.items():
-                if torch.is_tensor(v) and k != "step":
-                    st[k] = v.to(device)
+        _optimizer_to(optimizer, device)
+    if disc is not None:
+        if "disc" not in ck:  # the adversarial term was switched on for this run after the checkpoint
+            log.info("%s holds no discriminator: it starts from scratch", path)
+        else:
+            disc.load_state_dict(ck["disc"])
+            if disc_optimizer is not None:
+                disc_optimizer.load_state_dict(ck["disc_optimizer"])
+                _optimizer_to(disc_optimizer, device)
     if "rng" in ck:
         set_rng_state(ck["rng"])
     return ck
@@ -361,12 +384,20 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     o = cfg["optim"]
     optimizer = torch.optim.Adam(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
     log.info("model: %s, %.2fM parameters; loss weights %s", cfg["model"], count_parameters(model) / 1e6, cfg["loss"])
+    w_adv = float(cfg["loss"].get("adversarial", 0.0))
+    disc = disc_opt = None
+    if w_adv > 0:
+        gcfg = DiscriminatorConfig.from_dict(cfg.get("gan"))
+        disc = PatchDiscriminator(gcfg).to(device).to(memory_format=mem)
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=gcfg.lr, betas=gcfg.betas)
+        log.info("adversarial loss (conditional PatchGAN, LSGAN) weight %g from step %d: discriminator %s, "
+                 "%.2fM parameters", w_adv, gcfg.start_step, gcfg.to_dict(), count_parameters(disc) / 1e6)
 
     state = {"step": 0, "best_score": -1.0, "best_step": -1, "best_metrics": None, "progress": 0.0,
              "elapsed": 0.0, "config": cfg}
     last, best = run_dir / "last.pt", run_dir / "best.pt"
     if resume and last.is_file():
-        ck = load_checkpoint(last, model, optimizer, device)
+        ck = load_checkpoint(last, model, optimizer, device, disc, disc_opt)
         for k in state:
             if k in ck and k != "config":
                 state[k] = ck[k]
@@ -413,7 +444,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
 
     def checkpoint() -> None:
         state["elapsed"] = elapsed0 + time.time() - t_loop
-        save_checkpoint(last, model, optimizer, state)
+        save_checkpoint(last, model, optimizer, state, disc, disc_opt)
 
     loader = DataLoader(dataset, batch_size=bs, sampler=range(state["step"] * bs, steps * bs),
                         num_workers=int(d["num_workers"]), pin_memory=cuda, drop_last=True,
@@ -435,16 +466,31 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
             lr = lr_at(state["progress"], step, o)
             for g in optimizer.param_groups:
                 g["lr"] = lr
+            if disc is not None:  # the discriminator's rate follows the same schedule
+                for g in disc_opt.param_groups:
+                    g["lr"] = gcfg.lr * lr / o["lr"]
             sketch = sketch.to(device, non_blocking=True).float().contiguous(memory_format=mem)
             photo = photo.to(device, non_blocking=True).float().contiguous(memory_format=mem)
             with amp:
                 synth = fwd(sketch)
                 loss, parts = criterion(synth, photo)
+                if disc is not None and step >= gcfg.start_step:
+                    disc.requires_grad_(False)
+                    parts["adv_g"] = generator_loss(disc, sketch, synth)
+                    loss = loss + w_adv * parts["adv_g"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if o.get("grad_clip"):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), o["grad_clip"])
             optimizer.step()
+            if disc is not None:
+                disc.requires_grad_(True)
+                with amp:
+                    d_loss = discriminator_loss(disc, sketch, synth, photo)
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                disc_opt.step()
+                parts["adv_d"] = d_loss
             step += 1
             state["step"] = step
             n_log += 1
