@@ -8,8 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
-mkdir -p .dev/carry
-[ -f .dev/carry/chips.npz ] || "$PY" -m forensics.inversion.data --out .dev/carry/chips.npz
+mkdir -p .dev/carry runs/cache
+# built under runs/cache (beside it the unencoded chips.aligned.npz, ~0.5 GB, which is not carried)
+[ -f runs/cache/chips.npz ] || "$PY" -m forensics.inversion.data --out runs/cache/chips.npz
+cp runs/cache/chips.npz runs/cache/chips_cufs_test.npz .dev/carry/
 "$PY" - <<'PY'
 import shutil
 from forensics.models.dlib_resnet import default_weights_path
