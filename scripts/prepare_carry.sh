@@ -2,9 +2,9 @@
 # Build, on this machine, what a GPU training call carries (.dev/carry, git-ignored, 64 MiB at most):
 # the aligned-chip cache (training side + the held-out CUFS test cache) and dlib's descriptor weights.
 #
-#   scripts/prepare_carry.sh          # then: run with carry [".dev/carry"] scripts/gpu_two_runs.sh ...
+#   scripts/prepare_carry.sh          # then: run with carry [".dev/carry"] scripts/gpu_runs.sh MINUTES CONFIG...
 #
-# About 5 minutes on 2 CPU cores (MTCNN + dlib landmarks on ~5,700 images); reuses a cache already built.
+# About 7 minutes on 2 CPU cores (MTCNN + dlib landmarks on ~5,700 images); reuses a cache already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"

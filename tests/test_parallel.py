@@ -76,7 +76,9 @@ def test_ctrl_c_keeps_what_was_committed_and_a_rerun_finishes(tmp_path, data_dir
 
     from forensics.datasets import read_manifest
 
-    rows = sorted(read_manifest(data_dir, "lfw"), key=lambda r: r["file"])[:480]
+    # enough images that enrollment is still running when the interrupt lands, on a fast machine too
+    # (480 took 12 s with 2 workers on an idle 2-core box, and the interrupt once arrived too late)
+    rows = sorted(read_manifest(data_dir, "lfw"), key=lambda r: r["file"])[:1200]
     manifest, db = tmp_path / "m.csv", tmp_path / "g.db"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)

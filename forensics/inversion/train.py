@@ -384,7 +384,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
     o = cfg["optim"]
     optimizer = torch.optim.Adam(model.parameters(), lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
     log.info("model: %s, %.2fM parameters; loss weights %s", cfg["model"], count_parameters(model) / 1e6, cfg["loss"])
-    w_adv = float(cfg["loss"].get("adversarial", 0.0))
+    w_adv = criterion.w.adversarial
     disc = disc_opt = None
     if w_adv > 0:
         gcfg = DiscriminatorConfig.from_dict(cfg.get("gan"))
