@@ -16,10 +16,12 @@ discriminator and its optimizer only when the weight is positive, and checkpoint
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+
+from forensics.inversion.options import known_options
 
 
 @dataclass
@@ -32,10 +34,7 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> DiscriminatorConfig:
-        d = dict(d or {})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown discriminator options: {sorted(unknown)}")
+        d = known_options(cls, d, "discriminator")
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)

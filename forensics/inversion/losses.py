@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from forensics.inversion.options import known_options
 
 
 @dataclass
@@ -35,11 +37,7 @@ class LossWeights:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LossWeights:
-        d = dict(d or {})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown loss options: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**known_options(cls, d, "loss"))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,11 +22,13 @@ output cropped back to 150.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from forensics.inversion.options import known_options
 
 CHIP = 150
 _PAD = 1  # 150 + 2 = 152, divisible by 4
@@ -42,12 +44,7 @@ class InverterConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> InverterConfig:
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown sketch-inverter model options: {sorted(unknown)}")
-        cfg = cls(**d)
+        cfg = cls(**known_options(cls, d, "sketch-inverter model"))
         if cfg.norm not in ("instance", "batch", "none"):
             raise ValueError(f"norm must be instance, batch or none, not {cfg.norm!r}")
         if cfg.upsample not in ("resize", "deconv"):
