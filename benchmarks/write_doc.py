@@ -91,13 +91,14 @@ def main():
                 "The raw FS2K figure moves with the alignment (open rank-1 15.5% with MTCNN landmarks on a "
                 "template, 9.5% with dlib's landmarks, which place their points less well on FS2K's stylised "
                 "faces, 11.5% with mirror-averaged probes, 12.0% once detection searched large faces first), so read the ratio together with the best mode's own "
-                "rank-1.",
+                "rank-1. The inverter's checkpoint was chosen on these 200 FS2K pairs (closed set, training-time "
+                "score), so the FS2K figures of the inverted and fusion modes are optimistic; the CUFS test pairs "
+                "never chose anything.",
                 "- Baselines measured with dlib's own pipeline (../shared/notes/baselines.md): raw CUFS open 46.4 / "
                 "closed 62.4; a ridge map in embedding space 67.8 / 75.4. Our raw CUFS figures (open "
                 f"{pct(raw('CUFS test', 'open')['rank1'])} / closed {pct(raw('CUFS test', 'closed')['rank1'])}) are "
-                "at or above dlib's since we align with dlib's own landmarks. The shipped inverter was trained on "
-                "chips aligned the earlier way (MTCNN landmarks on a template); retraining on chips aligned the "
-                "new way needs a GPU session.", "",
+                "at or above dlib's since we align with dlib's own landmarks; the shipped inverter is trained on "
+                "chips aligned the same way.", "",
                 "CMC curves: ![CMC](../benchmarks/results/sketch_identification_cmc.png)", "",
                 "Twelve random probes (seed 0), aligned sketch | synthesized | true photo: "
                 "![examples](img/inversion_examples.png)", ""]
