@@ -9,7 +9,9 @@ gives for one model), prints and writes (--out) the inverted rank-1 of:
   - "descriptors": the mean of the unit dlib descriptors of each model's synthesized photo;
   - "pixels": one descriptor of the mean synthesized photo;
   - "soup": one model whose weights are the mean of the models' weights (same architecture and
-    initialisation assumed).
+    initialisation assumed);
+  - with --mirror also each model and the descriptor mean with mirror averaging, as queries do
+    (`forensics/probes.py`: the inverter also runs on the mirrored sketch chip).
 Model card (docs/models.md, "Several inverters") quotes its output for session 6's four runs.
 """
 
@@ -32,8 +34,9 @@ def rank1(query: torch.Tensor, ev: Evaluator) -> float:
 
 
 @torch.no_grad()
-def synthesize(model, ev: Evaluator) -> torch.Tensor:
-    return torch.cat([model(ev.sketch[i:i + 50].float()).clamp(0, 255) for i in range(0, len(ev.sketch), 50)])
+def synthesize(model, ev: Evaluator, mirror: bool = False) -> torch.Tensor:
+    sketch = ev.sketch.flip(3) if mirror else ev.sketch
+    return torch.cat([model(sketch[i:i + 50].float()).clamp(0, 255) for i in range(0, len(sketch), 50)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("weights", nargs="+", type=Path)
     ap.add_argument("--cache", default="runs/cache/chips.npz")
     ap.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
+    ap.add_argument("--mirror", action="store_true", help="also with mirror averaging (doubles the time)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     models = [load_inverter(w, "cpu") for w in args.weights]
@@ -61,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         res["descriptors"] = rank1(sum(_unit(d) for d in desc), ev)
         res["pixels"] = rank1(ev._embed((sum(images) / len(images)).round().byte()), ev)
         res["soup"] = rank1(ev._embed(synthesize(soup, ev).round().byte()), ev)
+        if args.mirror:
+            mirrored = [_unit(d) + _unit(ev._embed(synthesize(m, ev, mirror=True).round().byte()))
+                        for d, m in zip(desc, models)]
+            res.update({f"{name}+mirror": rank1(d, ev) for name, d in zip(names, mirrored)})
+            res["descriptors+mirror"] = rank1(sum(mirrored), ev)
         out[set_name] = res
         print(set_name, "rank-1 inverted:", ", ".join(f"{k} {100 * v:.1f}" for k, v in res.items()), flush=True)
     if args.out:
