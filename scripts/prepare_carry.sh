@@ -2,7 +2,13 @@
 # Build, on this machine, what a GPU training call carries (.dev/carry, git-ignored, 64 MiB at most):
 # the aligned-chip cache (training side + the held-out CUFS test cache) and dlib's descriptor weights.
 #
-#   scripts/prepare_carry.sh          # then: run with carry [".dev/carry"] scripts/gpu_runs.sh MINUTES CONFIG...
+#   scripts/prepare_carry.sh
+#
+# then the device tool's run, with carry [".dev/carry/chips.npz", ".dev/carry/dlib_face_recognition_resnet_model_v1.dat"]:
+#   OUT=$OUT bash scripts/gpu_runs.sh MINUTES CONFIG...
+# The CUFS test cache (6 MB) no longer fits beside the tree's ~7 MB under the 64 MiB limit; training
+# then skips its held-out CUFS evaluation, which `python -m forensics.inversion.train --evaluate W`
+# does here afterwards.
 #
 # About 7 minutes on 2 CPU cores (MTCNN + dlib landmarks on ~5,700 images); reuses a cache already built.
 set -euo pipefail
