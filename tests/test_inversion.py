@@ -305,18 +305,49 @@ def test_discriminator_learns_to_tell_pairs_apart():
         assert d(sketch, photo).mean() - d(sketch, synth).mean() > 0.6  # targets 1 and 0
 
 
-def test_train_with_adversarial_loss_checkpoints_and_resumes_the_discriminator(tmp_path, cache_path, monkeypatch):
+def test_spectral_norm_discriminator_has_unit_spectral_norms_and_still_learns():
+    """With spectral_norm every convolution's weight (as used) has largest singular value ~1 and no
+    instance norm is left; the discriminator still separates true pairs from a grey 'synthesis'."""
+    from forensics.inversion.adversarial import PatchDiscriminator, discriminator_loss
+
+    torch.manual_seed(0)
+    d = PatchDiscriminator({"base": 8, "n_layers": 2, "spectral_norm": True})
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in d.modules())
+    rng = np.random.default_rng(0)
+    photo = torch.from_numpy(_face_like(rng, 4)).permute(0, 3, 1, 2).float()
+    sketch, synth = 255 - photo.mean(1, keepdim=True).repeat(1, 3, 1, 1), torch.full_like(photo, 128.0)
+    opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    losses = []
+    for _ in range(150):
+        opt.zero_grad()
+        loss = discriminator_loss(d, sketch, synth, photo)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4
+    with torch.no_grad():
+        for m in convs:  # the power iteration has run once per training forward
+            sigma = torch.linalg.matrix_norm(m.weight.flatten(1), ord=2)
+            assert 0.95 < float(sigma) < 1.05, float(sigma)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_train_with_adversarial_loss_checkpoints_and_resumes_the_discriminator(tmp_path, cache_path, monkeypatch,
+                                                                               spectral_norm):
     from forensics.inversion import train as T
 
     monkeypatch.setattr(T, "_load_dlib", lambda cfg, device: FakeDlib())
     cfg = load_config(None, {"name": "g", "cache": str(cache_path), "model": TINY, "batch_size": 2, "steps": 2,
-                             "eval_every": 2, "checkpoint_every": 1, "log_every": 1,
-                             "loss": {"adversarial": 0.1}, "gan": {"base": 4, "n_layers": 2},
+                             "eval_every": 2, "checkpoint_every": 1, "log_every": 1, "loss": {"adversarial": 0.1},
+                             "gan": {"base": 4, "n_layers": 2, "spectral_norm": spectral_norm},
                              "data": {"num_workers": 0}, "optim": {"warmup_steps": 1}})
     run = tmp_path / "run"
     T.train(cfg, run)
     ck = torch.load(run / "last.pt", weights_only=False)
     assert "disc" in ck and ck["disc_optimizer"]["state"][0]["step"] == 2
+    assert any("parametrizations" in k for k in ck["disc"]) == spectral_norm  # the power-iteration state too
     train_lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert all("adv_g" in x and "adv_d" in x for x in train_lines)
     cfg["steps"] = 3

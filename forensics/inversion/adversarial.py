@@ -31,6 +31,10 @@ class DiscriminatorConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     start_step: int = 0  # generator steps before the adversarial term is switched on
+    # spectral normalisation of every convolution (Miyato et al. 2018), instead of instance norm: caps
+    # how fast the discriminator can win (session 6's plain one separated real from synthesized
+    # pairs within ~1,000 steps, after which its term gave the inverter little to follow)
+    spectral_norm: bool = False
 
     @classmethod
     def from_dict(cls, d: dict | None) -> DiscriminatorConfig:
@@ -52,14 +56,17 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         cfg = config if isinstance(config, DiscriminatorConfig) else DiscriminatorConfig.from_dict(config)
         self.config = cfg
-        c, layers = cfg.base, [nn.Conv2d(6, cfg.base, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        sn = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
+        c, layers = cfg.base, [sn(nn.Conv2d(6, cfg.base, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
         for i in range(1, cfg.n_layers + 1):
             c_out = cfg.base * min(2**i, 8)
             stride = 2 if i < cfg.n_layers else 1
-            layers += [nn.Conv2d(c, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out, affine=True),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(sn(nn.Conv2d(c, c_out, 4, stride, 1)))
+            if not cfg.spectral_norm:
+                layers.append(nn.InstanceNorm2d(c_out, affine=True))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             c = c_out
-        layers.append(nn.Conv2d(c, 1, 4, 1, 1))
+        layers.append(sn(nn.Conv2d(c, 1, 4, 1, 1)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, sketch: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
