@@ -34,9 +34,9 @@ def rank1(query: torch.Tensor, ev: Evaluator) -> float:
 
 
 @torch.no_grad()
-def synthesize(model, ev: Evaluator, mirror: bool = False) -> torch.Tensor:
-    sketch = ev.sketch.flip(3) if mirror else ev.sketch
-    return torch.cat([model(sketch[i:i + 50].float()).clamp(0, 255) for i in range(0, len(sketch), 50)])
+def synthesize(model, ev: Evaluator) -> torch.Tensor:
+    """The synthesized photos themselves (for the pixel average); descriptors come from `ev._embed`."""
+    return torch.cat([model(ev.sketch[i:i + 50].float()).clamp(0, 255) for i in range(0, len(ev.sketch), 50)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         res.update({name: rank1(d, ev) for name, d in zip(names, desc)})
         res["descriptors"] = rank1(sum(_unit(d) for d in desc), ev)
         res["pixels"] = rank1(ev._embed((sum(images) / len(images)).round().byte()), ev)
-        res["soup"] = rank1(ev._embed(synthesize(soup, ev).round().byte()), ev)
+        res["soup"] = rank1(ev._embed(ev.sketch, soup), ev)
         if args.mirror:
-            mirrored = [_unit(d) + _unit(ev._embed(synthesize(m, ev, mirror=True).round().byte()))
-                        for d, m in zip(desc, models)]
+            mirrored = [_unit(d) + _unit(ev._embed(ev.sketch.flip(3), m)) for d, m in zip(desc, models)]
             res.update({f"{name}+mirror": rank1(d, ev) for name, d in zip(names, mirrored)})
             res["descriptors+mirror"] = rank1(sum(mirrored), ev)
         out[set_name] = res
