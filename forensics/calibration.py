@@ -12,7 +12,9 @@ assuming independent non-mated comparisons. p(s) is measured per embedder and pe
 or validation sketches), non-mated subjects are LFW people, each scored by their best image.
 The result is stored in `forensics/weights/calibration.json` as the survival function p(s) on a
 grid of scores; between grid points p is interpolated in log space; beyond the largest observed
-impostor score, p is reported as an upper bound of 1/(number of impostor scores).
+impostor score, p is reported as an upper bound of 1/(number of impostor scores). Sketch scores
+are measured in the space the query searches in (``space``: the sketch search space's id, see
+forensics/whitening.py); a calibration made in another space does not apply.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ScoreCalibration:
     n_probes: int
     n_subjects: int
     reference: str
+    space: str | None = None
 
     def p_nonmated(self, score: float) -> float:
         floor = 1.0 / max(self.n_impostor, 1)
@@ -54,16 +57,16 @@ class ScoreCalibration:
 
     def describe(self) -> dict:
         return {"method": "FPIR(s,N) = 1-(1-p(s))^N, p from non-mated scores on a reference set",
-                "embedder": self.embedder, "mode": self.mode, "reference": self.reference,
+                "embedder": self.embedder, "mode": self.mode, "space": self.space, "reference": self.reference,
                 "n_impostor_scores": self.n_impostor, "n_probes": self.n_probes, "n_subjects": self.n_subjects}
 
 
 def fit_calibration(impostor_scores: np.ndarray, embedder: str, mode: str, n_probes: int, n_subjects: int,
-                    reference: str, grid: np.ndarray | None = None) -> ScoreCalibration:
+                    reference: str, grid: np.ndarray | None = None, space: str | None = None) -> ScoreCalibration:
     s = np.sort(np.asarray(impostor_scores, dtype=np.float64))
     grid = np.round(np.linspace(-0.2, 1.0, 241), 4) if grid is None else grid
     survival = 1.0 - np.searchsorted(s, grid, side="left") / len(s)
-    return ScoreCalibration(embedder, mode, grid, survival, len(s), n_probes, n_subjects, reference)
+    return ScoreCalibration(embedder, mode, grid, survival, len(s), n_probes, n_subjects, reference, space)
 
 
 def save_calibrations(cals: list[ScoreCalibration], path: Path = CALIBRATION_FILE) -> None:
@@ -72,14 +75,15 @@ def save_calibrations(cals: list[ScoreCalibration], path: Path = CALIBRATION_FIL
     Path(path).write_text(json.dumps(data, indent=1))
 
 
-def load_calibration(embedder: EmbedderInfo, mode: str, path: Path = CALIBRATION_FILE) -> ScoreCalibration | None:
-    """The calibration for this embedder and mode, or None where none was measured (reports
-    then say the score is uncalibrated)."""
+def load_calibration(embedder: EmbedderInfo, mode: str, path: Path = CALIBRATION_FILE,
+                     space: str | None = None) -> ScoreCalibration | None:
+    """The calibration for this embedder, mode and search space, or None where none was measured
+    (reports then say the score is uncalibrated)."""
     if not Path(path).is_file():
         return None
     data = json.loads(Path(path).read_text())
     d = data.get(f"{embedder.key}|{mode}")
-    if d is None:
+    if d is None or d.get("space") != space:
         return None
     return ScoreCalibration(d["embedder"], d["mode"], np.array(d["grid"]), np.array(d["survival"]),
-                            d["n_impostor_scores"], d["n_probes"], d["n_subjects"], d["reference"])
+                            d["n_impostor_scores"], d["n_probes"], d["n_subjects"], d["reference"], d.get("space"))

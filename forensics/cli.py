@@ -294,6 +294,9 @@ def evaluate(
     probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
                                    "sketch for inverted/fusion, photo for raw."),
     cmc: Optional[Path] = typer.Option(None, help="CMC plot PNG (default: next to --out)."),
+    whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Search sketches in the sketch search "
+                                "space (partial PCA whitening, fitted on training photos; docs/models.md) when "
+                                "one is fitted for the embedder; --no-whiten: raw descriptor space."),
     face: str = FaceOption,
     db: Path = DbOption,
     embedder: str = EmbedderOption,
@@ -312,7 +315,7 @@ def evaluate(
     g = open_db(db)
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
         s = do_eval(g, make_pipeline(embedder, weights, face), items, out, top=top, mode=mode, probe_kind=kind,
-                    inverter=inverter, progress=advance)
+                    inverter=inverter, progress=advance, whitening=whiten)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
@@ -341,6 +344,9 @@ def query(
     report: Optional[Path] = typer.Option(None, help="Also write a report (format from the extension: "
                                           ".html, .pdf, .json, .csv)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (query_id, candidates) on stdout."),
+    whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Search sketches in the sketch search "
+                                "space (partial PCA whitening, fitted on training photos; docs/models.md) when "
+                                "one is fitted for the embedder; --no-whiten: raw descriptor space."),
     face: str = FaceOption,
     db: Path = DbOption,
     embedder: str = EmbedderOption,
@@ -367,7 +373,7 @@ def query(
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
     g = open_db(db)
     q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
-                  operator=_who(operator), filters=filters)
+                  operator=_who(operator), filters=filters, whitening=whiten)
     written = _write_report(g, q.query_uid, report, operator) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,

@@ -21,10 +21,12 @@ from gallery.db import Gallery
 from gallery.index import default_index_path, load_or_build
 
 from forensics.errors import ForensicsError
-from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
-from forensics.probes import sketch_vectors
+from forensics.fusion import FUSION_WEIGHT_INVERTED
+from forensics.probes import mode_probes, sketch_vectors
 from forensics.pipeline import FacePipeline, PipelineFailure
 from forensics.search import rank_subjects_batch
+from forensics.service import whitened_index_path
+from forensics.whitening import load_whitening
 
 MODES = ("raw", "inverted", "fusion")
 
@@ -62,11 +64,13 @@ def cmc_curve(ranks: list[int | None], top: int) -> list[float]:
     return [sum(1 for r in ranks if r is not None and r <= k) / n for k in range(1, top + 1)]
 
 
-def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, sketches: bool = False) -> np.ndarray:
+def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, sketches: bool = False,
+                     whitening=None) -> np.ndarray:
     """The probe vectors for a batch of FaceRecords in `mode` (b, m, d): raw, inverted or fused.
 
-    Sketch probes (`sketches`) are mirror-averaged (`forensics.probes`), as `query` does; photos
-    are embedded as they are, as the gallery is."""
+    Sketch probes (`sketches`) are mirror-averaged (`forensics.probes`) and mapped into the
+    `whitening`'s space if one is given, as `query` does; photos are embedded as they are, as the
+    gallery is."""
     raw = np.stack([r.embedding.vector for r in records])
     if mode == "raw" and not sketches:
         return raw[:, None, :]
@@ -74,20 +78,19 @@ def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, 
         raise ForensicsError(f"--mode {mode} needs the sketch-inversion network")
     raw, inv, _ = sketch_vectors(pipeline.embedder, np.stack([r.chip for r in records]), raw,
                                  inverter if mode != "raw" else None, mirror=sketches)
-    if mode == "raw":
-        return raw[:, None, :]
-    if mode == "inverted":
-        return inv[:, None, :]
-    offsets = load_offsets(pipeline.embedder.info.key, inverter.info.sha256)
-    probes, _ = fusion_probes(raw, inv, offsets)  # (2b, d): adjusted raw ones, then inverted ones
-    return np.stack([probes[: len(raw)], probes[len(raw):]], axis=1)
+    vecs, _, _ = mode_probes(raw, inv, mode, pipeline.embedder.info.key,
+                             inverter.info.sha256 if inverter is not None else None, whitening)
+    return vecs
 
 
 def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, str]], out: Path,
              top: int = 10, mode: str = "raw", probe_kind: str = "photo", inverter=None,
              fusion_weight_inverted: float = FUSION_WEIGHT_INVERTED, batch_size: int = 32,
-             progress: Callable[[int], None] | None = None) -> EvalSummary:
-    """Search every probe; write one JSON line per probe in manifest order; return the CMC."""
+             progress: Callable[[int], None] | None = None, whitening: bool = True) -> EvalSummary:
+    """Search every probe; write one JSON line per probe in manifest order; return the CMC.
+
+    Sketch probes are searched in the sketch search space (`forensics.whitening`) when one is
+    fitted for the embedder, as `forensics query` does (``whitening=False``: the raw space)."""
     if mode not in MODES:
         raise ForensicsError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     repo = gallery.repository()
@@ -96,7 +99,12 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
         raise ForensicsError("the gallery is empty: enroll photos first")
     info = pipeline.embedder.info
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
-    index = load_or_build(repo, default_index_path(gallery.path)) if gallery.path else None
+    white = load_whitening(info.key) if whitening and probe_kind == "sketch" else None
+    index = None
+    if gallery.path:
+        path = default_index_path(gallery.path)
+        index = load_or_build(repo, path) if white is None else load_or_build(
+            repo, whitened_index_path(path), transform=white.apply, space=white.space_id)
     ids, _ = repo.iter_embeddings(emb)
     owners = repo.embedding_owners(ids.tolist())
     owner_of = {i: o.external_id for i, o in owners.items()}
@@ -113,7 +121,8 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
             ok = [r for r in results if not isinstance(r, PipelineFailure)]
             ranked: dict[int, list[tuple[str, float]]] = {}
             if ok:
-                vecs = probe_embeddings(pipeline, ok, mode, inverter, sketches=probe_kind == "sketch")  # (b, m, d)
+                vecs = probe_embeddings(pipeline, ok, mode, inverter, sketches=probe_kind == "sketch",
+                                        whitening=white)  # (b, m, d)
                 if vecs.shape[1] == 1:
                     lists = rank_subjects_batch(index, owner_of, vecs[:, 0], top, embedder_key=emb.key)
                 else:

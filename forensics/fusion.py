@@ -7,7 +7,9 @@ validation pairs: mean(photo) − mean(probe), per probe type), re-normalises, t
 subject by the weighted mean of the two cosine similarities (weight FUSION_WEIGHT_INVERTED on the
 synthesized photo). The offsets are fitted by `scripts/calibrate_scores.py` for one embedder and
 one inverter (by SHA-256) and stored in `forensics/weights/fusion.json`; with another inverter the
-offsets do not apply, and the query records that it fused without them.
+offsets do not apply, and the query records that it fused without them. The offsets are fitted in
+the space the probes are searched in (``space``: the sketch search space's id, see
+forensics/whitening.py; None for the raw descriptor space).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ class FusionOffsets:
     offset_raw: np.ndarray
     offset_inverted: np.ndarray
     n_pairs: int
+    space: str | None = None
 
     def describe(self) -> dict:
         return {"method": "mean offset per probe type, then weighted mean of cosines",
                 "weight_inverted": FUSION_WEIGHT_INVERTED, "offsets": "fusion.json", "embedder": self.embedder,
-                "inverter_sha256": self.inverter_sha256, "n_pairs": self.n_pairs}
+                "inverter_sha256": self.inverter_sha256, "n_pairs": self.n_pairs, "space": self.space}
 
 
 def unit_rows(v: np.ndarray) -> np.ndarray:
@@ -43,26 +46,28 @@ def unit_rows(v: np.ndarray) -> np.ndarray:
 
 
 def fit_offsets(raw: np.ndarray, inverted: np.ndarray, photos: np.ndarray, embedder: str,
-                inverter_sha256: str) -> FusionOffsets:
+                inverter_sha256: str, space: str | None = None) -> FusionOffsets:
+    """Offsets from training pairs whose vectors are already in ``space`` (unit length)."""
     return FusionOffsets(embedder, inverter_sha256, photos.mean(0) - raw.mean(0), photos.mean(0) - inverted.mean(0),
-                         len(photos))
+                         len(photos), space)
 
 
 def save_offsets(f: FusionOffsets, path: Path = FUSION_FILE) -> None:
     Path(path).write_text(json.dumps({"embedder": f.embedder, "inverter_sha256": f.inverter_sha256,
-                                      "n_pairs": f.n_pairs, "offset_raw": [round(float(x), 7) for x in f.offset_raw],
+                                      "space": f.space, "n_pairs": f.n_pairs, "offset_raw": [round(float(x), 7) for x in f.offset_raw],
                                       "offset_inverted": [round(float(x), 7) for x in f.offset_inverted]}, indent=1))
 
 
-def load_offsets(embedder_key: str, inverter_sha256: str, path: Path = FUSION_FILE) -> FusionOffsets | None:
-    """The offsets fitted for this embedder and inverter, or None (then fusion uses none)."""
+def load_offsets(embedder_key: str, inverter_sha256: str, path: Path = FUSION_FILE,
+                 space: str | None = None) -> FusionOffsets | None:
+    """The offsets fitted for this embedder, inverter and search space, or None (then fusion uses none)."""
     if not Path(path).is_file():
         return None
     d = json.loads(Path(path).read_text())
-    if d.get("embedder") != embedder_key or d.get("inverter_sha256") != inverter_sha256:
+    if d.get("embedder") != embedder_key or d.get("inverter_sha256") != inverter_sha256 or d.get("space") != space:
         return None
     return FusionOffsets(d["embedder"], d["inverter_sha256"], np.asarray(d["offset_raw"], np.float32),
-                         np.asarray(d["offset_inverted"], np.float32), int(d["n_pairs"]))
+                         np.asarray(d["offset_inverted"], np.float32), int(d["n_pairs"]), d.get("space"))
 
 
 def fusion_probes(raw: np.ndarray, inverted: np.ndarray, offsets: FusionOffsets | None) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forensics.fusion import unit_rows
+from forensics.fusion import FusionOffsets, fusion_probes, load_offsets, unit_rows
 from forensics.models.registry import Embedder
 
 
@@ -45,3 +45,30 @@ def sketch_vectors(embedder: Embedder, chips: np.ndarray, raw: np.ndarray | None
     if mirror:
         inv_v = _mean_direction(inv_v, embedder.embed(invert_chips(inverter, mirrored(chips))))
     return raw_v, inv_v, synth
+
+
+def mode_probes(raw: np.ndarray, inverted: np.ndarray | None, mode: str, embedder_key: str,
+                inverter_sha256: str | None = None, whitening=None
+                ) -> tuple[np.ndarray, np.ndarray, FusionOffsets | None]:
+    """(probe vectors (b, m, d), weights (m,), fusion offsets or None) of b sketches in `mode`.
+
+    raw: m = 1, the sketches' vectors; inverted: m = 1, their synthesized photos' vectors;
+    fusion: m = 2, both, moved by the fusion offsets fitted for this embedder, inverter and space.
+    With a `forensics.whitening.Whitening` every vector is first mapped into the sketch search
+    space (the gallery must then be searched in it too: `service.open_index(..., whitening)`).
+    """
+    space = None
+    if whitening is not None:
+        raw = whitening.apply(raw)
+        inverted = None if inverted is None else whitening.apply(inverted)
+        space = whitening.space_id
+    if mode == "raw":
+        return raw[:, None, :], np.ones(1), None
+    if inverted is None:
+        raise ValueError(f"mode {mode!r} needs the synthesized photos' vectors")
+    if mode == "inverted":
+        return inverted[:, None, :], np.ones(1), None
+    offsets = load_offsets(embedder_key, inverter_sha256, space=space)
+    probes, w = fusion_probes(raw, inverted, offsets)  # (2b, d): adjusted raw ones, then inverted ones
+    b = len(raw)
+    return np.stack([probes[:b], probes[b:]], axis=1), np.array([w[0], w[-1]]), offsets

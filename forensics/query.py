@@ -25,8 +25,9 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics import __version__
 from forensics.errors import ForensicsError
-from forensics.fusion import FUSION_WEIGHT_INVERTED, fusion_probes, load_offsets
-from forensics.probes import sketch_vectors
+from forensics.fusion import FUSION_WEIGHT_INVERTED
+from forensics.probes import mode_probes, sketch_vectors
+from forensics.whitening import Whitening, load_whitening
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
@@ -77,8 +78,14 @@ class QueryOutcome:
 
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
               mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
-              filters: SubjectFilters | None = None, inverter=None, calibration=None) -> QueryOutcome:
-    """Query the gallery with one or more sketches of one suspect; store and return the result."""
+              filters: SubjectFilters | None = None, inverter=None, calibration=None,
+              whitening: Whitening | None | bool = True) -> QueryOutcome:
+    """Query the gallery with one or more sketches of one suspect; store and return the result.
+
+    Searches in the sketch search space (`forensics.whitening`) when one is fitted for the
+    pipeline's embedder (``whitening=True``, the default), or with the `Whitening` given; False:
+    the raw descriptor space. Which one was used is stored with the query.
+    """
     if mode not in QUERY_MODES:
         raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
     if not sketches:
@@ -91,11 +98,15 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         from forensics.inversion.invert import load_inverter
 
         inverter = load_inverter()
+    if whitening is True:
+        whitening = load_whitening(pipeline.embedder.info.key)
+    whitening = whitening or None
     if calibration is None:
         from forensics.calibration import load_calibration
 
-        calibration = load_calibration(pipeline.embedder.info, mode)
-    repo, emb, index = open_index(gallery, pipeline)
+        calibration = load_calibration(pipeline.embedder.info, mode,
+                                       space=whitening.space_id if whitening is not None else None)
+    repo, emb, index = open_index(gallery, pipeline, whitening)
     timings["load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -110,13 +121,10 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         inverter if mode != "raw" else None)
     timings["invert_s"] = time.perf_counter() - t
 
-    if mode == "raw":
-        probes, weights = raw_vecs, np.ones(len(records))
-    elif mode == "inverted":
-        probes, weights = synth_vecs, np.ones(len(records))
-    else:
-        offsets = load_offsets(pipeline.embedder.info.key, inverter.info.sha256)
-        probes, weights = fusion_probes(raw_vecs, synth_vecs, offsets)
+    vecs, w, offsets = mode_probes(raw_vecs, synth_vecs, mode, pipeline.embedder.info.key,
+                                   inverter.info.sha256 if inverter is not None else None, whitening)
+    # (b, m, d) -> every sketch's raw vectors, then every sketch's inverted ones
+    probes, weights = vecs.transpose(1, 0, 2).reshape(-1, vecs.shape[2]), np.repeat(w, len(records))
 
     t = time.perf_counter()
     ranked = rank_subjects(repo, index, probes, top, embedder_key=emb.key,
@@ -147,6 +155,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
             "offsets": "none: forensics/weights/fusion.json was fitted for another embedder or inverter"}
     params = {"top": top, "mode": mode, "fusion": fusion,
               "face_selection": pipeline.select, "n_sketches": len(records), "mirror_averaged": True,
+              "search_space": whitening.describe() if whitening is not None else "raw descriptors",
               "calibration": calibration.describe() if calibration is not None else None}
     repo.save_query(
         query_uid=uid, case_id=case_id, operator=operator, mode=mode, params=params,

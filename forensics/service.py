@@ -14,16 +14,29 @@ from forensics.records import SearchResult
 from forensics.search import rank_subjects, to_candidates
 
 
-def open_index(gallery: Gallery, pipeline: FacePipeline):
+def open_index(gallery: Gallery, pipeline: FacePipeline, whitening=None):
     """The gallery's index (rebuilt from the DB if missing or stale), after checking that the
-    pipeline's embedder is the one the gallery's vectors come from."""
+    pipeline's embedder is the one the gallery's vectors come from.
+
+    With a `forensics.whitening.Whitening` (sketch queries): the derived index of the whitened
+    gallery vectors, ``<gallery>.whitened.faiss`` beside the plain one, rebuilt the same way.
+    """
     repo = gallery.repository()
     emb = repo.gallery_embedder()
     if emb is None:
         raise ForensicsError(f"the gallery {gallery.path} is empty: enroll photos first (`forensics enroll`)")
     info = pipeline.embedder.info
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
-    return repo, emb, load_or_build(repo, default_index_path(gallery.path))
+    path = default_index_path(gallery.path)
+    if whitening is None:
+        return repo, emb, load_or_build(repo, path)
+    return repo, emb, load_or_build(repo, whitened_index_path(path), transform=whitening.apply,
+                                    space=whitening.space_id)
+
+
+def whitened_index_path(index_path: Path) -> Path:
+    """``gallery.faiss`` -> ``gallery.whitened.faiss``."""
+    return Path(index_path).with_suffix(".whitened.faiss")
 
 
 def search_photo(gallery: Gallery, pipeline: FacePipeline, image: Path, top: int = 10) -> SearchResult:

@@ -24,7 +24,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import faiss
 import numpy as np
@@ -135,6 +135,7 @@ class VectorIndex:
         ids: Optional[np.ndarray] = None,
         nprobe: Optional[int] = None,
         gallery_fingerprint: Optional[str] = None,
+        space: Optional[str] = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"index kind must be one of {KINDS}, not {kind!r}")
@@ -147,6 +148,7 @@ class VectorIndex:
         self.kind = kind
         self._index = index
         self.gallery_fingerprint = gallery_fingerprint
+        self.space = space
         self._ids = np.sort(self._extract_ids() if ids is None else _as_ids(ids))
         if kind == IVF:
             self.nprobe = default_nprobe(self.nlist) if nprobe is None else nprobe
@@ -170,6 +172,7 @@ class VectorIndex:
         nlist: Optional[int] = None,
         nprobe: Optional[int] = None,
         gallery_fingerprint: Optional[str] = None,
+        space: Optional[str] = None,
         seed: int = 1234,
         max_train: int = 64,
         train_iters: int = 15,
@@ -179,7 +182,8 @@ class VectorIndex:
         Vectors are L2-normalised (copies). ``kind="ivf"`` trains ``nlist`` lists (default
         :func:`default_nlist`) on at most ``max_train * nlist`` of the vectors, deterministically
         (``seed``), with ``train_iters`` k-means iterations; ``nprobe`` defaults to
-        :func:`default_nprobe`. Ids must be unique.
+        :func:`default_nprobe`. Ids must be unique. ``space``: what the vectors are, when they are
+        not the embedder's own (e.g. a whitening's id); recorded in the sidecar.
         """
         key = EmbedderKey.coerce(embedder_key)
         id_arr = _as_ids(ids)
@@ -192,7 +196,7 @@ class VectorIndex:
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(key.dim))
             if x.shape[0]:
                 index.add_with_ids(x, id_arr)
-            return cls(index, key, FLAT, ids=id_arr, gallery_fingerprint=gallery_fingerprint)
+            return cls(index, key, FLAT, ids=id_arr, gallery_fingerprint=gallery_fingerprint, space=space)
         if kind != IVF:
             raise ValueError(f"index kind must be one of {KINDS}, not {kind!r}")
         n = x.shape[0]
@@ -214,7 +218,7 @@ class VectorIndex:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         index.add_with_ids(x, id_arr)
         return cls(
-            index, key, IVF, ids=id_arr, nprobe=nprobe, gallery_fingerprint=gallery_fingerprint
+            index, key, IVF, ids=id_arr, nprobe=nprobe, gallery_fingerprint=gallery_fingerprint, space=space
         )
 
     @classmethod
@@ -222,20 +226,31 @@ class VectorIndex:
         cls,
         repo: "GalleryRepository",
         kind: str = FLAT,
+        *,
+        transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        space: Optional[str] = None,
         **build_kw: Any,
     ) -> "VectorIndex":
         """Rebuild the index from the database: all vectors of the gallery's embedder, with the
         current gallery fingerprint recorded. Raises GalleryError if the gallery has no vectors
-        (nothing tells which embedder the index would be for)."""
+        (nothing tells which embedder the index would be for).
+
+        ``transform`` maps the stored vectors (n, dim) into another space of the same dimension
+        before indexing (a derived index, e.g. whitened for sketch queries); ``space`` names it.
+        """
+        if (transform is None) != (space is None):
+            raise ValueError("give both transform and space, or neither")
         with repo.snapshot() as snap:  # fingerprint and vectors from the same DB state
             emb = snap.gallery_embedder()
             if emb is None:
                 raise GalleryError("the gallery holds no vectors yet; enroll images first")
             fp = snap.gallery_fingerprint(emb)
             ids, vecs = snap.iter_embeddings(emb)
+        if transform is not None and len(ids):
+            vecs = transform(vecs)
         if kind == FLAT or len(ids):
-            return cls.build(ids, vecs, emb.key, kind, gallery_fingerprint=fp, **build_kw)
-        return cls.build(ids, vecs, emb.key, FLAT, gallery_fingerprint=fp)
+            return cls.build(ids, vecs, emb.key, kind, gallery_fingerprint=fp, space=space, **build_kw)
+        return cls.build(ids, vecs, emb.key, FLAT, gallery_fingerprint=fp, space=space)
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -390,6 +405,7 @@ class VectorIndex:
             "nlist": self.nlist,
             "nprobe": self.nprobe,
             "gallery_fingerprint": self.gallery_fingerprint,
+            "space": self.space,
             "index_sha256": index_sha256,
             "faiss_version": getattr(faiss, "__version__", None),
             "tool_version": tool_version(),
@@ -477,6 +493,7 @@ class VectorIndex:
                 kind,
                 nprobe=meta.get("nprobe"),
                 gallery_fingerprint=meta.get("gallery_fingerprint"),
+                space=meta.get("space"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexCorruptError(f"index sidecar of {path} is incomplete ({exc})") from exc
@@ -518,9 +535,11 @@ def check_consistency(
 
     Finds: a different embedder (``embedder_mismatch``), ids in the DB but not the index
     (``missing_ids``), ids in the index but not the DB (``extra_ids``) and, when
-    ``check_vectors``, stored vectors that differ by more than ``atol`` (``vector_mismatch``).
+    ``check_vectors``, stored vectors that differ by more than ``atol`` (``vector_mismatch``;
+    not for an index in another ``space``, whose vectors are transformed by design).
     The DB is streamed in batches.
     """
+    check_vectors = check_vectors and index.space is None
     problems: list[IndexProblem] = []
     emb = repo.gallery_embedder()
     idx_ids = index.ids()
@@ -590,10 +609,13 @@ def load_or_build(
     kind: str = FLAT,
     *,
     save: bool = True,
+    transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    space: Optional[str] = None,
     **build_kw: Any,
 ) -> VectorIndex:
-    """The index at ``path`` if it is current (same kind, embedder and gallery fingerprint as
-    the database), else a rebuild from the database (saved to ``path`` when ``save``).
+    """The index at ``path`` if it is current (same kind, embedder, space and gallery fingerprint
+    as the database), else a rebuild from the database (saved to ``path`` when ``save``);
+    ``transform``/``space`` as in :meth:`VectorIndex.from_repository`.
 
     A missing, corrupt or stale index is never an error: the database is the source of truth.
     """
@@ -603,13 +625,13 @@ def load_or_build(
     fp = repo.gallery_fingerprint(emb)
     try:
         vi = VectorIndex.load(path, expected_embedder=emb.key)
-        if vi.kind == kind and vi.gallery_fingerprint == fp:
+        if vi.kind == kind and vi.gallery_fingerprint == fp and vi.space == space:
             if "nprobe" in build_kw and build_kw["nprobe"] is not None and kind == IVF:
                 vi.nprobe = build_kw["nprobe"]
             return vi
     except (IndexCorruptError, EmbedderMismatchError):
         pass
-    vi = VectorIndex.from_repository(repo, kind, **build_kw)
+    vi = VectorIndex.from_repository(repo, kind, transform=transform, space=space, **build_kw)
     if save:
         vi.save(path)
     return vi

@@ -1,5 +1,10 @@
-"""Fit the fusion offsets (forensics/fusion.py) and the FPIR score calibration
-(forensics/calibration.py) for each query mode, from training data only.
+"""Fit the sketch search space (forensics/whitening.py), the fusion offsets (forensics/fusion.py)
+and the FPIR score calibration (forensics/calibration.py) for each query mode, from training data only.
+
+Sketch search space: partial PCA whitening (alpha, eps: forensics/whitening.py's defaults, chosen by
+cross-validation on the training pairs) fitted on the training pairs' photos; written to
+forensics/weights/whitening.json. Offsets and calibration below are measured in that space, as
+queries search in it.
 
 Fusion offsets: mean(photo) − mean(probe) over the same training pairs, for raw sketch probes and
 for synthesized-photo probes; written to forensics/weights/fusion.json.
@@ -9,7 +14,7 @@ pairs (858): sketches of people who are NOT in the reference gallery. Reference 
 benchmark's open gallery (LFW people plus the CUFS test and FS2K validation photos, built by
 benchmarks/photo_identification.py). Every (probe, subject) score is non-mated; a subject's score is
 its best image's, exactly as in a query; fusion = the weighted mean used by `forensics query`.
-Writes forensics/weights/fusion.json and forensics/weights/calibration.json.
+Writes forensics/weights/whitening.json, fusion.json and calibration.json.
 
     .venv/bin/python scripts/calibrate_scores.py [--db benchmarks/work/open.db]
 """
@@ -36,6 +41,7 @@ def main():
     from forensics.pipeline import FacePipeline, PipelineFailure
     from forensics.probes import sketch_vectors
     from forensics.fusion import fit_offsets, fusion_probes, save_offsets
+    from forensics.whitening import fit_whitening, save_whitening
     from gallery.db import open_gallery
 
     ap = argparse.ArgumentParser()
@@ -74,7 +80,12 @@ def main():
                                  np.stack([r.embedding.vector for r in recs]), inverter)
     pho = np.stack([ph_recs[i].embedding.vector for i in ok])
     key = pipe.embedder.info.key
-    offsets = fit_offsets(raw, syn, pho, key, inverter.info.sha256)
+    white = save_whitening(fit_whitening(pho, key, fitted_on=f"photos of {len(ok)} training pairs (CUFS train + "
+                                         "FS2K train minus the 200 validation pairs)"))
+    print(f"sketch search space: alpha {white.alpha}, eps {white.eps}, {white.n_photos} photos, "
+          f"sha256 {white.sha256[:16]}")
+    raw, syn, pho, vecs = white.apply(raw), white.apply(syn), white.apply(pho), white.apply(vecs)
+    offsets = fit_offsets(raw, syn, pho, key, inverter.info.sha256, space=white.space_id)
     save_offsets(offsets)
     print(f"fusion offsets from {len(ok)} training pairs: |raw| {np.linalg.norm(offsets.offset_raw):.3f}, "
           f"|inverted| {np.linalg.norm(offsets.offset_inverted):.3f}")
@@ -92,7 +103,7 @@ def main():
     s_fus = w[0] * subject_best(fp[:m]) + w[-1] * subject_best(fp[m:])
     ref = (f"{len(recs)} non-mated sketches (CUFS train + FS2K train) x {len(uniq)} subjects of "
            f"{args.db.name} ({len(ids)} images: LFW + CUFS test + FS2K val photos)")
-    cals = [fit_calibration(s.ravel(), key, mode, len(recs), len(uniq), ref)
+    cals = [fit_calibration(s.ravel(), key, mode, len(recs), len(uniq), ref, space=white.space_id)
             for mode, s in (("raw", s_raw), ("inverted", s_inv), ("fusion", s_fus))]
     save_calibrations(cals)
     for c, s in zip(cals, (s_raw, s_inv, s_fus)):

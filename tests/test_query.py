@@ -73,6 +73,13 @@ def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
     shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
     assert shown["case_id"] == "C-1" and shown["operator"] == "tester"
     assert shown["inputs"][0]["sha256"] and shown["inverter"]["sha256"]
+    # searched in the shipped sketch search space, over its own derived index beside the gallery's
+    from forensics.whitening import load_whitening
+
+    space = shown["params"]["search_space"]
+    assert space["sha256"] == load_whitening("dlib-resnet@v1/128").sha256
+    assert gallery_db.with_suffix(".whitened.faiss").is_file() and gallery_db.with_suffix(".faiss").is_file()
+    assert "partial whitening" in html
     assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
     for fmt in ("pdf", "json", "csv"):
         run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", gallery_db)
@@ -104,6 +111,9 @@ def test_raw_and_inverted_modes_and_bad_mode(gallery_db, cufs):
     for mode in ("raw", "inverted"):
         out = json.loads(run("query", sk, "--mode", mode, "--top", 2, "--json", "--db", gallery_db).stdout)
         assert out["mode"] == mode and len(out["candidates"]) == 2
+    out = json.loads(run("query", sk, "--no-whiten", "--top", 2, "--json", "--db", gallery_db).stdout)
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    assert shown["params"]["search_space"] == "raw descriptors"
     res = run("query", sk, "--mode", "magic", "--db", gallery_db, ok=False)
     assert res.exit_code == 2 and "--mode" in res.output
 

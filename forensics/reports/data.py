@@ -427,6 +427,15 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
         "similarity of the descriptors (from −1 to 1; higher means more similar) and a "
         "subject's score is that of their best-matching image."
     )
+    space = params.get("search_space")
+    if isinstance(space, Mapping):
+        paras.append(
+            "Before scoring, both the probe descriptors and the gallery descriptors were mapped by "
+            "one fixed linear rescaling (partial whitening, fitted once on training photos; file "
+            f"SHA-256 {str(space.get('sha256', ''))[:16]}…): it evens out how strongly the "
+            "network's main directions of variation count, which measurably helps sketches find "
+            "their photos. The score is the cosine similarity after this rescaling."
+        )
     if params.get("mirror_averaged"):
         paras.append(
             "Each descriptor of a sketch (and of its synthesized photo) is the average of the "
