@@ -49,7 +49,9 @@ def main():
                 "(detection, alignment, inversion, dlib descriptor, FAISS, best image per subject). Closed: against "
                 "their own true photos only. Open: against the open gallery (the 338 CUFS test + 200 FS2K validation "
                 "photos + 11,551 LFW photos; see `benchmarks/common.py`). Every sketch probe vector (raw and "
-                "inverted) is mirror-averaged, as `forensics query` does (`forensics/probes.py`). "
+                "inverted) is mirror-averaged, as `forensics query` does (`forensics/probes.py`), and since session 7 "
+                "every mode searches in the sketch search space, as queries do: partial PCA whitening of probe and "
+                "gallery descriptors, fitted on the training pairs' photos (`forensics/whitening.py`, docs/models.md). "
                 "Rank-1 / 5 / 10 in %.", "",
                 "| set | gallery | mode | n | R1 | R5 | R10 |", "|---|---|---|---|---|---|---|"]
         for r in rows:

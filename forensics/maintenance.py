@@ -15,6 +15,7 @@ from gallery.index import (FLAT, IndexProblem, VectorIndex, check_consistency, d
 from gallery.records import RemovedSubject
 
 from forensics.errors import ForensicsError
+from forensics.service import whitened_index_path
 
 
 def remove_subject(gallery: Gallery, external_id: str, operator: str) -> RemovedSubject:
@@ -33,6 +34,11 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
     else:
         for p in (path, sidecar_path(path)):
             p.unlink(missing_ok=True)
+    # the sketch search space's derived index still holds the subject's vectors: delete it (the next
+    # sketch query rebuilds it from the DB)
+    white = whitened_index_path(path)
+    for p in (white, sidecar_path(white)):
+        p.unlink(missing_ok=True)
     # the audit log keeps only hashes of a purged person: the id's SHA-256 and the image hashes
     audit.append_event(gallery, actor=operator, action="remove-subject",
                        target="subject-sha256:" + hashlib.sha256(external_id.encode()).hexdigest(),

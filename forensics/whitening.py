@@ -54,7 +54,7 @@ class Whitening:
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """(n, d) vectors mapped into the whitened space, unit length (float32)."""
-        v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        v = unit_rows(np.atleast_2d(np.asarray(vectors, dtype=np.float64)))  # as fitted: unit descriptors
         return unit_rows((v - self.mean) @ self.matrix).astype(np.float32)
 
     def describe(self) -> dict:

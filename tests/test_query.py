@@ -139,7 +139,10 @@ def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, gall
     db = copy_gallery(gallery_db, tmp_path / "copy.db")
     sk = cufs[("cufs_ar_test_101", "sketch")]
     qid = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)["query_id"]
+    whitened = db.with_suffix(".whitened.faiss")
+    assert whitened.is_file()  # the sketch query built the derived whitened index
     run("gallery", "remove", "cufs_ar_test_101", "--yes", "--db", db)
+    assert not whitened.exists()  # deleted with the subject's vectors in it; rebuilt by the next query
     out = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)
     assert "cufs_ar_test_101" not in [c["subject_id"] for c in out["candidates"]]
     stored = json.loads(run("queries", "show", qid, "--json", "--db", db).stdout)

@@ -3,6 +3,9 @@
 - ``pixel``: L1 between synthesized and true photo (in 0..1 units);
 - ``identity``: 1 - cosine(dlib(synth), dlib(photo)) on dlib's 128-D descriptors: what the
   search will compare, so it is the loss that matters for recognition;
+- ``identity_whitened`` (off by default): the same in the sketch search space that queries search
+  in since session 7 (`forensics.whitening`: unit descriptors, minus the mean, times the partial
+  whitening matrix), so that the directions the search weighs more are weighed more in training;
 - ``perceptual``: distance between dlib's intermediate feature maps of synth and photo, each
   map unit-normalised along channels per position (as LPIPS does), averaged over the 4 levels;
   dlib's face network stands in for the paper's VGG (no ImageNet weights are available offline)
@@ -34,6 +37,7 @@ class LossWeights:
     tv: float = 0.0
     perceptual_p: int = 2  # 1: L1, 2: squared L2 between normalised feature maps
     adversarial: float = 0.0  # conditional PatchGAN term (forensics.inversion.adversarial); applied by train.py
+    identity_whitened: float = 0.0  # identity term in the sketch search space (forensics/weights/whitening.json)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LossWeights:
@@ -76,10 +80,20 @@ class InversionLoss(nn.Module):
     ``forward(synth, photo)`` returns (total, dict of the unweighted parts as floats tensors).
     """
 
-    def __init__(self, dlib: nn.Module, weights: LossWeights | dict | None = None):
+    def __init__(self, dlib: nn.Module, weights: LossWeights | dict | None = None, whitening=None):
         super().__init__()
         self.dlib = dlib
         self.w = weights if isinstance(weights, LossWeights) else LossWeights.from_dict(weights)
+        if self.w.identity_whitened:
+            if whitening is None:
+                from forensics.whitening import load_whitening
+
+                whitening = load_whitening("dlib-resnet@v1/128")
+            if whitening is None:
+                raise ValueError("loss.identity_whitened needs forensics/weights/whitening.json for dlib-resnet@v1")
+            dev = next(dlib.parameters()).device
+            self.register_buffer("w_mean", torch.as_tensor(whitening.mean, dtype=torch.float32, device=dev))
+            self.register_buffer("w_matrix", torch.as_tensor(whitening.matrix, dtype=torch.float32, device=dev))
         self.dlib.requires_grad_(False)
         self.dlib.eval()
 
@@ -87,6 +101,10 @@ class InversionLoss(nn.Module):
         super().train(mode)
         self.dlib.eval()
         return self
+
+    def whiten(self, desc: torch.Tensor) -> torch.Tensor:
+        """Descriptors (B, 128) in the sketch search space (not re-normalised: cosine follows)."""
+        return (F.normalize(desc.float(), dim=1) - self.w_mean) @ self.w_matrix
 
     def forward(self, synth: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         w = self.w
@@ -98,13 +116,16 @@ class InversionLoss(nn.Module):
         if w.tv:
             parts["tv"] = total_variation(synth.float())
             total = total + w.tv * parts["tv"]
-        if w.identity or w.perceptual:
+        if w.identity or w.perceptual or w.identity_whitened:
             with torch.no_grad():
                 d_photo, f_photo = self.dlib.forward_features(photo)
             d_synth, f_synth = self.dlib.forward_features(synth)
             if w.identity:
                 parts["identity"] = identity_loss(d_synth, d_photo)
                 total = total + w.identity * parts["identity"]
+            if w.identity_whitened:
+                parts["identity_whitened"] = identity_loss(self.whiten(d_synth), self.whiten(d_photo))
+                total = total + w.identity_whitened * parts["identity_whitened"]
             if w.perceptual:
                 parts["perceptual"] = perceptual_loss(f_synth, f_photo, w.perceptual_p)
                 total = total + w.perceptual * parts["perceptual"]

@@ -254,6 +254,9 @@ class Evaluator:
         self.photo = torch.from_numpy(ph).permute(0, 3, 1, 2).contiguous()
         self.d_photo = self._embed(self.photo)
         self.d_raw = self._embed(self.sketch)
+        from forensics.whitening import load_whitening
+
+        self.whitening = load_whitening("dlib-resnet@v1/128")  # the sketch search space, reported only
 
     @torch.no_grad()
     def _embed(self, chips_u8: torch.Tensor, model=None) -> torch.Tensor:
@@ -286,6 +289,10 @@ class Evaluator:
             "rank1_fused": float((r_fused == 0).float().mean()),
             "cos_raw": cos(self.d_raw), "cos_inv": cos(d_inv),
         }
+        if self.whitening is not None:  # as queries search since session 7 (not used for the score)
+            wh = lambda d: torch.from_numpy(self.whitening.apply(d.numpy()))  # noqa: E731
+            m["rank1_inv_whitened"] = float((_ranks(wh(d_inv), wh(self.d_photo)) == 0).float().mean())
+            m["rank1_raw_whitened"] = float((_ranks(wh(self.d_raw), wh(self.d_photo)) == 0).float().mean())
         m["score"] = m["rank1_inv"] + 0.1 * m["cos_inv"]
         if len(set(self.subsets)) > 1:  # e.g. CUFS parts (ranked within the whole closed set)
             m["per_subset"] = {
