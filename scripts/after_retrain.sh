@@ -6,7 +6,8 @@
 #
 # 1. benchmarks/photo_identification.py builds the open gallery if benchmarks/work/open.db is missing
 #    (LFW + CUFS test + FS2K val photos, ~12 min) and re-measures photo identification;
-# 2. scripts/calibrate_scores.py refits the fusion offsets and the FPIR calibration (training
+# 2. scripts/calibrate_scores.py refits the sketch search space (whitening: training photos only, so
+#    unchanged by a new inverter), then the fusion offsets and the FPIR calibration in it (training
 #    sketches only) for the new inverter's SHA-256;
 # 3. benchmarks/sketch_identification.py (closed galleries rebuilt) for raw / inverted / fusion;
 # 4. accuracy.json, the 12-example inversion figure and docs/benchmarks.md are regenerated.
