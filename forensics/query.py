@@ -152,7 +152,8 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     if mode == "fusion":
         fusion = offsets.describe() if offsets is not None else {
             "method": "weighted mean of cosines", "weight_inverted": FUSION_WEIGHT_INVERTED,
-            "offsets": "none: forensics/weights/fusion.json was fitted for another embedder or inverter"}
+            "offsets": "none: forensics/weights/fusion.json was fitted for another embedder, inverter "
+                       "or search space"}
     params = {"top": top, "mode": mode, "fusion": fusion,
               "face_selection": pipeline.select, "n_sketches": len(records), "mirror_averaged": True,
               "search_space": whitening.describe() if whitening is not None else "raw descriptors",
