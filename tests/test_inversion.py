@@ -261,6 +261,13 @@ def test_evaluator_perfect_when_synth_is_the_photo(cache_path):
 
     m = ev(Oracle())
     assert m["n"] == 4 and m["rank1_inv"] == 1.0 and m["cos_inv"] == pytest.approx(1.0, abs=1e-5)
+    assert m["rank1_inv_whitened"] == 1.0 and m["score"] == pytest.approx(1.1, abs=1e-5)
+    # selection in the sketch search space: the score's rank-1 is the whitened one
+    ev_w = Evaluator(ChipCache(cache_path), FakeDlib(), "cpu", selection="whitened")
+    mw = ev_w(torch.nn.Identity())
+    assert mw["score"] == pytest.approx(mw["rank1_inv_whitened"] + 0.1 * mw["cos_inv"])
+    with pytest.raises(ValueError, match="selection"):
+        Evaluator(ChipCache(cache_path), FakeDlib(), "cpu", selection="best")
 
 
 # ---------------------------------------------------------------------------- verified loading

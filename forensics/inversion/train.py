@@ -19,7 +19,9 @@ detection happens here, so facenet-pytorch is not needed). What it does, top to 
 5. every ``eval_every`` steps: the 200 FS2K validation pairs (never trained on): closed-set
    rank-1 among the 200 validation photos for the raw sketches and for the inverted ones
    (cosine of L2-normalised dlib descriptors), mean identity cosine synth↔photo; the best
-   (score = rank-1 inverted + 0.1 x mean cosine) is kept in ``best.pt``;
+   (score = rank-1 inverted + 0.1 x mean cosine; with ``"selection": "whitened"`` the rank-1 is
+   measured in the sketch search space that queries search in, `forensics.whitening`) is kept in
+   ``best.pt``;
 6. ``last.pt`` (model, optimizer, discriminator if any, step, RNG states, best score, elapsed time) every
    ``checkpoint_every`` steps and on exit, SIGTERM/SIGINT and ``--max-minutes`` included;
    ``--resume`` continues from it;
@@ -76,6 +78,7 @@ DEFAULTS: dict = {
     "log_every": 50,
     "compile": False,
     "init": None,  # exported weights (.pt + sidecar) to start from (fine-tuning); model config must match
+    "selection": "raw",  # rank-1 of the selection score: "raw" descriptor space or "whitened" (sketch search space)
     "export": {"dtype": "float16", "name": "csi-sketch-inverter"},
 }
 
@@ -246,7 +249,7 @@ def _ranks(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 class Evaluator:
     """Closed-set identification of the validation sketches among the validation photos."""
 
-    def __init__(self, cache: ChipCache, dlib, device, dataset="fs2k", split="val", batch=50):
+    def __init__(self, cache: ChipCache, dlib, device, dataset="fs2k", split="val", batch=50, selection="raw"):
         sk, ph, self.identities = cache.pair_chips(dataset, split)
         self.subsets = cache.subset[cache.pairs(dataset, split)[:, 1]]
         self.device, self.batch, self.dlib = device, batch, dlib
@@ -256,7 +259,10 @@ class Evaluator:
         self.d_raw = self._embed(self.sketch)
         from forensics.whitening import load_whitening
 
-        self.whitening = load_whitening("dlib-resnet@v1/128")  # the sketch search space, reported only
+        self.whitening = load_whitening("dlib-resnet@v1/128")  # the sketch search space
+        if selection not in ("raw", "whitened") or (selection == "whitened" and self.whitening is None):
+            raise ValueError(f"selection {selection!r}: 'raw', or 'whitened' with forensics/weights/whitening.json")
+        self.selection = selection
 
     @torch.no_grad()
     def _embed(self, chips_u8: torch.Tensor, model=None) -> torch.Tensor:
@@ -289,11 +295,11 @@ class Evaluator:
             "rank1_fused": float((r_fused == 0).float().mean()),
             "cos_raw": cos(self.d_raw), "cos_inv": cos(d_inv),
         }
-        if self.whitening is not None:  # as queries search since session 7 (not used for the score)
+        if self.whitening is not None:  # as queries search since session 7
             wh = lambda d: torch.from_numpy(self.whitening.apply(d.numpy()))  # noqa: E731
             m["rank1_inv_whitened"] = float((_ranks(wh(d_inv), wh(self.d_photo)) == 0).float().mean())
             m["rank1_raw_whitened"] = float((_ranks(wh(self.d_raw), wh(self.d_photo)) == 0).float().mean())
-        m["score"] = m["rank1_inv"] + 0.1 * m["cos_inv"]
+        m["score"] = m["rank1_inv_whitened" if self.selection == "whitened" else "rank1_inv"] + 0.1 * m["cos_inv"]
         if len(set(self.subsets)) > 1:  # e.g. CUFS parts (ranked within the whole closed set)
             m["per_subset"] = {
                 str(g): {"n": int(sel.sum()), "rank1_raw": float((r_raw[sel] == 0).float().mean()),
@@ -416,7 +422,7 @@ def train(cfg: dict, run_dir: Path, device: str = "cpu", resume: bool = False, m
         _init_from(model, Path(cfg["init"]), cfg["model"])
 
     t_ev = time.time()
-    evaluator = Evaluator(cache, dlib, device)
+    evaluator = Evaluator(cache, dlib, device, selection=cfg.get("selection", "raw"))
     t_ev = time.time() - t_ev  # embedding 400 chips: about what one evaluation costs
     log.info("validation: %d FS2K pairs; raw sketches rank-1 %.3f", len(evaluator.d_photo),
              float((_ranks(evaluator.d_raw, evaluator.d_photo) == 0).float().mean()))
