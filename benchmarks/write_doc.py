@@ -97,8 +97,8 @@ def main():
                 "score), so the FS2K figures of the inverted and fusion modes are optimistic; the CUFS test pairs "
                 "never chose anything.",
                 "- The sketch search space's alpha and eps were chosen by cross-validation on the training pairs "
-                "only (`scripts/select_whitening.py`), but an exploratory run had looked at these test sets for a "
-                "few settings before that rule was written: read these figures as less clean than a never-seen set. "
+                "only (`scripts/select_whitening.py`), but the test figures of this and other settings had been seen "
+                "before it was adopted (docs/models.md gives the order): read them as optimistic to an unknown degree. "
                 "The same weights in the raw descriptor space, before session 7: docs/models.md.",
                 "- Baselines measured with dlib's own pipeline (../shared/notes/baselines.md): raw CUFS open 46.4 / "
                 "closed 62.4; a ridge map in embedding space 67.8 / 75.4. Our raw CUFS figures (open "
