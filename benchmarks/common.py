@@ -54,6 +54,36 @@ def fs2k_val(data: Path, kind: str) -> list[dict]:
     return [r for r in rows if r["identity"] in val_ids and r["kind"] == kind]
 
 
+def training_sketches(data: Path) -> list[dict]:
+    """The sketches of the training pairs: CUFS train and FS2K train minus the 200 validation pairs
+    (what calibration and other fits may use; never a benchmark probe or gallery photo)."""
+    cufs = [r for r in read_manifest(data, "cufs") if r["split"] == "train" and r["kind"] == "sketch"]
+    fs2k = read_manifest(data, "fs2k")
+    val = fs2k_val_identities([r["identity"] for r in fs2k])
+    return cufs + [r for r in fs2k if r["kind"] == "sketch" and r["identity"] not in val]
+
+
+def training_pair_vectors(pipe, data: Path, sketches: list[dict], inverter=None):
+    """(rows kept, raw, inverted or None, photo vectors) of training sketches and their photos
+    through `pipe`: the sketch vectors a query makes (mirror-averaged raw and, with `inverter`,
+    inverted), the photos' as enrolled; pairs where either image fails are dropped."""
+    import numpy as np
+
+    from forensics.pipeline import PipelineFailure
+    from forensics.probes import sketch_vectors
+
+    photo_of = {r["identity"]: r["path"] for r in read_manifest(data, "cufs") + read_manifest(data, "fs2k")
+                if r["kind"] == "photo"}  # CUFS and FS2K identities are distinct (cufs_*, fs2k_*)
+    sk = [r for b in pipe.process([r["path"] for r in sketches], kind="sketch", batch_size=64) for r in b]
+    ph = [r for b in pipe.process([photo_of[r["identity"]] for r in sketches], kind="photo", batch_size=64)
+          for r in b]
+    ok = [i for i, (a, b) in enumerate(zip(sk, ph))
+          if not isinstance(a, PipelineFailure) and not isinstance(b, PipelineFailure)]
+    raw, inv, _ = sketch_vectors(pipe.embedder, np.stack([sk[i].chip for i in ok]),
+                                 np.stack([sk[i].embedding.vector for i in ok]), inverter)
+    return [sketches[i] for i in ok], raw, inv, np.stack([ph[i].embedding.vector for i in ok])
+
+
 def write_manifest(rows: list[dict], path: Path, extra: dict | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from gallery.db import Gallery
-from gallery.index import default_index_path, load_or_build
 
 from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED
 from forensics.probes import mode_probes, sketch_vectors
 from forensics.pipeline import FacePipeline, PipelineFailure
 from forensics.search import rank_subjects_batch
-from forensics.service import whitened_index_path
+from forensics.service import gallery_index
 from forensics.whitening import load_whitening
 
 MODES = ("raw", "inverted", "fusion")
@@ -100,11 +99,7 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
     info = pipeline.embedder.info
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
     white = load_whitening(info.key) if whitening and probe_kind == "sketch" else None
-    index = None
-    if gallery.path:
-        path = default_index_path(gallery.path)
-        index = load_or_build(repo, path) if white is None else load_or_build(
-            repo, whitened_index_path(path), transform=white.apply, space=white.space_id)
+    index = gallery_index(repo, gallery.path, white) if gallery.path else None
     ids, _ = repo.iter_embeddings(emb)
     owners = repo.embedding_owners(ids.tolist())
     owner_of = {i: o.external_id for i, o in owners.items()}

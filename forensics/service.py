@@ -27,11 +27,16 @@ def open_index(gallery: Gallery, pipeline: FacePipeline, whitening=None):
         raise ForensicsError(f"the gallery {gallery.path} is empty: enroll photos first (`forensics enroll`)")
     info = pipeline.embedder.info
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
-    path = default_index_path(gallery.path)
+    return repo, emb, gallery_index(repo, gallery.path, whitening)
+
+
+def gallery_index(repo, gallery_path: Path, whitening=None):
+    """The index beside the gallery at `gallery_path`, loaded if current, else rebuilt from the DB:
+    the plain one, or with a `Whitening` the derived whitened one."""
+    path = default_index_path(gallery_path)
     if whitening is None:
-        return repo, emb, load_or_build(repo, path)
-    return repo, emb, load_or_build(repo, whitened_index_path(path), transform=whitening.apply,
-                                    space=whitening.space_id)
+        return load_or_build(repo, path)
+    return load_or_build(repo, whitened_index_path(path), transform=whitening.apply, space=whitening.space_id)
 
 
 def whitened_index_path(index_path: Path) -> Path:

@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main():
+    from common import training_pair_vectors, training_sketches
+
     from forensics.calibration import fit_calibration, save_calibrations
-    from forensics.datasets import default_data_dir, read_manifest
-    from forensics.inversion.data import fs2k_val_identities
+    from forensics.datasets import default_data_dir
     from forensics.inversion.invert import load_inverter
     from forensics.models.registry import load_embedder
-    from forensics.pipeline import FacePipeline, PipelineFailure
-    from forensics.probes import sketch_vectors
+    from forensics.pipeline import FacePipeline
     from forensics.fusion import fit_offsets, fusion_probes, save_offsets
     from forensics.whitening import fit_whitening, save_whitening
     from gallery.db import open_gallery
@@ -50,11 +50,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     data = args.data or default_data_dir(required=True)
-    cufs = [r for r in read_manifest(data, "cufs") if r["split"] == "train" and r["kind"] == "sketch"]
-    fs2k = read_manifest(data, "fs2k")
-    val = fs2k_val_identities([r["identity"] for r in fs2k])
-    fs2k = [r for r in fs2k if r["kind"] == "sketch" and r["identity"] not in val]
-    probes = cufs + fs2k
+    probes = training_sketches(data)
 
     repo = open_gallery(args.db, create=False).repository()
     emb = repo.gallery_embedder()
@@ -67,27 +63,17 @@ def main():
 
     pipe = FacePipeline(embedder=load_embedder())
     inverter = load_inverter()
-    recs = [r for batch in pipe.process([r["path"] for r in probes], kind="sketch", batch_size=64) for r in batch]
-    photo_of = {r["identity"]: r["path"] for r in read_manifest(data, "cufs") + read_manifest(data, "fs2k")
-                if r["kind"] == "photo"}  # CUFS and FS2K identities are distinct (cufs_*, fs2k_*)
-    photos = [photo_of[p["identity"]] for p in probes]
-    ph_recs = [r for batch in pipe.process(photos, kind="photo", batch_size=64) for r in batch]
-    ok = [i for i, (a, b) in enumerate(zip(recs, ph_recs))
-          if not isinstance(a, PipelineFailure) and not isinstance(b, PipelineFailure)]
-    recs = [recs[i] for i in ok]
-    # the probe vectors a sketch query uses (mirror-averaged raw and inverted)
-    raw, syn, _ = sketch_vectors(pipe.embedder, np.stack([r.chip for r in recs]),
-                                 np.stack([r.embedding.vector for r in recs]), inverter)
-    pho = np.stack([ph_recs[i].embedding.vector for i in ok])
+    # the probe vectors a sketch query uses (mirror-averaged raw and inverted), and the photos'
+    recs, raw, syn, pho = training_pair_vectors(pipe, data, probes, inverter)
     key = pipe.embedder.info.key
-    white = save_whitening(fit_whitening(pho, key, fitted_on=f"photos of {len(ok)} training pairs (CUFS train + "
+    white = save_whitening(fit_whitening(pho, key, fitted_on=f"photos of {len(recs)} training pairs (CUFS train + "
                                          "FS2K train minus the 200 validation pairs)"))
     print(f"sketch search space: alpha {white.alpha}, eps {white.eps}, {white.n_photos} photos, "
           f"sha256 {white.sha256[:16]}")
     raw, syn, pho, vecs = white.apply(raw), white.apply(syn), white.apply(pho), white.apply(vecs)
     offsets = fit_offsets(raw, syn, pho, key, inverter.info.sha256, space=white.space_id)
     save_offsets(offsets)
-    print(f"fusion offsets from {len(ok)} training pairs: |raw| {np.linalg.norm(offsets.offset_raw):.3f}, "
+    print(f"fusion offsets from {len(recs)} training pairs: |raw| {np.linalg.norm(offsets.offset_raw):.3f}, "
           f"|inverted| {np.linalg.norm(offsets.offset_inverted):.3f}")
 
     def subject_best(q: np.ndarray) -> np.ndarray:

@@ -19,35 +19,24 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 EPSS = (1e-4, 1e-3)
 
 
 def main() -> int:
-    from forensics.datasets import default_data_dir, read_manifest
+    from common import training_pair_vectors, training_sketches
+
+    from forensics.datasets import default_data_dir
     from forensics.fusion import unit_rows
-    from forensics.inversion.data import fs2k_val_identities
     from forensics.models.registry import load_embedder
-    from forensics.pipeline import FacePipeline, PipelineFailure
-    from forensics.probes import sketch_vectors
+    from forensics.pipeline import FacePipeline
     from forensics.whitening import fit_whitening
 
     torch.set_num_threads(2)
     data = default_data_dir(required=True)
-    cufs = read_manifest(data, "cufs")
-    fs2k = read_manifest(data, "fs2k")
-    val = fs2k_val_identities([r["identity"] for r in fs2k])
-    probes = [r for r in cufs if r["split"] == "train" and r["kind"] == "sketch"] + \
-             [r for r in fs2k if r["kind"] == "sketch" and r["identity"] not in val]
-    photo_of = {r["identity"]: r["path"] for r in cufs + fs2k if r["kind"] == "photo"}
     pipe = FacePipeline(embedder=load_embedder())
-    sk = [r for b in pipe.process([r["path"] for r in probes], kind="sketch", batch_size=64) for r in b]
-    ph = [r for b in pipe.process([photo_of[r["identity"]] for r in probes], kind="photo", batch_size=64) for r in b]
-    ok = [i for i, (a, b) in enumerate(zip(sk, ph)) if not isinstance(a, PipelineFailure)
-          and not isinstance(b, PipelineFailure)]
-    raw, _, _ = sketch_vectors(pipe.embedder, np.stack([sk[i].chip for i in ok]),
-                               np.stack([sk[i].embedding.vector for i in ok]))
-    photos = np.stack([ph[i].embedding.vector for i in ok])
+    kept, raw, _, photos = training_pair_vectors(pipe, data, training_sketches(data))
     key = pipe.embedder.info.key
 
     def rank1(q: np.ndarray, g: np.ndarray) -> float:
@@ -55,7 +44,7 @@ def main() -> int:
         return float(((s > s.diagonal()[:, None]).sum(1) == 0).mean())
 
     table = {}
-    n = len(ok)
+    n = len(kept)
     for alpha in ALPHAS:
         for eps in EPSS:
             scores = []
@@ -71,9 +60,9 @@ def main() -> int:
             table[(alpha, eps)] = float(np.mean(scores))
             print(f"alpha {alpha:<5} eps {eps:<7} mean closed-set rank-1 {100 * table[(alpha, eps)]:.2f}%", flush=True)
     best = max(table, key=table.get)
-    print(f"chosen: alpha {best[0]}, eps {best[1]} ({len(ok)} training pairs)")
+    print(f"chosen: alpha {best[0]}, eps {best[1]} ({n} training pairs)")
     out = ROOT / "docs" / "training" / "s7_whitening_selection.json"
-    out.write_text(json.dumps({"rule": __doc__.split("\n\n")[0], "n_pairs": len(ok),
+    out.write_text(json.dumps({"rule": __doc__.split("\n\n")[0], "n_pairs": n,
                                "rank1": [{"alpha": a, "eps": e, "rank1": round(v, 4)} for (a, e), v in table.items()],
                                "chosen": {"alpha": best[0], "eps": best[1]}}, indent=1) + "\n")
     print(f"wrote {out}")
