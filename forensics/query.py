@@ -27,7 +27,7 @@ from forensics import __version__
 from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED
 from forensics.probes import mode_probes, sketch_vectors
-from forensics.whitening import Whitening, load_whitening
+from forensics.whitening import load_whitening
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
@@ -79,12 +79,12 @@ class QueryOutcome:
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
               mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
               filters: SubjectFilters | None = None, inverter=None, calibration=None,
-              whitening: Whitening | None | bool = True) -> QueryOutcome:
+              whitening: bool = True) -> QueryOutcome:
     """Query the gallery with one or more sketches of one suspect; store and return the result.
 
     Searches in the sketch search space (`forensics.whitening`) when one is fitted for the
-    pipeline's embedder (``whitening=True``, the default), or with the `Whitening` given; False:
-    the raw descriptor space. Which one was used is stored with the query.
+    pipeline's embedder (``whitening=False``: the raw descriptor space). Which one was used is
+    stored with the query.
     """
     if mode not in QUERY_MODES:
         raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
@@ -98,9 +98,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         from forensics.inversion.invert import load_inverter
 
         inverter = load_inverter()
-    if whitening is True:
-        whitening = load_whitening(pipeline.embedder.info.key)
-    whitening = whitening or None
+    whitening = load_whitening(pipeline.embedder.info.key) if whitening else None
     if calibration is None:
         from forensics.calibration import load_calibration
 

@@ -97,3 +97,11 @@ def load_whitening(embedder: str, path: Path = WHITENING_FILE) -> Whitening | No
         raise ValueError(f"{path}: matrix {matrix.shape} does not match mean ({len(mean)},)")
     return Whitening(d["embedder"], mean, matrix, float(d["alpha"]), float(d["eps"]), int(d["n_photos"]),
                      str(d.get("fitted_on", "")), hashlib.sha256(data).hexdigest())
+
+
+def load_dlib_whitening(path: Path = WHITENING_FILE) -> Whitening | None:
+    """The whitening fitted for dlib's ResNet (`dlib-resnet`), the network the inverter trains against."""
+    from forensics.models.registry import DlibResNetEmbedder
+    from forensics.records import EmbedderInfo
+
+    return load_whitening(EmbedderInfo(DlibResNetEmbedder.NAME, DlibResNetEmbedder.VERSION, 128, "").key, path)

@@ -86,9 +86,9 @@ class InversionLoss(nn.Module):
         self.w = weights if isinstance(weights, LossWeights) else LossWeights.from_dict(weights)
         if self.w.identity_whitened:
             if whitening is None:
-                from forensics.whitening import load_whitening
+                from forensics.whitening import load_dlib_whitening
 
-                whitening = load_whitening("dlib-resnet@v1/128")
+                whitening = load_dlib_whitening()
             if whitening is None:
                 raise ValueError("loss.identity_whitened needs forensics/weights/whitening.json for dlib-resnet@v1")
             dev = next(dlib.parameters()).device

@@ -257,9 +257,9 @@ class Evaluator:
         self.photo = torch.from_numpy(ph).permute(0, 3, 1, 2).contiguous()
         self.d_photo = self._embed(self.photo)
         self.d_raw = self._embed(self.sketch)
-        from forensics.whitening import load_whitening
+        from forensics.whitening import load_dlib_whitening
 
-        self.whitening = load_whitening("dlib-resnet@v1/128")  # the sketch search space
+        self.whitening = load_dlib_whitening()  # the sketch search space
         if selection not in ("raw", "whitened") or (selection == "whitened" and self.whitening is None):
             raise ValueError(f"selection {selection!r}: 'raw', or 'whitened' with forensics/weights/whitening.json")
         self.selection = selection
