@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -328,7 +329,15 @@ def _pdf_pages(data: bytes) -> int:
         m = re.search(r"^Pages:\s+(\d+)", info, re.M)
         assert m, info
         return int(m.group(1))
-    return len(re.findall(rb"/Type\s*/Page\b", data))
+    # No pdfinfo: count page objects, including those packed into compressed object streams
+    # (PDF 1.5+, which newer WeasyPrint writes).
+    bodies = [data]
+    for m in re.finditer(rb"/FlateDecode[^>]*>>\s*stream\r?\n(.*?)endstream", data, re.S):
+        try:
+            bodies.append(zlib.decompressobj().decompress(m.group(1)))
+        except zlib.error:
+            continue
+    return sum(len(re.findall(rb"/Type\s*/Page\b", b)) for b in bodies)
 
 
 def test_pdf(outputs):
