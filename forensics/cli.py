@@ -271,6 +271,14 @@ def search(
     print_candidates(result.candidates, f"{image} (sha256 {result.probe_sha256[0][:16]}…)")
 
 
+def warn_assumed_face(path, detection_method: str | None) -> None:
+    """Say on stderr when a sketch's face position was assumed, not detected."""
+    if detection_method == "centred-portrait-fallback":
+        err.print(f"[yellow]warning:[/] {path}: no face was detected; its position was ASSUMED from the "
+                  "framing of a standard frontal portrait. Look at the aligned sketch (forensics invert "
+                  "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
+
+
 def print_candidates(cands, title: str):
     show_fpir = any(c.fpir is not None for c in cands)
     t = Table("rank", title=title)
@@ -374,6 +382,8 @@ def query(
     g = open_db(db)
     q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
                   operator=_who(operator), filters=filters, whitening=whiten)
+    for inp in q.inputs:
+        warn_assumed_face(inp["original_path"], inp["detection"]["method"])
     written = _write_report(g, q.query_uid, report, operator) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
@@ -523,6 +533,7 @@ def invert(sketch: Path = typer.Argument(..., help="A face sketch (any size; the
 
     aligned_out = out.with_name(out.stem + "_aligned.png") if aligned else None
     r = invert_sketch_file(sketch, out, aligned_out, select=face)
+    warn_assumed_face(sketch, r["detection"])
     console.print(f"wrote {out} (detection: {r['detection']}; inverter {r['inverter'].name} "
                   f"{r['inverter'].version}, sha256 {r['inverter'].sha256[:16]}…)", highlight=False)
     if aligned_out:

@@ -43,6 +43,19 @@ def relaxed_sketch_detection(detector: FaceDetector, rgb: np.ndarray, select: st
     return det
 
 
+#: A sketch with fewer "ink" pixels than this (grey level more than `BLANK_INK_LEVELS` from the
+#: paper's median) is taken as blank, not as a drawing to assume a face in. The faintest of the
+#: 1,664 CUFS and FS2K sketches has 5.4% of its pixels that far from the paper.
+BLANK_INK_FRACTION = 0.005
+BLANK_INK_LEVELS = 24
+
+
+def ink_fraction(rgb: np.ndarray) -> float:
+    """Fraction of pixels whose grey level is more than `BLANK_INK_LEVELS` from the median."""
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.int16)
+    return float((np.abs(grey - np.median(grey)) > BLANK_INK_LEVELS).mean())
+
+
 def centred_portrait_face(detector: FaceDetector, rgb: np.ndarray) -> Detection:
     """Last resort for sketches: assume a frontal portrait framed like the CUFS/FS2K sketches
     (the face box and MTCNN landmarks where they typically are), and landmark and align it."""
@@ -63,6 +76,11 @@ def detect_faces(detector: FaceDetector, images: list[LoadedImage], kind: str = 
     for im, det in zip(images, dets):
         if det.face is None and kind == "sketch":
             det = relaxed_sketch_detection(detector, im.rgb, select)
+            if det.face is None and ink_fraction(im.rgb) < BLANK_INK_FRACTION:
+                out.append(NoFaceError(im.path, "no face found, and the image is (nearly) blank",
+                                       "check that this is the scanned sketch; scan a faint drawing "
+                                       "with more contrast"))
+                continue
             if det.face is None:
                 det = centred_portrait_face(detector, im.rgb)
         if det.face is None:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from forensics.errors import NoFaceError
 from forensics.images import load_image
-from forensics.pipeline import centred_portrait_face, detect_faces
+from forensics.pipeline import BLANK_INK_FRACTION, centred_portrait_face, detect_faces, ink_fraction
 
 
-def _blank(tmp_path, name="blank.png"):
-    """A textured grey page: nothing MTCNN will call a face."""
+def _blank(tmp_path, name="blank.png", strokes=0):
+    """A textured grey page (with `strokes` dark pencil lines): nothing MTCNN will call a face."""
     rng = np.random.default_rng(0)
-    arr = (200 + rng.integers(0, 20, (250, 200))).astype(np.uint8)
+    img = Image.fromarray((200 + rng.integers(0, 20, (250, 200))).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(strokes):
+        draw.line([tuple(int(v) for v in rng.integers(0, 200, 2)) for _ in range(2)], fill=60, width=3)
     path = tmp_path / name
-    Image.fromarray(arr).save(path)
+    img.save(path)
     return load_image(path)
 
 
@@ -34,12 +37,30 @@ def test_photo_gets_dlib_points_and_a_chip(pipeline, data_dir):
 
 
 def test_no_face_in_a_photo_is_an_error_but_a_sketch_gets_the_fallback(pipeline, tmp_path):
-    im = _blank(tmp_path)
+    im = _blank(tmp_path, "scribbles.png", strokes=40)
+    assert ink_fraction(im.rgb) > 10 * BLANK_INK_FRACTION
     (err,) = detect_faces(pipeline.detector, [im], kind="photo")
-    assert isinstance(err, NoFaceError) and "blank.png" in str(err)
+    assert isinstance(err, NoFaceError) and "scribbles.png" in str(err)
     (det,) = detect_faces(pipeline.detector, [im], kind="sketch")
     assert det.face.method == "centred-portrait-fallback" and det.n_faces == 0
     assert det.chip.shape == (150, 150, 3) and det.face.points.shape == (5, 2)
+
+
+def test_a_blank_page_is_not_given_the_fallback(pipeline, tmp_path):
+    """No face found and (nearly) nothing drawn: an error, not a face assumed on an empty page."""
+    im = _blank(tmp_path)
+    assert ink_fraction(im.rgb) < BLANK_INK_FRACTION
+    (err,) = detect_faces(pipeline.detector, [im], kind="sketch")
+    assert isinstance(err, NoFaceError) and "blank.png" in str(err) and "blank" in err.problem
+
+
+def test_real_sketches_are_far_from_blank(data_dir):
+    """The blank threshold sits well below the faintest real sketch (CUFS, FS2K)."""
+    paths = sorted((data_dir / "fs2k" / "sketches").glob("*.jpg"))[::10]
+    paths += sorted((data_dir / "cufs").glob("*/sketches/*.jpg"))[::10]
+    assert len(paths) > 150
+    faintest = min(ink_fraction(load_image(p).rgb) for p in paths)
+    assert faintest > 5 * BLANK_INK_FRACTION
 
 
 def test_centred_fallback_is_placed_like_the_sketches(pipeline, tmp_path):

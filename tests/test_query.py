@@ -150,3 +150,36 @@ def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, gall
     export = run("audit", "export", "--format", "jsonl", "-o", tmp_path / "a.jsonl", "--db", db)
     assert export.exit_code == 0 and "cufs_ar_test_101" not in (tmp_path / "a.jsonl").read_text()
     assert "intact" in run("audit", "verify", "--db", db).output
+
+
+def test_a_blank_page_is_refused_and_a_guessed_face_is_flagged(tmp_path, gallery_db):
+    """No face and nothing drawn: a clear error and nothing stored. No face but a drawing: the
+    centred-portrait fallback runs, and the terminal says the face position was assumed."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    def n_queries():
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("SELECT count(*) FROM queries").fetchone()[0]
+        finally:
+            con.close()
+
+    n_before = n_queries()
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 250), "white").save(blank)
+    res = run("query", blank, "--db", db, ok=False)
+    assert res.exit_code != 0 and "blank.png" in res.output and "blank" in res.output
+    assert n_queries() == n_before
+
+    rng = np.random.default_rng(1)
+    page = Image.new("RGB", (200, 250), "white")
+    draw = ImageDraw.Draw(page)
+    for _ in range(40):
+        draw.line([tuple(int(v) for v in rng.integers(0, 200, 2)) for _ in range(2)], fill="black", width=3)
+    scribbles = tmp_path / "scribbles.png"
+    page.save(scribbles)
+    res = run("query", scribbles, "--top", 2, "--db", db)
+    assert "scribbles.png: no face was detected" in res.output and "ASSUMED" in res.output
+    assert n_queries() == n_before + 1
