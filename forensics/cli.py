@@ -7,6 +7,7 @@ line (which file, what is wrong, what to do) with exit code 2; partial batch fai
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -417,11 +418,17 @@ def report(
 
 @queries_app.command("list")
 @handle_errors
-def queries_list(db: Path = DbOption, limit: int = typer.Option(50)):
-    """Stored queries, newest first."""
+def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show at most this many."),
+                 case: Optional[str] = typer.Option(None, "--case", help="Only the queries of this case id."),
+                 as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
+    """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export)."""
+    rows = open_db(db).repository().list_queries(limit=limit, case_id=case)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(q) for q in rows], indent=2, default=str))
+        return
     t = Table("time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
     t.add_column("query id", no_wrap=True, min_width=32)
-    for q in open_db(db).repository().list_queries(limit=limit):
+    for q in rows:
         t.add_row(str(q.created_at)[:19], q.case_id or "", q.operator or "", q.mode or "",
                   str(q.n_inputs), q.top_external_id or "", f"{q.top_score:.3f}" if q.top_score is not None else "",
                   q.query_uid)

@@ -72,6 +72,10 @@ def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
     assert out["query_id"] in html and "not an identification" in html.lower()
     shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
     assert shown["case_id"] == "C-1" and shown["operator"] == "tester"
+    listed = json.loads(run("queries", "list", "--case", "C-1", "--json", "--db", gallery_db).stdout)
+    assert [q["query_uid"] for q in listed] == [out["query_id"]]
+    assert listed[0]["top_external_id"] == out["candidates"][0]["subject_id"] and listed[0]["n_candidates"] == 3
+    assert json.loads(run("queries", "list", "--case", "no-such-case", "--json", "--db", gallery_db).stdout) == []
     assert shown["inputs"][0]["sha256"] and shown["inverter"]["sha256"]
     # searched in the shipped sketch search space, over its own derived index beside the gallery's
     from forensics.whitening import load_whitening
