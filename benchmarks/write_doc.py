@@ -52,7 +52,10 @@ def main():
                 "inverted) is mirror-averaged, as `forensics query` does (`forensics/probes.py`), and since session 7 "
                 "every mode searches in the sketch search space, as queries do: partial PCA whitening of probe and "
                 "gallery descriptors, fitted on the training pairs' photos (`forensics/whitening.py`, docs/models.md). "
-                "Rank-1 / 5 / 10 in %.", "",
+                "Mode roundtrip (session 8) adds to fusion a third score, the synthesized photo against each gallery "
+                "face as the inverter renders it (`forensics/roundtrip.py`); it is run on the closed galleries only: "
+                "its round-trip vectors for the ~12,000 open-gallery faces would take ~4 hours of the 2 CPU cores "
+                "(~1 s a face), so it has no open-set figure yet. Rank-1 / 5 / 10 in %.", "",
                 "| set | gallery | mode | n | R1 | R5 | R10 |", "|---|---|---|---|---|---|---|"]
         for r in rows:
             if r["part"] == "all":
@@ -60,7 +63,7 @@ def main():
                            f"{pct(r['rank5'])} | {pct(r['rank10'])} |")
         out += ["", "CUFS per part, rank-1 (%):", "", "| gallery | mode | cuhk_student | ar | xm2vts |", "|---|---|---|---|---|"]
         for gallery in ("closed", "open"):
-            for mode in ("raw", "inverted", "fusion"):
+            for mode in ("raw", "inverted", "fusion", "roundtrip"):
                 parts = {r["part"]: r for r in rows if r["set"] == "CUFS test" and r["gallery"] == gallery
                          and r["mode"] == mode}
                 if parts:

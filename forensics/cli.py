@@ -88,6 +88,26 @@ def progress_bar(total: int, what: str):
         yield advance
 
 
+@contextmanager
+def lazy_progress_bar(what: str):
+    """A `progress(done, total)` callback that opens a progress bar on its first call (work whose
+    size is known only once it starts, e.g. the round-trip vectors still to compute)."""
+    state: dict = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = progress_bar(total, what)
+            state["advance"], state["done"] = state["bar"].__enter__(), 0
+        state["advance"](done - state["done"])
+        state["done"] = done
+
+    try:
+        yield progress
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
 def open_db(db: Path, create: bool = False):
     from gallery.db import open_gallery
 
@@ -184,6 +204,32 @@ def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(No
         console.print(f"[red]{p.kind}[/]: {p.message}", highlight=False)
     console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
     raise typer.Exit(1)
+
+
+@gallery_app.command("roundtrip")
+@handle_errors
+def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--whiten/--no-whiten",
+                                                                       help="For queries in the sketch search space "
+                                                                       "(default) or in the raw one.")):
+    """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
+    as a canonical sketch, inverted and embedded; ~1 s a face on 2 CPU cores), ahead of the first
+    such query. Only faces added since the last run are computed."""
+    from forensics.inversion.invert import load_inverter
+
+    idx = build_roundtrip(open_db(db), make_pipeline(), load_inverter(), whiten)
+    console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
+
+
+def build_roundtrip(g, pipeline, inverter, whiten: bool):
+    """The gallery's round-trip index, brought up to date with a progress bar."""
+    from forensics.roundtrip import roundtrip_index
+    from forensics.service import open_index
+    from forensics.whitening import load_whitening
+
+    repo, _, _ = open_index(g, pipeline)
+    white = load_whitening(pipeline.embedder.info.key) if whiten else None
+    with lazy_progress_bar("round-trip gallery vectors") as progress:
+        return roundtrip_index(repo, g.path, pipeline.embedder, inverter, white, progress)
 
 
 @gallery_app.command("rebuild-index")
@@ -299,9 +345,10 @@ def evaluate(
     out: Path = typer.Option(..., help="JSON-lines output: one line per probe, in manifest order."),
     top: int = typer.Option(10, "--top", "-k", help="Candidates kept per probe."),
     mode: str = typer.Option("raw", help="raw: embed probes as they are; inverted: embed the synthesized photo "
-                             "of each sketch; fusion: combine both."),
+                             "of each sketch; fusion: combine both; roundtrip: fusion + the synthesized photo "
+                             "against the round-trip gallery vectors (see `query --mode`)."),
     probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
-                                   "sketch for inverted/fusion, photo for raw."),
+                                   "sketch for inverted/fusion/roundtrip, photo for raw."),
     cmc: Optional[Path] = typer.Option(None, help="CMC plot PNG (default: next to --out)."),
     whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Search sketches in the sketch search "
                                 "space (partial PCA whitening, fitted on training photos; docs/models.md) when "
@@ -322,8 +369,11 @@ def evaluate(
 
         inverter = load_inverter()
     g = open_db(db)
+    pipeline = make_pipeline(embedder, weights, face)
+    if mode == "roundtrip":  # computed first, with its own progress bar
+        build_roundtrip(g, pipeline, inverter, whiten and kind == "sketch")
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
-        s = do_eval(g, make_pipeline(embedder, weights, face), items, out, top=top, mode=mode, probe_kind=kind,
+        s = do_eval(g, pipeline, items, out, top=top, mode=mode, probe_kind=kind,
                     inverter=inverter, progress=advance, whitening=whiten)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
@@ -345,7 +395,10 @@ def query(
     case: Optional[str] = typer.Option(None, "--case", help="Case id, recorded with the query and on the report."),
     operator: Optional[str] = typer.Option(None, help="Who runs the query (default: the login name)."),
     mode: str = typer.Option("fusion", help="fusion (sketch + synthesized photo, default), inverted "
-                             "(synthesized photo only) or raw (sketch as drawn)."),
+                             "(synthesized photo only), raw (sketch as drawn) or roundtrip (fusion + the "
+                             "synthesized photo against each gallery face as the inverter renders it; the "
+                             "first roundtrip query computes that for every gallery face, ~1 s a face on "
+                             "2 CPU cores: see `forensics gallery roundtrip`)."),
     sex: Optional[str] = typer.Option(None, help="Keep only subjects of this recorded sex."),
     born_between: Optional[tuple[int, int]] = typer.Option(None, help="Keep only subjects born in this range, "
                                                             "e.g. --born-between 1980 1995."),
@@ -381,8 +434,9 @@ def query(
         conditions[k.strip()] = v.strip()
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
     g = open_db(db)
-    q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
-                  operator=_who(operator), filters=filters, whitening=whiten)
+    with lazy_progress_bar("round-trip gallery vectors") as progress:
+        q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
+                      operator=_who(operator), filters=filters, whitening=whiten, progress=progress)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
     written = _write_report(g, q.query_uid, report, operator) if report else None

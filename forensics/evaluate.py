@@ -23,11 +23,12 @@ from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED
 from forensics.probes import mode_probes, sketch_vectors
 from forensics.pipeline import FacePipeline, PipelineFailure
+from forensics.roundtrip import ROUNDTRIP_WEIGHT, roundtrip_index
 from forensics.search import rank_subjects_batch
 from forensics.service import gallery_index
 from forensics.whitening import load_whitening
 
-MODES = ("raw", "inverted", "fusion")
+MODES = ("raw", "inverted", "fusion", "roundtrip")
 
 
 @dataclass
@@ -65,7 +66,8 @@ def cmc_curve(ranks: list[int | None], top: int) -> list[float]:
 
 def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, sketches: bool = False,
                      whitening=None) -> np.ndarray:
-    """The probe vectors for a batch of FaceRecords in `mode` (b, m, d): raw, inverted or fused.
+    """The probe vectors for a batch of FaceRecords in `mode` (b, m, d): raw, inverted or fused;
+    roundtrip: fused, then the synthesized photos' vectors (for the round-trip index).
 
     Sketch probes (`sketches`) are mirror-averaged (`forensics.probes`) and mapped into the
     `whitening`'s space if one is given, as `query` does; photos are embedded as they are, as the
@@ -77,8 +79,11 @@ def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, 
         raise ForensicsError(f"--mode {mode} needs the sketch-inversion network")
     raw, inv, _ = sketch_vectors(pipeline.embedder, np.stack([r.chip for r in records]), raw,
                                  inverter if mode != "raw" else None, mirror=sketches)
-    vecs, _, _ = mode_probes(raw, inv, mode, pipeline.embedder.info.key,
+    vecs, _, _ = mode_probes(raw, inv, "fusion" if mode == "roundtrip" else mode, pipeline.embedder.info.key,
                              inverter.info.sha256 if inverter is not None else None, whitening)
+    if mode == "roundtrip":
+        rt = whitening.apply(inv) if whitening is not None else inv
+        vecs = np.concatenate([vecs, rt[:, None, :]], axis=1)
     return vecs
 
 
@@ -89,7 +94,8 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
     """Search every probe; write one JSON line per probe in manifest order; return the CMC.
 
     Sketch probes are searched in the sketch search space (`forensics.whitening`) when one is
-    fitted for the embedder, as `forensics query` does (``whitening=False``: the raw space)."""
+    fitted for the embedder, as `forensics query` does (``whitening=False``: the raw space).
+    Mode roundtrip brings the round-trip index up to date first (`forensics.roundtrip`)."""
     if mode not in MODES:
         raise ForensicsError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     repo = gallery.repository()
@@ -100,10 +106,17 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
     white = load_whitening(info.key) if whitening and probe_kind == "sketch" else None
     index = gallery_index(repo, gallery.path, white) if gallery.path else None
+    indexes = [index, index]  # the index each probe column is searched in
+    if mode == "roundtrip":
+        if inverter is None:
+            raise ForensicsError("--mode roundtrip needs the sketch-inversion network")
+        indexes.append(roundtrip_index(repo, gallery.path, pipeline.embedder, inverter, white))
     ids, _ = repo.iter_embeddings(emb)
     owners = repo.embedding_owners(ids.tolist())
     owner_of = {i: o.external_id for i, o in owners.items()}
     weights = np.array([1.0 - fusion_weight_inverted, fusion_weight_inverted])
+    if mode == "roundtrip":
+        weights = np.append(weights * (1 - ROUNDTRIP_WEIGHT), ROUNDTRIP_WEIGHT)
     ranks: list[int | None] = []
     n_failed = 0
     out = Path(out)
@@ -121,7 +134,7 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
                 if vecs.shape[1] == 1:
                     lists = rank_subjects_batch(index, owner_of, vecs[:, 0], top, embedder_key=emb.key)
                 else:
-                    lists = _fused_lists(index, owner_of, vecs, weights, top, emb.key)
+                    lists = _fused_lists(indexes, owner_of, vecs, weights, top, emb.key)
                 okpos = [j for j, r in enumerate(results) if not isinstance(r, PipelineFailure)]
                 ranked = dict(zip(okpos, lists))
             for j, r in enumerate(results):
@@ -147,16 +160,17 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
     return EvalSummary(n_probes=len(probes), n_failed=n_failed, ranks=ranks, cmc=cmc_curve(ranks, top))
 
 
-def _fused_lists(index, owner_of, vecs, weights, top, key) -> list[list[tuple[str, float]]]:
-    """Per probe: search each of its vectors, then fuse exact per-subject scores."""
+def _fused_lists(indexes, owner_of, vecs, weights, top, key) -> list[list[tuple[str, float]]]:
+    """Per probe: search each of its vectors (column j in `indexes[j]`, indexes over the same
+    embedding ids), then fuse exact per-subject scores."""
     out = []
-    n = index.ntotal
+    n = indexes[0].ntotal
     for v in vecs:  # (m, d)
         k = min(n, max(16 * top, 256))
-        _, ids = index.search(v, k, embedder_key=key)
-        cand = sorted({int(i) for i in ids.ravel() if i >= 0})
-        g = index.reconstruct(np.asarray(cand, dtype=np.int64))
-        sims = v @ g.T  # (m, c)
+        cand = sorted({int(i) for j, ix in enumerate(indexes) for i in ix.search(v[j], k, embedder_key=key)[1].ravel()
+                       if i >= 0})
+        cand_arr = np.asarray(cand, dtype=np.int64)
+        sims = np.stack([v[j] @ ix.reconstruct(cand_arr).T for j, ix in enumerate(indexes)])  # (m, c)
         best: dict[str, np.ndarray] = {}
         for col, eid in enumerate(cand):
             sid = owner_of[eid]

@@ -15,6 +15,7 @@ from gallery.index import (FLAT, IndexProblem, VectorIndex, check_consistency, d
 from gallery.records import RemovedSubject
 
 from forensics.errors import ForensicsError
+from forensics.roundtrip import drop_from_roundtrip_index
 from forensics.service import whitened_index_path
 
 
@@ -39,6 +40,7 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
     white = whitened_index_path(path)
     for p in (white, sidecar_path(white)):
         p.unlink(missing_ok=True)
+    drop_from_roundtrip_index(gallery.path, removed.embedding_ids)
     # the audit log keeps only hashes of a purged person: the id's SHA-256 and the image hashes
     audit.append_event(gallery, actor=operator, action="remove-subject",
                        target="subject-sha256:" + hashlib.sha256(external_id.encode()).hexdigest(),

@@ -31,10 +31,11 @@ from forensics.whitening import load_whitening
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
+from forensics.roundtrip import ROUNDTRIP_WEIGHT, describe_roundtrip, roundtrip_index
 from forensics.search import rank_subjects, to_candidates
 from forensics.service import open_index
 
-QUERY_MODES = ("fusion", "inverted", "raw")
+QUERY_MODES = ("fusion", "inverted", "raw", "roundtrip")
 
 
 @dataclass
@@ -79,12 +80,14 @@ class QueryOutcome:
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
               mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
               filters: SubjectFilters | None = None, inverter=None, calibration=None,
-              whitening: bool = True) -> QueryOutcome:
+              whitening: bool = True, progress=None) -> QueryOutcome:
     """Query the gallery with one or more sketches of one suspect; store and return the result.
 
     Searches in the sketch search space (`forensics.whitening`) when one is fitted for the
     pipeline's embedder (``whitening=False``: the raw descriptor space). Which one was used is
-    stored with the query.
+    stored with the query. Mode ``roundtrip``: fusion, plus the synthesized photos scored against
+    the round-trip gallery vectors (`forensics.roundtrip`; built or updated first, with
+    `progress(done, total)` called as gallery faces are computed).
     """
     if mode not in QUERY_MODES:
         raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
@@ -105,6 +108,9 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         calibration = load_calibration(pipeline.embedder.info, mode,
                                        space=whitening.space_id if whitening is not None else None)
     repo, emb, index = open_index(gallery, pipeline, whitening)
+    rt_index = None
+    if mode == "roundtrip":
+        rt_index = roundtrip_index(repo, gallery.path, pipeline.embedder, inverter, whitening, progress)
     timings["load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -119,14 +125,20 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         inverter if mode != "raw" else None)
     timings["invert_s"] = time.perf_counter() - t
 
-    vecs, w, offsets = mode_probes(raw_vecs, synth_vecs, mode, pipeline.embedder.info.key,
-                                   inverter.info.sha256 if inverter is not None else None, whitening)
+    vecs, w, offsets = mode_probes(raw_vecs, synth_vecs, "fusion" if rt_index is not None else mode,
+                                   pipeline.embedder.info.key, inverter.info.sha256 if inverter is not None else None,
+                                   whitening)
     # (b, m, d) -> every sketch's raw vectors, then every sketch's inverted ones
     probes, weights = vecs.transpose(1, 0, 2).reshape(-1, vecs.shape[2]), np.repeat(w, len(records))
+    also = []
+    if rt_index is not None:  # the synthesized photos against the round-trip gallery, one third
+        also = [(rt_index, whitening.apply(synth_vecs) if whitening is not None else synth_vecs)]
+        weights = np.concatenate([weights / weights.sum() * (1 - ROUNDTRIP_WEIGHT),
+                                  np.full(len(records), ROUNDTRIP_WEIGHT / len(records))])
 
     t = time.perf_counter()
     ranked = rank_subjects(repo, index, probes, top, embedder_key=emb.key,
-                           subject_filter=filters if filters.active() else None, weights=weights)
+                           subject_filter=filters if filters.active() else None, weights=weights, also=also)
     candidates = to_candidates(ranked)
     gallery_size = repo.count_subjects()
     if calibration is not None:
@@ -147,7 +159,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         })
     inverter_info = None if mode == "raw" else dataclasses.asdict(inverter.info)
     fusion = None
-    if mode == "fusion":
+    if mode in ("fusion", "roundtrip"):
         fusion = offsets.describe() if offsets is not None else {
             "method": "weighted mean of cosines", "weight_inverted": FUSION_WEIGHT_INVERTED,
             "offsets": "none: forensics/weights/fusion.json was fitted for another embedder, inverter "
@@ -155,6 +167,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     params = {"top": top, "mode": mode, "fusion": fusion,
               "face_selection": pipeline.select, "n_sketches": len(records), "mirror_averaged": True,
               "search_space": whitening.describe() if whitening is not None else "raw descriptors",
+              "roundtrip": describe_roundtrip(rt_index) if rt_index is not None else None,
               "calibration": calibration.describe() if calibration is not None else None}
     repo.save_query(
         query_uid=uid, case_id=case_id, operator=operator, mode=mode, params=params,

@@ -8,7 +8,7 @@ over probes of its per-probe score, computed exactly for every subject that any 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,11 @@ class RankedSubject:
     owner: Owner  # the best-scoring image of this subject
 
 
+def _unit_rows(probes: np.ndarray) -> np.ndarray:
+    probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+    return probes / np.maximum(np.linalg.norm(probes, axis=1, keepdims=True), 1e-12)  # cosine
+
+
 def rank_subjects(
     repo: GalleryRepository,
     index: VectorIndex,
@@ -39,15 +44,18 @@ def rank_subjects(
     embedder_key=None,
     subject_filter: SubjectFilter | None = None,
     weights: np.ndarray | None = None,
+    also: Sequence[tuple[VectorIndex, np.ndarray]] = (),
 ) -> list[RankedSubject]:
     """The `top` best subjects for probes (m, d), best first, filters applied before ranking.
 
     Retrieval over-fetches and widens until `top` subjects that pass the filter are found or
     the whole gallery was scanned, so a filter never loses candidates from the top K.
+    `also`: more (index, probes) pairs, each index a derived one over the same embedding ids (the
+    round-trip index), searched and scored the same way; `weights` then covers `probes`' rows
+    followed by each pair's rows.
     """
-    probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
-    probes = probes / np.maximum(np.linalg.norm(probes, axis=1, keepdims=True), 1e-12)  # cosine
-    m = probes.shape[0]
+    searches = [(ix, _unit_rows(p)) for ix, p in [(index, probes), *also]]
+    m = sum(len(p) for _, p in searches)
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, float) / np.sum(weights)
     n = index.ntotal
     if n == 0 or top <= 0:
@@ -55,8 +63,8 @@ def rank_subjects(
     k = min(n, max(4 * top, 64))
     owners: dict[int, Owner] = {}
     while True:
-        _, ids = index.search(probes, k, embedder_key=embedder_key)
-        hit_ids = sorted({int(i) for i in ids.ravel() if i >= 0})
+        hit_ids = sorted({int(i) for ix, p in searches for i in ix.search(p, k, embedder_key=embedder_key)[1].ravel()
+                          if i >= 0})
         new = [i for i in hit_ids if i not in owners]
         if new:
             owners.update(repo.embedding_owners(new))
@@ -69,8 +77,8 @@ def rank_subjects(
     cand_ids = [i for i in hit_ids if i in owners and (subject_filter is None or subject_filter(owners[i]))]
     if not cand_ids:
         return []
-    vecs = index.reconstruct(np.asarray(cand_ids, dtype=np.int64))
-    sims = probes @ vecs.T  # (m, c)
+    cand = np.asarray(cand_ids, dtype=np.int64)
+    sims = np.concatenate([p @ ix.reconstruct(cand).T for ix, p in searches])  # (m, c)
     by_subject: dict[str, list[int]] = {}
     for j, eid in enumerate(cand_ids):
         by_subject.setdefault(owners[eid].external_id, []).append(j)

@@ -887,6 +887,18 @@ class GalleryRepository:
                     out[eid] = vector_from_bytes(blob).copy()
         return out
 
+    def face_chips(self, ids: Sequence[int]) -> dict[int, Optional[bytes]]:
+        """The aligned face chip (PNG bytes, None if not stored) behind each given embedding id
+        (absent ids are left out)."""
+        out: dict[int, Optional[bytes]] = {}
+        id_list = [int(i) for i in ids]
+        stmt = select(FaceEmbedding.id, Face.chip_png).join(Face, FaceEmbedding.face_id == Face.id)
+        with self._read() as s:
+            for chunk in _chunks(id_list):
+                for eid, png in s.execute(stmt.where(FaceEmbedding.id.in_(chunk))):
+                    out[eid] = None if png is None else bytes(png)
+        return out
+
     def embedding_owners(self, ids: Iterable[int]) -> dict[int, Owner]:
         """For each embedding id found, who it belongs to (:class:`~gallery.records.Owner`:
         external id, name, subject id, image sha256, image id, face id, sex, birth year,

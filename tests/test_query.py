@@ -187,3 +187,66 @@ def test_a_blank_page_is_refused_and_a_guessed_face_is_flagged(tmp_path, gallery
     res = run("query", scribbles, "--top", 2, "--db", db)
     assert "scribbles.png: no face was detected" in res.output and "ASSUMED" in res.output
     assert n_queries() == n_before + 1
+
+
+def test_roundtrip_mode_builds_its_index_once_and_purge_removes_from_it(tmp_path, gallery_db, cufs):
+    """--mode roundtrip: a third score per sketch (the synthesized photo against the round-trip
+    gallery vectors), recorded and explained; the derived index is computed once, brought up to
+    date after an enrollment by computing only the new face, and a purge takes the subject's
+    vectors out of it."""
+    from gallery.index import VectorIndex
+
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    sk = cufs[("cufs_ar_test_102", "sketch")]
+    out = json.loads(run("query", sk, "--mode", "roundtrip", "--top", 6, "--json",
+                         "--report", tmp_path / "r.html", "--db", db).stdout)
+    assert out["mode"] == "roundtrip" and len(out["candidates"]) == 6
+    assert all(len(c["detail"]["per_probe"]) == 3 for c in out["candidates"])  # raw, inverted, round trip
+    rt = db.with_suffix(".roundtrip.faiss")
+    first = VectorIndex.load(rt)
+    assert first.ntotal == 6 and first.space.startswith("roundtrip:")
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", db).stdout)
+    assert shown["params"]["roundtrip"]["index_space"] == first.space
+    assert "round-trip mode" in (tmp_path / "r.html").read_text()
+    # scores: the weighted mean of the three per-probe scores, weights 1/3 each here
+    c0 = out["candidates"][0]
+    assert c0["score"] == pytest.approx(sum(c0["detail"]["per_probe"]) / 3, abs=1e-5)
+
+    mtime = rt.stat().st_mtime_ns
+    run("query", sk, "--mode", "roundtrip", "--top", 2, "--db", db)
+    assert rt.stat().st_mtime_ns == mtime  # current: loaded, not recomputed
+
+    run("enroll", cufs[("cufs_xm2vts_test_202", "photo")], "--subject-from", "stem", "--db", db)
+    res = run("gallery", "roundtrip", "--db", db)
+    assert "7 vectors" in res.output and "1/1" in res.output  # only the new face was computed
+    now = VectorIndex.load(rt)
+    assert set(first.ids().tolist()) < set(now.ids().tolist())
+    assert now.reconstruct(first.ids()) == pytest.approx(first.reconstruct(first.ids()), abs=1e-6)
+
+    con = sqlite3.connect(db)
+    (gone,) = con.execute("SELECT e.id FROM embeddings e JOIN faces f ON e.face_id = f.id JOIN images i "
+                          "ON f.image_id = i.id JOIN subjects s ON i.subject_id = s.id WHERE s.external_id = ?",
+                          ("cufs_ar_test_102",)).fetchone()
+    con.close()
+    run("gallery", "remove", "cufs_ar_test_102", "--yes", "--db", db)
+    assert gone not in VectorIndex.load(rt).ids().tolist()
+    out = json.loads(run("query", sk, "--mode", "roundtrip", "--top", 6, "--json", "--db", db).stdout)
+    assert "cufs_ar_test_102" not in [c["subject_id"] for c in out["candidates"]]
+
+
+def test_evaluate_roundtrip_agrees_with_query(tmp_path, gallery_db, cufs):
+    """`forensics evaluate --mode roundtrip` scores a sketch as `forensics query --mode roundtrip`."""
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    ids = ["cufs_ar_test_101", "cufs_xm2vts_test_200"]
+    manifest = tmp_path / "probes.csv"
+    manifest.write_text("path,subject_id\n" + "".join(f"{cufs[(i, 'sketch')]},{i}\n" for i in ids))
+    res = run("evaluate", "--probes", manifest, "--mode", "roundtrip", "--top", 6, "--out", tmp_path / "e.jsonl",
+              "--db", db)
+    assert "rank-1" in res.output
+    lines = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [x["subject_id"] for x in lines] == ids and all(len(x["candidates"]) == 6 for x in lines)
+    for line in lines:
+        q = json.loads(run("query", line["probe"], "--mode", "roundtrip", "--top", 6, "--json", "--db", db).stdout)
+        assert [c["subject_id"] for c in q["candidates"]] == [c["subject_id"] for c in line["candidates"]]
+        assert [c["score"] for c in q["candidates"]] == pytest.approx([c["score"] for c in line["candidates"]],
+                                                                      abs=1e-5)

@@ -408,7 +408,7 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
         "points to a 150 × 150 pixel chip with the same geometry as the gallery's mugshot chips "
         "(the aligned sketch of section 2)."
     ]
-    if mode in ("fusion", "inverted") or inv:
+    if mode in ("fusion", "inverted", "roundtrip") or inv:
         name = f" ({inv.get('name')} {inv.get('version')})" if inv else ""
         paras.append(
             f"A convolutional sketch-inversion network{name} turned each aligned sketch into a "
@@ -420,6 +420,7 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
         "raw": "the aligned sketch",
         "inverted": "the synthesized photo",
         "fusion": "the aligned sketch and the synthesized photo",
+        "roundtrip": "the aligned sketch and the synthesized photo",
     }.get(mode or "", "the probe images")
     paras.append(
         f"{probes[0].upper()}{probes[1:]} and every gallery face were converted to descriptors by "
@@ -443,7 +444,7 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
             "evens out how unequally a hand-drawn face's two halves are read; gallery faces are "
             "described as they are."
         )
-    if mode == "fusion":
+    if mode in ("fusion", "roundtrip"):
         w = _num(params.get("fusion_weight_inverted"))
         if w is not None:
             paras.append(
@@ -452,6 +453,18 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
             )
         else:
             paras.append("In fusion mode the score combines the sketch's and the synthesized photo's scores.")
+    if mode == "roundtrip":
+        rt = params.get("roundtrip") if isinstance(params.get("roundtrip"), Mapping) else {}
+        w = _num(rt.get("weight"))
+        share = f"{w:.2g}" if w is not None else "a fixed share"
+        paras.append(
+            "In round-trip mode the sketch's and the synthesized photo's scores are combined as in "
+            "fusion mode, and a third score, with weight " + share + ", compares the synthesized "
+            "photo with each gallery face as the same network would render it: the gallery face was "
+            "turned into a computer-drawn sketch in three styles (line, pencil, colour), each was "
+            "passed through the sketch-inversion network, and the descriptors were averaged. Both "
+            "sides of this score then carry the network's own way of drawing a face."
+        )
     if n_sk > 1:
         paras.append(
             f"The {n_sk} sketches were searched together: a subject's score is the mean of its "
