@@ -25,7 +25,7 @@ def main():
     sk = json.loads((RES / "sketch_identification.json").read_text())["rows"]
     for set_name in ("CUFS test", "FS2K val"):
         for gallery in ("closed", "open"):
-            for mode in ("raw", "fusion"):
+            for mode in ("raw", "fusion", "roundtrip"):
                 r = next((x for x in sk if x["set"] == set_name and x["gallery"] == gallery and x["mode"] == mode
                           and x["part"] == "all"), None)
                 if r is None:

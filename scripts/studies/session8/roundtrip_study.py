@@ -25,7 +25,7 @@ sets = ["fs2k_val", "cufs_train", "fs2k_train"] + (["cufs_test"] if "--test" in 
 if "--only" in sys.argv:
     sets = [sys.argv[sys.argv.index("--only") + 1]]
 for s in sets:
-    for style in (*STYLES, "photo"):
+    for style in (*STYLES, *(() if "--no-photo-variant" in sys.argv else ("photo",))):
         k = f"{s}_{style}"
         if k in rt:
             continue
@@ -54,7 +54,8 @@ for s in sets:
     row = {"n": len(photos), "raw": r1(s_raw), "inverted": r1(s_inv), "fusion": r1(fusion)}
     gal = {st: unit_rows(W.apply(rt[f"{s}_{st}"])) for st in STYLES}
     gal["mean3"] = unit_rows(sum(gal[st] for st in STYLES))
-    gal["photo"] = unit_rows(W.apply(rt[f"{s}_photo"]))  # the photo itself through the inverter
+    if f"{s}_photo" in rt:  # the photo itself through the inverter (not computed for fs2k_train: stopped)
+        gal["photo"] = unit_rows(W.apply(rt[f"{s}_photo"]))
     for g, gv in gal.items():
         s_rt = inv_w @ gv.T
         row[f"rt_{g}"] = r1(s_rt)
