@@ -21,7 +21,7 @@ from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_
 from photo_identification import open_gallery_rows
 
 from forensics.datasets import default_data_dir
-from forensics.evaluate import cmc_curve, write_cmc_plot
+from forensics.evaluate import cmc_curve
 
 CUFS_PARTS = ("cuhk_student", "ar", "xm2vts")
 
@@ -104,7 +104,7 @@ def main():
         galleries = {"open": build_gallery("open", open_gallery_rows(data), rebuild=args.rebuild),
                      "closed CUFS test": build_gallery("closed_cufs", sets["CUFS test"][1], rebuild=args.rebuild),
                      "closed FS2K val": build_gallery("closed_fs2k", sets["FS2K val"][1], rebuild=args.rebuild)}
-    results, curves = [], {}
+    results = []
     for set_name, (sketches, photos) in sets.items():
         manifest = write_manifest(sketches, WORK / f"{set_name.replace(' ', '_')}_sketches.csv")
         for gname in ("closed " + set_name, "open"):
@@ -119,7 +119,6 @@ def main():
                 row = {"set": set_name, "gallery": "closed" if gname != "open" else "open", "mode": mode,
                        "part": "all", **summarise(ranks), "seconds": secs}
                 results.append(row)
-                curves[f"{set_name}, {row['gallery']}, {mode}"] = row["cmc"]
                 if set_name == "CUFS test":
                     for part in CUFS_PARTS:
                         pr = [r for i, r in zip(ids, ranks) if i.startswith(f"cufs_{part}_")]
@@ -139,8 +138,35 @@ def main():
               f"(sketch/photo {q['identity_cos_sketch_vs_photo']:.3f})")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sketch_identification.json").write_text(json.dumps({"rows": results, "quality": quality}, indent=2))
-    write_cmc_plot({k: v for k, v in curves.items()}, RESULTS / "sketch_identification_cmc.png",
-                   title="Sketch identification (CMC)")
+    plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
+
+
+def plot_cmc(rows: list[dict], path: Path) -> Path:
+    """One panel per probe set; colour = mode, solid = closed gallery, dashed = open gallery."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"raw": "tab:grey", "inverted": "tab:blue", "fusion": "tab:green", "roundtrip": "tab:red"}
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4), dpi=110, sharey=True)
+    for ax, set_name in zip(np.atleast_1d(axes), sets):
+        for r in rows:
+            if r["set"] == set_name and r["part"] == "all":
+                ax.plot(range(1, len(r["cmc"]) + 1), [100 * c for c in r["cmc"]], marker="o", ms=3,
+                        color=colours.get(r["mode"], "black"), linestyle="-" if r["gallery"] == "closed" else "--",
+                        label=f"{r['mode']}, {r['gallery']}")
+        ax.set_title(f"{set_name} (solid: closed, dashed: with LFW distractors)", fontsize=9)
+        ax.set_xlabel("rank")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("identification rate (%)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -103,6 +103,10 @@ def main():
                 "only (`scripts/select_whitening.py`), but the test figures of this and other settings had been seen "
                 "before it was adopted (docs/models.md gives the order): read them as optimistic to an unknown degree. "
                 "The same weights in the raw descriptor space, before session 7: docs/models.md.",
+                "- The roundtrip mode (session 8) was adopted by a rule on FS2K val and the training pairs, written "
+                "before any of its figures was seen (`scripts/studies/session8/roundtrip_study.py`); CUFS test was "
+                "run once, afterwards. It is measured on the closed galleries only (no open-set figure, no FPIR "
+                "calibration yet), so it is an opt-in mode and fusion stays the default.",
                 "- Baselines measured with dlib's own pipeline (../shared/notes/baselines.md): raw CUFS open 46.4 / "
                 "closed 62.4; a ridge map in embedding space 67.8 / 75.4. Our raw CUFS figures (open "
                 f"{pct(raw('CUFS test', 'open')['rank1'])} / closed {pct(raw('CUFS test', 'closed')['rank1'])}) are "
