@@ -9,8 +9,8 @@ descriptors is the face's round-trip vector. Measured in docs/models.md ("Round-
 
 The vectors are derived data, like the FAISS index: a function of the face chips stored in the
 database, the inverter's weights and the sketch search space. They live in a derived index
-beside the gallery, ``<gallery>.roundtrip.faiss``, whose sidecar records the space id (inverter
-SHA-256 + whitening); it is updated incrementally (only faces new since the last build are
+beside the gallery, ``<gallery>.roundtrip.faiss`` (``.roundtrip-raw.faiss`` for ``--no-whiten``),
+whose sidecar records the space id (inverter SHA-256 + whitening); it is updated incrementally (only faces new since the last build are
 computed) and rebuilt from the database whenever the inverter or the whitening changes.
 Computing one face costs six inverter passes (~1 s on two CPU cores), so the first round-trip
 query over a large gallery takes a while; `forensics gallery roundtrip` builds it ahead.
@@ -68,9 +68,11 @@ def roundtrip_space_id(inverter, whitening) -> str:
     return f"roundtrip:{inverter.info.sha256}:{whitening.space_id if whitening is not None else 'raw'}"
 
 
-def roundtrip_index_path(gallery_path: Path) -> Path:
-    """``gallery.db`` -> ``gallery.roundtrip.faiss``."""
-    return default_index_path(gallery_path).with_suffix(".roundtrip.faiss")
+def roundtrip_index_path(gallery_path: Path, whitened: bool = True) -> Path:
+    """``gallery.db`` -> ``gallery.roundtrip.faiss`` (sketch search space) or
+    ``gallery.roundtrip-raw.faiss`` (raw descriptors: ``--no-whiten``), so that switching between
+    the two never throws away the costly vectors of the other."""
+    return default_index_path(gallery_path).with_suffix(".roundtrip.faiss" if whitened else ".roundtrip-raw.faiss")
 
 
 def _decode_chip(png: bytes | None, eid: int) -> np.ndarray:
@@ -88,7 +90,7 @@ def roundtrip_index(repo, gallery_path: Path, embedder, inverter, whitening,
     Vectors of faces already in the previous index (same space) are kept; the others are
     computed from their stored chips. `progress(done, total)` is called as faces are computed.
     """
-    path = roundtrip_index_path(gallery_path)
+    path = roundtrip_index_path(gallery_path, whitening is not None)
     space = roundtrip_space_id(inverter, whitening)
     emb = repo.gallery_embedder()
     if emb is None:
@@ -131,16 +133,16 @@ def roundtrip_index(repo, gallery_path: Path, embedder, inverter, whitening,
 
 
 def drop_from_roundtrip_index(gallery_path: Path, embedding_ids) -> None:
-    """Remove purged faces' vectors from the round-trip index (the rest stays: it is costly to
+    """Remove purged faces' vectors from the round-trip indexes (the rest stays: it is costly to
     compute); an unreadable one is deleted. Nothing of a purged face remains on disk."""
-    path = roundtrip_index_path(gallery_path)
-    if not path.exists() and not sidecar_path(path).exists():
-        return
-    try:
-        vi = VectorIndex.load(path)
-    except (IndexCorruptError, EmbedderMismatchError):
-        for p in (path, sidecar_path(path)):
-            p.unlink(missing_ok=True)
-        return
-    vi.remove(np.asarray(list(embedding_ids), dtype=np.int64))
-    vi.save(path)  # its fingerprint is now stale: the next use brings it up to date cheaply
+    for path in (roundtrip_index_path(gallery_path, True), roundtrip_index_path(gallery_path, False)):
+        if not path.exists() and not sidecar_path(path).exists():
+            continue
+        try:
+            vi = VectorIndex.load(path)
+        except (IndexCorruptError, EmbedderMismatchError):
+            for p in (path, sidecar_path(path)):
+                p.unlink(missing_ok=True)
+            continue
+        vi.remove(np.asarray(list(embedding_ids), dtype=np.int64))
+        vi.save(path)  # its fingerprint is now stale: the next use brings it up to date cheaply

@@ -215,6 +215,9 @@ def test_roundtrip_mode_builds_its_index_once_and_purge_removes_from_it(tmp_path
     mtime = rt.stat().st_mtime_ns
     run("query", sk, "--mode", "roundtrip", "--top", 2, "--db", db)
     assert rt.stat().st_mtime_ns == mtime  # current: loaded, not recomputed
+    run("query", sk, "--mode", "roundtrip", "--no-whiten", "--top", 2, "--db", db)
+    raw_rt = db.with_suffix(".roundtrip-raw.faiss")
+    assert VectorIndex.load(raw_rt).space.endswith(":raw") and rt.stat().st_mtime_ns == mtime  # kept apart
 
     run("enroll", cufs[("cufs_xm2vts_test_202", "photo")], "--subject-from", "stem", "--db", db)
     res = run("gallery", "roundtrip", "--db", db)
@@ -229,7 +232,7 @@ def test_roundtrip_mode_builds_its_index_once_and_purge_removes_from_it(tmp_path
                           ("cufs_ar_test_102",)).fetchone()
     con.close()
     run("gallery", "remove", "cufs_ar_test_102", "--yes", "--db", db)
-    assert gone not in VectorIndex.load(rt).ids().tolist()
+    assert gone not in VectorIndex.load(rt).ids().tolist() and gone not in VectorIndex.load(raw_rt).ids().tolist()
     out = json.loads(run("query", sk, "--mode", "roundtrip", "--top", 6, "--json", "--db", db).stdout)
     assert "cufs_ar_test_102" not in [c["subject_id"] for c in out["candidates"]]
 
