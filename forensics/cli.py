@@ -223,13 +223,11 @@ def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--
 def build_roundtrip(g, pipeline, inverter, whiten: bool):
     """The gallery's round-trip index, brought up to date with a progress bar."""
     from forensics.roundtrip import roundtrip_index
-    from forensics.service import open_index
     from forensics.whitening import load_whitening
 
-    repo, _, _ = open_index(g, pipeline)
     white = load_whitening(pipeline.embedder.info.key) if whiten else None
     with lazy_progress_bar("round-trip gallery vectors") as progress:
-        return roundtrip_index(repo, g.path, pipeline.embedder, inverter, white, progress)
+        return roundtrip_index(g.repository(), g.path, pipeline.embedder, inverter, white, progress)
 
 
 @gallery_app.command("rebuild-index")

@@ -23,7 +23,7 @@ from forensics.errors import ForensicsError
 from forensics.fusion import FUSION_WEIGHT_INVERTED
 from forensics.probes import mode_probes, sketch_vectors
 from forensics.pipeline import FacePipeline, PipelineFailure
-from forensics.roundtrip import ROUNDTRIP_WEIGHT, roundtrip_index
+from forensics.roundtrip import roundtrip_index, roundtrip_probes, with_roundtrip_weights
 from forensics.search import rank_subjects_batch
 from forensics.service import gallery_index
 from forensics.whitening import load_whitening
@@ -82,8 +82,7 @@ def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, 
     vecs, _, _ = mode_probes(raw, inv, "fusion" if mode == "roundtrip" else mode, pipeline.embedder.info.key,
                              inverter.info.sha256 if inverter is not None else None, whitening)
     if mode == "roundtrip":
-        rt = whitening.apply(inv) if whitening is not None else inv
-        vecs = np.concatenate([vecs, rt[:, None, :]], axis=1)
+        vecs = np.concatenate([vecs, roundtrip_probes(inv, whitening)[:, None, :]], axis=1)
     return vecs
 
 
@@ -116,7 +115,7 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
     owner_of = {i: o.external_id for i, o in owners.items()}
     weights = np.array([1.0 - fusion_weight_inverted, fusion_weight_inverted])
     if mode == "roundtrip":
-        weights = np.append(weights * (1 - ROUNDTRIP_WEIGHT), ROUNDTRIP_WEIGHT)
+        weights = with_roundtrip_weights(weights, 1)
     ranks: list[int | None] = []
     n_failed = 0
     out = Path(out)

@@ -31,7 +31,7 @@ from forensics.whitening import load_whitening
 from forensics.images import png_bytes
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate
-from forensics.roundtrip import ROUNDTRIP_WEIGHT, describe_roundtrip, roundtrip_index
+from forensics.roundtrip import describe_roundtrip, roundtrip_index, roundtrip_probes, with_roundtrip_weights
 from forensics.search import rank_subjects, to_candidates
 from forensics.service import open_index
 
@@ -132,9 +132,8 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     probes, weights = vecs.transpose(1, 0, 2).reshape(-1, vecs.shape[2]), np.repeat(w, len(records))
     also = []
     if rt_index is not None:  # the synthesized photos against the round-trip gallery, one third
-        also = [(rt_index, whitening.apply(synth_vecs) if whitening is not None else synth_vecs)]
-        weights = np.concatenate([weights / weights.sum() * (1 - ROUNDTRIP_WEIGHT),
-                                  np.full(len(records), ROUNDTRIP_WEIGHT / len(records))])
+        also = [(rt_index, roundtrip_probes(synth_vecs, whitening))]
+        weights = with_roundtrip_weights(weights, len(records))
 
     t = time.perf_counter()
     ranked = rank_subjects(repo, index, probes, top, embedder_key=emb.key,

@@ -38,6 +38,19 @@ from forensics.probes import sketch_vectors
 ROUNDTRIP_WEIGHT = 1.0 / 3.0
 
 
+def roundtrip_probes(inverted: np.ndarray, whitening=None) -> np.ndarray:
+    """Synthesized photos' descriptors in the round-trip index's space (whitened with a `whitening`)."""
+    return whitening.apply(inverted) if whitening is not None else inverted
+
+
+def with_roundtrip_weights(weights: np.ndarray, n_probes: int) -> np.ndarray:
+    """Probe weights of the `roundtrip` mode: the fusion probes' `weights` scaled to share
+    1 − ROUNDTRIP_WEIGHT, then `n_probes` round-trip probes sharing ROUNDTRIP_WEIGHT."""
+    weights = np.asarray(weights, dtype=float)
+    return np.concatenate([weights / weights.sum() * (1 - ROUNDTRIP_WEIGHT),
+                           np.full(n_probes, ROUNDTRIP_WEIGHT / n_probes)])
+
+
 def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, batch_size: int = 32,
                       progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Round-trip vectors (n, d), unit length, of aligned photo chips: the unit mean over the
@@ -49,7 +62,7 @@ def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, bat
         for style in STYLES:
             sketches = np.stack([sketchify(c, style, randomize=False) for c in batch])
             _, inv, _ = sketch_vectors(embedder, sketches, None, inverter)
-            total = total + unit_rows(whitening.apply(inv) if whitening is not None else inv)
+            total = total + unit_rows(roundtrip_probes(inv, whitening))
         out.append(unit_rows(total))
         if progress:
             progress(len(batch))
@@ -89,10 +102,12 @@ def roundtrip_index(repo, gallery_path: Path, embedder, inverter, whitening,
 
     Vectors of faces already in the previous index (same space) are kept; the others are
     computed from their stored chips. `progress(done, total)` is called as faces are computed.
+    Refuses a gallery enrolled with another embedder than `embedder`.
     """
     path = roundtrip_index_path(gallery_path, whitening is not None)
     space = roundtrip_space_id(inverter, whitening)
-    emb = repo.gallery_embedder()
+    info = embedder.info
+    emb = repo.ensure_embedder_compatible(info.name, info.version, info.dim)
     if emb is None:
         raise ForensicsError("the gallery is empty: enroll photos first")
     old = None

@@ -17,6 +17,7 @@ from gallery.index import VectorIndex
 from gallery.records import Owner
 from gallery.repository import GalleryRepository
 
+from forensics.fusion import unit_rows
 from forensics.records import Candidate
 
 #: A filter on subject metadata: receives the `Owner` of an embedding, True keeps it.
@@ -29,11 +30,6 @@ class RankedSubject:
     score: float
     per_probe: list[float]
     owner: Owner  # the best-scoring image of this subject
-
-
-def _unit_rows(probes: np.ndarray) -> np.ndarray:
-    probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
-    return probes / np.maximum(np.linalg.norm(probes, axis=1, keepdims=True), 1e-12)  # cosine
 
 
 def rank_subjects(
@@ -54,7 +50,7 @@ def rank_subjects(
     round-trip index), searched and scored the same way; `weights` then covers `probes`' rows
     followed by each pair's rows.
     """
-    searches = [(ix, _unit_rows(p)) for ix, p in [(index, probes), *also]]
+    searches = [(ix, unit_rows(np.atleast_2d(np.asarray(p, dtype=np.float32)))) for ix, p in [(index, probes), *also]]
     m = sum(len(p) for _, p in searches)
     w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, float) / np.sum(weights)
     n = index.ntotal
