@@ -213,7 +213,7 @@ def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--
                                                                        "(default) or in the raw one.")):
     """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
     as a canonical sketch, inverted and embedded; ~1 s a face on 2 CPU cores), ahead of the first
-    such query. Only faces added since the last run are computed."""
+    such query. Only faces not yet computed are: an interrupted run resumes where it stopped."""
     from forensics.inversion.invert import load_inverter
 
     idx = build_roundtrip(open_db(db), make_pipeline(), load_inverter(), whiten)

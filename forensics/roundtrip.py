@@ -51,8 +51,7 @@ def with_roundtrip_weights(weights: np.ndarray, n_probes: int) -> np.ndarray:
                            np.full(n_probes, ROUNDTRIP_WEIGHT / n_probes)])
 
 
-def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, batch_size: int = 32,
-                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, batch_size: int = 32) -> np.ndarray:
     """Round-trip vectors (n, d), unit length, of aligned photo chips: the unit mean over the
     styles of each style's (whitened, with a `whitening`) descriptor."""
     out = []
@@ -64,8 +63,6 @@ def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, bat
             _, inv, _ = sketch_vectors(embedder, sketches, None, inverter)
             total = total + unit_rows(roundtrip_probes(inv, whitening))
         out.append(unit_rows(total))
-        if progress:
-            progress(len(batch))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, embedder.info.dim), np.float32)
 
 
@@ -88,7 +85,11 @@ def roundtrip_index_path(gallery_path: Path, whitened: bool = True) -> Path:
     return default_index_path(gallery_path).with_suffix(".roundtrip.faiss" if whitened else ".roundtrip-raw.faiss")
 
 
-def _decode_chip(png: bytes | None, eid: int) -> np.ndarray:
+def _decode_chip(chips: dict[int, bytes | None], eid: int) -> np.ndarray:
+    if eid not in chips:
+        raise ForensicsError("the gallery changed while round-trip vectors were being computed; run again "
+                             "(the vectors computed so far are kept)")
+    png = chips[eid]
     if png is None:
         raise ForensicsError(f"gallery face of embedding {eid} has no stored chip; re-enroll its image "
                              "to use the roundtrip mode")
@@ -97,12 +98,14 @@ def _decode_chip(png: bytes | None, eid: int) -> np.ndarray:
 
 
 def roundtrip_index(repo, gallery_path: Path, embedder, inverter, whitening,
-                    progress: Callable[[int, int], None] | None = None) -> VectorIndex:
+                    progress: Callable[[int, int], None] | None = None, chunk: int = 256) -> VectorIndex:
     """The round-trip index beside the gallery: loaded if current, else brought up to date.
 
     Vectors of faces already in the previous index (same space) are kept; the others are
-    computed from their stored chips. `progress(done, total)` is called as faces are computed.
-    Refuses a gallery enrolled with another embedder than `embedder`.
+    computed from their stored chips, `chunk` faces at a time, and the index is saved after
+    each chunk (marked stale until the last), so an interrupted build resumes where it stopped.
+    `progress(done, total)` is called as faces are computed. Refuses a gallery enrolled with
+    another embedder than `embedder`.
     """
     path = roundtrip_index_path(gallery_path, whitening is not None)
     space = roundtrip_space_id(inverter, whitening)
@@ -122,26 +125,24 @@ def roundtrip_index(repo, gallery_path: Path, embedder, inverter, whitening,
         if old is not None and old.gallery_fingerprint == fp:
             return old
         ids, _ = snap.iter_embeddings(emb)
-        keep = np.isin(ids, old.ids()) if old is not None else np.zeros(len(ids), bool)
-        todo = ids[~keep]
-        chips = snap.face_chips(todo.tolist())
+    done = np.isin(ids, old.ids()) if old is not None else np.zeros(len(ids), bool)
     vecs = np.zeros((len(ids), emb.dim), np.float32)
-    if keep.any():
-        vecs[keep] = old.reconstruct(ids[keep])
-    if len(todo):
-        done = 0
+    if done.any():
+        vecs[done] = old.reconstruct(ids[done])
+    todo = np.flatnonzero(~done)
+    if progress and len(todo):
+        progress(0, len(todo))
+    for start in range(0, len(todo), chunk):
+        rows = todo[start:start + chunk]
+        chips = repo.face_chips(ids[rows].tolist())
+        vecs[rows] = roundtrip_vectors(embedder, inverter,
+                                       np.stack([_decode_chip(chips, int(e)) for e in ids[rows]]),
+                                       whitening)
+        done[rows] = True
+        if start + chunk < len(todo):  # a checkpoint: stale (no fingerprint) until every face is in
+            VectorIndex.build(ids[done], vecs[done], emb.key, FLAT, space=space).save(path)
         if progress:
-            progress(0, len(todo))
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, len(todo))
-
-        vecs[~keep] = roundtrip_vectors(embedder, inverter,
-                                        np.stack([_decode_chip(chips.get(int(e)), int(e)) for e in todo]),
-                                        whitening, progress=step)
+            progress(min(start + chunk, len(todo)), len(todo))
     vi = VectorIndex.build(ids, vecs, emb.key, FLAT, gallery_fingerprint=fp, space=space)
     vi.save(path)
     return vi

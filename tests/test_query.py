@@ -253,3 +253,34 @@ def test_evaluate_roundtrip_agrees_with_query(tmp_path, gallery_db, cufs):
         assert [c["subject_id"] for c in q["candidates"]] == [c["subject_id"] for c in line["candidates"]]
         assert [c["score"] for c in q["candidates"]] == pytest.approx([c["score"] for c in line["candidates"]],
                                                                       abs=1e-5)
+
+
+def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, gallery_db):
+    """The round-trip index is saved after every chunk of faces (stale until complete), so an
+    interruption during a long build loses at most one chunk."""
+    from gallery.db import open_gallery
+    from gallery.index import VectorIndex
+
+    from forensics.inversion.invert import load_inverter
+    from forensics.models.registry import load_embedder
+    from forensics.roundtrip import roundtrip_index, roundtrip_index_path
+
+    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+    repo, embedder, inverter = open_gallery(db, create=False).repository(), load_embedder(), load_inverter()
+    calls = []
+
+    def stop_after_first_chunk(done, total):
+        calls.append((done, total))
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        roundtrip_index(repo, db, embedder, inverter, None, stop_after_first_chunk, chunk=2)
+    partial = VectorIndex.load(roundtrip_index_path(db, whitened=False))
+    assert partial.ntotal == 2 and partial.gallery_fingerprint is None  # a stale checkpoint
+
+    calls.clear()
+    full = roundtrip_index(repo, db, embedder, inverter, None, lambda d, t: calls.append((d, t)), chunk=2)
+    assert full.ntotal == 6 and full.gallery_fingerprint == repo.gallery_fingerprint(repo.gallery_embedder())
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)  # only the 4 faces not yet computed
+    assert full.reconstruct(partial.ids()) == pytest.approx(partial.reconstruct(partial.ids()), abs=1e-6)
