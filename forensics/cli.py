@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -92,20 +92,16 @@ def progress_bar(total: int, what: str):
 def lazy_progress_bar(what: str):
     """A `progress(done, total)` callback that opens a progress bar on its first call (work whose
     size is known only once it starts, e.g. the round-trip vectors still to compute)."""
-    state: dict = {}
+    with ExitStack() as stack:
+        state: dict = {}
 
-    def progress(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = progress_bar(total, what)
-            state["advance"], state["done"] = state["bar"].__enter__(), 0
-        state["advance"](done - state["done"])
-        state["done"] = done
+        def progress(done: int, total: int) -> None:
+            if "advance" not in state:
+                state["advance"], state["done"] = stack.enter_context(progress_bar(total, what)), 0
+            state["advance"](done - state["done"])
+            state["done"] = done
 
-    try:
         yield progress
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
 
 
 def open_db(db: Path, create: bool = False):
