@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forensics import __version__
+from forensics.modes import DEFAULT_SKETCH_MODE, modes_help
 
 app = typer.Typer(
     help="Turn an eyewitness face sketch into ranked leads from a mugshot gallery.\n\n"
@@ -218,12 +219,12 @@ def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--
 
 def build_roundtrip(g, pipeline, inverter, whiten: bool):
     """The gallery's round-trip index, brought up to date with a progress bar."""
-    from forensics.roundtrip import roundtrip_index
+    from forensics.indexes import GalleryIndexes
     from forensics.whitening import load_whitening
 
     white = load_whitening(pipeline.embedder.info.key) if whiten else None
     with lazy_progress_bar("round-trip gallery vectors") as progress:
-        return roundtrip_index(g.repository(), g.path, pipeline.embedder, inverter, white, progress)
+        return GalleryIndexes(g).roundtrip(pipeline.embedder, inverter, white, progress)
 
 
 @gallery_app.command("rebuild-index")
@@ -232,7 +233,9 @@ def gallery_rebuild_index(db: Path = DbOption,
                           kind: str = typer.Option("flat", help="flat (exact) or ivf (approximate, for very large galleries)."),
                           nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search."),
                           operator: Optional[str] = typer.Option(None, help="Who rebuilds (audit log).")):
-    """Rebuild the FAISS index from the database."""
+    """Rebuild the FAISS index from the database. The kind is kept in the gallery: every later
+    rebuild (after enrolling or removing) keeps it, and the sketch search space's index is rebuilt
+    as that kind on the next sketch query."""
     from forensics.maintenance import rebuild_index
 
     idx = rebuild_index(open_db(db), kind=kind, nprobe=nprobe, operator=_who(operator))
@@ -301,7 +304,7 @@ def search(
     weights: Optional[Path] = WeightsOption,
 ):
     """Search the gallery with a face photo: ranked subjects (best image per subject)."""
-    from forensics.service import search_photo
+    from forensics.query import search_photo
 
     result = search_photo(open_db(db), make_pipeline(embedder, weights, face), image, top)
     if as_json:
@@ -338,9 +341,7 @@ def evaluate(
     probes: Path = typer.Option(..., help="CSV manifest of probes: path,subject_id (the true subject)."),
     out: Path = typer.Option(..., help="JSON-lines output: one line per probe, in manifest order."),
     top: int = typer.Option(10, "--top", "-k", help="Candidates kept per probe."),
-    mode: str = typer.Option("raw", help="raw: embed probes as they are; inverted: embed the synthesized photo "
-                             "of each sketch; fusion: combine both; roundtrip: fusion + the synthesized photo "
-                             "against the round-trip gallery vectors (see `query --mode`)."),
+    mode: str = typer.Option("raw", help="How each probe is searched, as in `query --mode`: " + modes_help()),
     probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
                                    "sketch for inverted/fusion/roundtrip, photo for raw."),
     cmc: Optional[Path] = typer.Option(None, help="CMC plot PNG (default: next to --out)."),
@@ -352,23 +353,20 @@ def evaluate(
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
 ):
-    """Identification test: rank-1/5/10 of many probes against the gallery, plus a CMC plot."""
+    """Identification test: rank-1/5/10 of many probes against the gallery, plus a CMC plot. Each
+    probe is searched as `forensics query` searches one sketch; each JSON line holds the same
+    candidate fields as `query --json`."""
     from forensics.evaluate import evaluate as do_eval, read_probe_manifest, write_cmc_plot
+    from forensics.searcher import Searcher
 
     items = read_probe_manifest(probes)
     kind = probe_kind if probe_kind != "auto" else ("photo" if mode == "raw" else "sketch")
-    inverter = None
-    if mode != "raw":
-        from forensics.inversion.invert import load_inverter
-
-        inverter = load_inverter()
     g = open_db(db)
     pipeline = make_pipeline(embedder, weights, face)
-    if mode == "roundtrip":  # computed first, with its own progress bar
-        build_roundtrip(g, pipeline, inverter, whiten and kind == "sketch")
+    with lazy_progress_bar("round-trip gallery vectors") as rt_progress:  # mode roundtrip: computed first
+        searcher = Searcher(g, pipeline, mode, kind, whiten=whiten, progress=rt_progress)
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
-        s = do_eval(g, pipeline, items, out, top=top, mode=mode, probe_kind=kind,
-                    inverter=inverter, progress=advance, whitening=whiten)
+        s = do_eval(searcher, items, out, top=top, progress=advance)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
@@ -388,11 +386,7 @@ def query(
     top: int = typer.Option(50, "--top", "-k", help="How many candidate subjects to return."),
     case: Optional[str] = typer.Option(None, "--case", help="Case id, recorded with the query and on the report."),
     operator: Optional[str] = typer.Option(None, help="Who runs the query (default: the login name)."),
-    mode: str = typer.Option("fusion", help="fusion (sketch + synthesized photo, default), inverted "
-                             "(synthesized photo only), raw (sketch as drawn) or roundtrip (fusion + the "
-                             "synthesized photo against each gallery face as the inverter renders it; the "
-                             "first roundtrip query computes that for every gallery face, ~1 s a face on "
-                             "2 CPU cores: see `forensics gallery roundtrip`)."),
+    mode: str = typer.Option(DEFAULT_SKETCH_MODE, help="How the sketches are searched. " + modes_help()),
     sex: Optional[str] = typer.Option(None, help="Keep only subjects of this recorded sex."),
     born_between: Optional[tuple[int, int]] = typer.Option(None, help="Keep only subjects born in this range, "
                                                             "e.g. --born-between 1980 1995."),
@@ -411,11 +405,11 @@ def query(
     """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
     is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
     from forensics.errors import ForensicsError
-    from forensics.query import QUERY_MODES, SubjectFilters, run_query
+    from forensics.modes import get_mode
+    from forensics.query import SubjectFilters, run_query
     from forensics.reports import FORMATS
 
-    if mode not in QUERY_MODES:
-        raise ForensicsError(f"--mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
+    get_mode(mode)
     if report is not None and report.suffix.lower().lstrip(".") not in FORMATS:
         raise ForensicsError(f"--report {report}: the extension must be one of "
                              f"{', '.join('.' + f for f in FORMATS)}")

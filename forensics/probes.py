@@ -1,21 +1,95 @@
-"""Probe vectors of sketches: the sketch as drawn (raw) and its synthesized photo (inverted).
+"""Probe building: face records -> the weighted probe vectors a search scores.
 
-Each vector is the mean of the L2-normalised descriptors of the chip and of its mirror image,
-re-normalised (mirror test-time augmentation). A sketch is drawn by hand and is never quite
-symmetric; the recognition network, trained on photos, reads the two halves of the face
-unequally, and averaging over the mirror image takes some of that out. The inverter sees the
+One implementation for `forensics query`, `forensics evaluate`, photo search and the benchmarks.
+A probe is one vector, searched in one of the gallery's derived indexes (`forensics.indexes`),
+with a weight; a `ProbeSet` is what one search scores (all the sketches of one query, or one
+probe of an evaluation).
+
+Sketch probes: each vector is the mean of the L2-normalised descriptors of the chip and of its
+mirror image, re-normalised (mirror test-time augmentation). A sketch is drawn by hand and is
+never quite symmetric; the recognition network, trained on photos, reads the two halves of the
+face unequally, and averaging over the mirror image takes some of that out. The inverter sees the
 mirrored sketch and makes its own synthesized photo from it. Measured on the closed-set
 protocols (rank-1, summed scores of raw and inverted): CUFS test 77.2% -> 79.9%, FS2K val 53.0%
--> 54.5% (benchmarks in docs/benchmarks.md use it). Gallery photos are enrolled as they are:
-mirroring them would double the cost of enrollment for no measured gain.
+-> 54.5%. Gallery photos are enrolled as they are: mirroring them would double the cost of
+enrollment for no measured gain. Sketch probes are searched in the sketch search space
+(`forensics.whitening`) when one is given; photo probes always in the raw descriptor space.
+
+Weights (a subject's score is the weighted mean of its per-probe scores; the weights of a set sum
+to 1, shared equally among its b sketches):
+- raw / inverted: one probe per sketch;
+- fusion: the drawn sketch (1 − FUSION_WEIGHT_INVERTED) and its synthesized photo
+  (FUSION_WEIGHT_INVERTED), each first moved by the fusion offsets (`forensics.fusion`);
+- roundtrip: the fusion probes share 1 − ROUNDTRIP_WEIGHT; the synthesized photo (not moved)
+  against the round-trip gallery vectors gets ROUNDTRIP_WEIGHT (`forensics.roundtrip`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from forensics.fusion import FusionOffsets, fusion_probes, load_offsets, unit_rows
+from forensics.errors import ForensicsError
+from forensics.fusion import FUSION_WEIGHT_INVERTED, FusionOffsets, unit_rows
 from forensics.models.registry import Embedder
+from forensics.modes import get_mode
+
+#: the gallery's derived indexes a probe can be searched in (paths and upkeep: forensics.indexes)
+INDEX_PLAIN = "plain"  # the stored descriptors
+INDEX_WHITENED = "whitened"  # the sketch search space
+INDEX_ROUNDTRIP = "roundtrip"  # round-trip vectors, sketch search space
+INDEX_ROUNDTRIP_RAW = "roundtrip-raw"  # round-trip vectors, raw descriptor space
+
+#: Weight of the round-trip score in the `roundtrip` mode: one third, the two fusion scores
+#: sharing the other two thirds as in `fusion` (fixed before measuring: docs/models.md).
+ROUNDTRIP_WEIGHT = 1.0 / 3.0
+
+
+@dataclass
+class Probe:
+    """One probe vector: what it is (`label`, `kind`), where it is searched and its weight."""
+
+    label: str  # "sketch 1", "photo"
+    kind: str  # "drawn", "synthesized", "synthesized vs round-trip", "photo"
+    index: str  # one of the INDEX_* names
+    vector: np.ndarray  # (d,) float32, unit length
+    weight: float
+
+    def describe(self) -> dict:
+        return {"label": self.label, "kind": self.kind, "index": self.index, "weight": round(self.weight, 6)}
+
+
+@dataclass
+class ProbeSet:
+    """The probes one search scores together (their weights sum to 1)."""
+
+    probes: list[Probe]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([p.weight for p in self.probes], dtype=np.float64)
+
+    def indexes(self) -> list[str]:
+        return sorted({p.index for p in self.probes})
+
+
+@dataclass
+class ProbeModels:
+    """What turns face records into probes: the embedder, and for sketch modes the inverter, the
+    sketch search space (None: raw descriptors) and the fusion offsets (None: none apply)."""
+
+    embedder: Embedder
+    inverter: object | None = None
+    whitening: object | None = None
+    offsets: FusionOffsets | None = None
+
+
+@dataclass
+class BuiltProbes:
+    sets: list[ProbeSet]
+    synthesized: np.ndarray | None = None  # (n, H, W, 3) the synthesized photos (sketch modes)
+    records: list = field(default_factory=list)
 
 
 def mirrored(chips: np.ndarray) -> np.ndarray:
@@ -47,28 +121,75 @@ def sketch_vectors(embedder: Embedder, chips: np.ndarray, raw: np.ndarray | None
     return raw_v, inv_v, synth
 
 
-def mode_probes(raw: np.ndarray, inverted: np.ndarray | None, mode: str, embedder_key: str,
-                inverter_sha256: str | None = None, whitening=None
-                ) -> tuple[np.ndarray, np.ndarray, FusionOffsets | None]:
-    """(probe vectors (b, m, d), weights (m,), fusion offsets or None) of b sketches in `mode`.
+def build_probes(models: ProbeModels, mode: str, records: list, kind: str = "sketch",
+                 grouped: bool = True) -> BuiltProbes:
+    """The probe sets of face `records` (FaceRecords) in `mode`.
 
-    raw: m = 1, the sketches' vectors; inverted: m = 1, their synthesized photos' vectors;
-    fusion: m = 2, both, moved by the fusion offsets fitted for this embedder, inverter and space.
-    With a `forensics.whitening.Whitening` every vector is first mapped into the sketch search
-    space (the gallery must then be searched in it too: `service.open_index(..., whitening)`).
+    `kind`: "sketch" (mirror-averaged, searched in the sketch search space when `models` has one)
+    or "photo" (embedded as it is, raw descriptor space). `grouped`: all records form one set (the
+    sketches of one query); else one set per record (an evaluation's probes).
     """
-    space = None
-    if whitening is not None:
-        raw = whitening.apply(raw)
-        inverted = None if inverted is None else whitening.apply(inverted)
-        space = whitening.space_id
-    if mode == "raw":
-        return raw[:, None, :], np.ones(1), None
-    if inverted is None:
-        raise ValueError(f"mode {mode!r} needs the synthesized photos' vectors")
-    if mode == "inverted":
-        return inverted[:, None, :], np.ones(1), None
-    offsets = load_offsets(embedder_key, inverter_sha256, space=space)
-    probes, w = fusion_probes(raw, inverted, offsets)  # (2b, d): adjusted raw ones, then inverted ones
-    b = len(raw)
-    return np.stack([probes[:b], probes[b:]], axis=1), np.array([w[0], w[-1]]), offsets
+    m = get_mode(mode)
+    if kind not in ("sketch", "photo"):
+        raise ForensicsError(f"probe kind must be sketch or photo, not {kind!r}")
+    if m.needs_inverter and models.inverter is None:
+        raise ForensicsError(f"mode {m.name} needs the sketch-inversion network")
+    if not records:
+        return BuiltProbes([], None, [])
+    raw = np.stack([r.embedding.vector for r in records])
+    chips = np.stack([r.chip for r in records])
+    if kind == "photo" and not m.needs_inverter:
+        raw_v, inv_v, synth = raw, None, None
+    else:
+        raw_v, inv_v, synth = sketch_vectors(models.embedder, chips, raw,
+                                             models.inverter if m.needs_inverter else None, mirror=kind == "sketch")
+    white = models.whitening if kind == "sketch" else None
+    if white is not None:
+        raw_v = white.apply(raw_v)
+        inv_v = None if inv_v is None else white.apply(inv_v)
+    groups = [list(range(len(records)))] if grouped else [[i] for i in range(len(records))]
+    vectors = _Vectors(m.name, kind, white is not None, raw_v, inv_v, models.offsets)
+    return BuiltProbes([vectors.probe_set(g) for g in groups], synth, list(records))
+
+
+@dataclass
+class _Vectors:
+    """The (searched-space) vectors of a batch of records, from which each probe set is cut."""
+
+    mode: str
+    kind: str
+    whitened: bool
+    raw: np.ndarray
+    inverted: np.ndarray | None
+    offsets: FusionOffsets | None
+
+    def __post_init__(self):
+        self.space = INDEX_WHITENED if self.whitened else INDEX_PLAIN
+        self.raw_fused = self.inv_fused = None
+        if self.mode in ("fusion", "roundtrip"):
+            o = self.offsets
+            self.raw_fused = unit_rows(self.raw + o.offset_raw) if o is not None else self.raw
+            self.inv_fused = unit_rows(self.inverted + o.offset_inverted) if o is not None else self.inverted
+
+    def probe_set(self, rows: list[int]) -> ProbeSet:
+        b = len(rows)
+        drawn = "photo" if self.kind == "photo" else "drawn"
+        labels = ["photo"] * b if self.kind == "photo" and b == 1 else [f"{self.kind} {j + 1}" for j in range(b)]
+        if self.mode in ("raw", "inverted"):
+            kind, vecs = (drawn, self.raw) if self.mode == "raw" else ("synthesized", self.inverted)
+            return ProbeSet([self._p(labels[j], kind, self.space, vecs[i], 1 / b) for j, i in enumerate(rows)])
+        share = 1.0 if self.mode == "fusion" else 1.0 - ROUNDTRIP_WEIGHT
+        w_inv = FUSION_WEIGHT_INVERTED
+        probes = [self._p(labels[j], drawn, self.space, self.raw_fused[i], share * (1 - w_inv) / b)
+                  for j, i in enumerate(rows)]
+        probes += [self._p(labels[j], "synthesized", self.space, self.inv_fused[i], share * w_inv / b)
+                   for j, i in enumerate(rows)]
+        if self.mode == "roundtrip":
+            rt = INDEX_ROUNDTRIP if self.whitened else INDEX_ROUNDTRIP_RAW
+            probes += [self._p(labels[j], "synthesized vs round-trip", rt, self.inverted[i], ROUNDTRIP_WEIGHT / b)
+                       for j, i in enumerate(rows)]
+        return ProbeSet(probes)
+
+    @staticmethod
+    def _p(label: str, kind: str, index: str, vector: np.ndarray, weight: float) -> Probe:
+        return Probe(label, kind, index, unit_rows(np.asarray(vector, dtype=np.float32)), float(weight))

@@ -79,3 +79,49 @@ class SearchResult:
     gallery_fingerprint: str
     probe_sha256: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class QueryParams:
+    """How a query searched: written by `forensics query`, stored with the query, read by reports.
+
+    `search_space`: the sketch search space (`Whitening.describe()`), None for raw descriptors;
+    `fusion`: the fusion offsets used (None: none applied or not a fusion mode);
+    `fusion_weight_inverted`: the synthesized photo's share of the fusion score (None: no fusion);
+    `roundtrip`: the round-trip score's description; `calibration`: the FPIR calibration used;
+    `probes`: every probe searched (label, kind, index, weight), in the order of per-probe scores.
+    """
+
+    mode: str
+    top: int
+    n_sketches: int
+    face_selection: str = "largest"
+    mirror_averaged: bool = True
+    search_space: dict | None = None
+    fusion: dict | None = None
+    fusion_weight_inverted: float | None = None
+    roundtrip: dict | None = None
+    calibration: dict | None = None
+    probes: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QueryParams":
+        """The stored form back; queries stored before this record existed (the fusion weight
+        inside `fusion`, the raw space as a sentence) are read too."""
+        d = dict(d or {})
+        fusion = d.get("fusion") if isinstance(d.get("fusion"), dict) else None
+        weight = d.get("fusion_weight_inverted")
+        if weight is None and fusion is not None:
+            weight = fusion.get("weight_inverted")
+        space = d.get("search_space")
+        return cls(mode=str(d.get("mode", "")), top=int(d.get("top", 0)), n_sketches=int(d.get("n_sketches", 1)),
+                   face_selection=str(d.get("face_selection", "largest")),
+                   mirror_averaged=bool(d.get("mirror_averaged", False)),
+                   search_space=space if isinstance(space, dict) else None, fusion=fusion,
+                   fusion_weight_inverted=None if weight is None else float(weight),
+                   roundtrip=d.get("roundtrip") if isinstance(d.get("roundtrip"), dict) else None,
+                   calibration=d.get("calibration") if isinstance(d.get("calibration"), dict) else None,
+                   probes=[p for p in d.get("probes") or [] if isinstance(p, dict)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from html import unescape
 
 import pytest
 from typer.testing import CliRunner
@@ -84,6 +85,9 @@ def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
     assert space["sha256"] == load_whitening("dlib-resnet@v1/128").sha256
     assert gallery_db.with_suffix(".whitened.faiss").is_file() and gallery_db.with_suffix(".faiss").is_file()
     assert "partial whitening" in html
+    assert "sketch's score (weight 0.5) and the synthesized photo's score (weight 0.5)" in unescape(html)
+    assert shown["params"]["fusion_weight_inverted"] == 0.5
+    assert [p["kind"] for p in shown["params"]["probes"]] == ["drawn", "synthesized"]
     assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
     for fmt in ("pdf", "json", "csv"):
         run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", gallery_db)
@@ -117,7 +121,7 @@ def test_raw_and_inverted_modes_and_bad_mode(gallery_db, cufs):
         assert out["mode"] == mode and len(out["candidates"]) == 2
     out = json.loads(run("query", sk, "--no-whiten", "--top", 2, "--json", "--db", gallery_db).stdout)
     shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
-    assert shown["params"]["search_space"] == "raw descriptors"
+    assert shown["params"]["search_space"] is None  # the raw descriptor space
     res = run("query", sk, "--mode", "magic", "--db", gallery_db, ok=False)
     assert res.exit_code == 2 and "--mode" in res.output
 
@@ -263,10 +267,11 @@ def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, galle
 
     from forensics.inversion.invert import load_inverter
     from forensics.models.registry import load_embedder
-    from forensics.roundtrip import roundtrip_index, roundtrip_index_path
+    from forensics.indexes import GalleryIndexes
 
     db = copy_gallery(gallery_db, tmp_path / "copy.db")
-    repo, embedder, inverter = open_gallery(db, create=False).repository(), load_embedder(), load_inverter()
+    g, embedder, inverter = open_gallery(db, create=False), load_embedder(), load_inverter()
+    repo, indexes = g.repository(), GalleryIndexes(g)
     calls = []
 
     def stop_after_first_chunk(done, total):
@@ -275,12 +280,12 @@ def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, galle
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        roundtrip_index(repo, db, embedder, inverter, None, stop_after_first_chunk, chunk=2)
-    partial = VectorIndex.load(roundtrip_index_path(db, whitened=False))
+        indexes.roundtrip(embedder, inverter, None, stop_after_first_chunk, chunk=2)
+    partial = VectorIndex.load(indexes.path("roundtrip-raw"))
     assert partial.ntotal == 2 and partial.gallery_fingerprint is None  # a stale checkpoint
 
     calls.clear()
-    full = roundtrip_index(repo, db, embedder, inverter, None, lambda d, t: calls.append((d, t)), chunk=2)
+    full = indexes.roundtrip(embedder, inverter, None, lambda d, t: calls.append((d, t)), chunk=2)
     assert full.ntotal == 6 and full.gallery_fingerprint == repo.gallery_fingerprint(repo.gallery_embedder())
     assert calls[0] == (0, 4) and calls[-1] == (4, 4)  # only the 4 faces not yet computed
     assert full.reconstruct(partial.ids()) == pytest.approx(partial.reconstruct(partial.ids()), abs=1e-6)

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from gallery import FaceSpec, open_gallery
 from gallery.records import QueryCandidateSpec, QueryInputSpec
 
+from forensics.records import QueryParams
 from forensics.reports import FORMATS, ReportError, build_report, write_report
 from forensics.reports.data import STATEMENT, format_rate, load_accuracy, score_meaning
 from forensics.reports.formats import render_csv
@@ -134,8 +135,8 @@ def build_gallery(path: Path, *, hostile: bool = True, n_candidates: int = N_CAN
         case_id=HOSTILE["attr"] + " C-17" if hostile else "C-17",
         operator=HOSTILE["rtl"] if hostile else "jdoe",
         mode="fusion",
-        params={"top": n_candidates, "mode": "fusion", "fusion_weight_inverted": 0.5, "mirror_averaged": True,
-                "face_selection": "largest", "n_sketches": 2, "calibration": calibration},
+        params=QueryParams(mode="fusion", top=n_candidates, n_sketches=2, fusion_weight_inverted=0.5,
+                           calibration=calibration).to_dict(),
         embedder=emb,
         inverter={"name": "sketch-inverter", "version": "1.0", "sha256": sha("inverter")},
         gallery_size=N_SUBJECTS,

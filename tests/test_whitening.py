@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from forensics.calibration import fit_calibration, load_calibration, save_calibrations
-from forensics.fusion import FusionOffsets, save_offsets
-from forensics.probes import mode_probes
 from forensics.records import EmbedderInfo
 from forensics.whitening import fit_whitening, load_whitening, save_whitening
 from gallery.db import open_gallery
@@ -90,31 +88,6 @@ def test_whitened_index_is_derived_current_and_separate(tmp_path, monkeypatch):
     np.testing.assert_allclose(plain.reconstruct(ids), vecs, atol=1e-6)
     with pytest.raises(ValueError, match="both"):
         VectorIndex.from_repository(repo, transform=w.apply)
-
-
-def test_mode_probes_whiten_and_use_offsets_of_the_same_space(tmp_path, monkeypatch):
-    import forensics.fusion as fusion
-
-    raw, inv = photos(3, 1), photos(3, 2)
-    w = save_whitening(fit_whitening(photos(), KEY), tmp_path / "w.json")
-    v, wt, off = mode_probes(raw, inv, "raw", KEY, "inv-sha", w)
-    assert v.shape == (3, 1, D) and off is None
-    np.testing.assert_allclose(v[:, 0], w.apply(raw), atol=1e-6)
-    v, _, _ = mode_probes(raw, inv, "inverted", KEY, "inv-sha", None)
-    np.testing.assert_allclose(v[:, 0], inv)
-    monkeypatch.setattr(fusion, "FUSION_FILE", tmp_path / "fusion.json")
-    zero, shift = np.zeros(D, np.float32), np.full(D, 0.1, np.float32)
-    save_offsets(FusionOffsets(KEY, "inv-sha", shift, zero, 10, w.space_id), tmp_path / "fusion.json")
-    monkeypatch.setattr("forensics.probes.load_offsets",
-                        lambda k, s, space=None: fusion.load_offsets(k, s, tmp_path / "fusion.json", space=space))
-    v, wt, off = mode_probes(raw, inv, "fusion", KEY, "inv-sha", w)
-    assert v.shape == (3, 2, D) and off is not None and off.space == w.space_id and wt.tolist() == [0.5, 0.5]
-    moved = w.apply(raw) + shift
-    np.testing.assert_allclose(v[:, 0], moved / np.linalg.norm(moved, axis=1, keepdims=True), atol=1e-6)
-    _, _, off = mode_probes(raw, inv, "fusion", KEY, "inv-sha", None)  # raw space: those offsets do not apply
-    assert off is None
-    with pytest.raises(ValueError, match="synthesized"):
-        mode_probes(raw, None, "fusion", KEY, "inv-sha", w)
 
 
 def test_calibration_applies_only_in_its_space(tmp_path):

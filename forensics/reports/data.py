@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from forensics import __version__
 from forensics.errors import ForensicsError
+from forensics.records import QueryParams
 from gallery.db import Gallery
 from gallery.models import Face, Image
 from gallery.records import QueryRecord
@@ -382,22 +383,21 @@ def _filters_summary(filters: Any) -> list[str]:
     return out
 
 
-def _param_rows(params: Any) -> list[dict[str, str]]:
+def _param_rows(params: QueryParams) -> list[dict[str, str]]:
     """The search parameters (calibration excepted: it has its own section) as key/value text."""
-    if not isinstance(params, Mapping):
-        return []
+    d = params.to_dict()
     rows = []
-    for k in sorted(params):
-        if k == "calibration":
+    for k in sorted(d):
+        if k == "calibration" or d[k] in (None, [], {}):
             continue
-        v = params[k]
+        v = d[k]
         text = v if isinstance(v, str) else json.dumps(_plain(v), ensure_ascii=False, sort_keys=True)
         rows.append({"name": str(k), "value": text})
     return rows
 
 
-def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Mapping[str, Any]]) -> list[str]:
-    mode = q.mode or params.get("mode")
+def _method(q: QueryRecord, params: QueryParams, calibration: Optional[Mapping[str, Any]]) -> list[str]:
+    mode = q.mode or params.mode
     n_sk = len(q.inputs)
     emb = q.embedder
     inv = q.inverter if isinstance(q.inverter, Mapping) else None
@@ -428,8 +428,8 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
         "similarity of the descriptors (from −1 to 1; higher means more similar) and a "
         "subject's score is that of their best-matching image."
     )
-    space = params.get("search_space")
-    if isinstance(space, Mapping):
+    space = params.search_space
+    if space is not None:
         paras.append(
             "Before scoring, both the probe descriptors and the gallery descriptors were mapped by "
             "one fixed linear rescaling (partial whitening, fitted once on training photos; file "
@@ -437,7 +437,7 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
             "network's main directions of variation count, which measurably helps sketches find "
             "their photos. The score is the cosine similarity after this rescaling."
         )
-    if params.get("mirror_averaged"):
+    if params.mirror_averaged:
         paras.append(
             "Each descriptor of a sketch (and of its synthesized photo) is the average of the "
             "descriptors of the image and of its mirror image (left and right swapped), which "
@@ -445,16 +445,19 @@ def _method(q: QueryRecord, params: Mapping[str, Any], calibration: Optional[Map
             "described as they are."
         )
     if mode in ("fusion", "roundtrip"):
-        w = _num(params.get("fusion_weight_inverted"))
+        w = params.fusion_weight_inverted
         if w is not None:
             paras.append(
                 f"In fusion mode the score is the weighted mean of the sketch's score (weight "
-                f"{1 - w:g}) and the synthesized photo's score (weight {w:g})."
+                f"{1 - w:g}) and the synthesized photo's score (weight {w:g})"
+                + (", each first moved by a fixed offset measured on training pairs (the mean difference "
+                   "between photos and sketches, and between photos and synthesized photos)."
+                   if params.fusion and params.fusion.get("offsets") == "fusion.json" else ".")
             )
         else:
             paras.append("In fusion mode the score combines the sketch's and the synthesized photo's scores.")
     if mode == "roundtrip":
-        rt = params.get("roundtrip") if isinstance(params.get("roundtrip"), Mapping) else {}
+        rt = params.roundtrip or {}
         w = _num(rt.get("weight"))
         share = f"{w:.2g}" if w is not None else "a fixed share"
         paras.append(
@@ -526,8 +529,8 @@ def build_report(
             f"no stored query with id {query_uid!r} in this gallery "
             "(`forensics queries list` lists the stored queries)"
         )
-    params: Mapping[str, Any] = q.params if isinstance(q.params, Mapping) else {}
-    calibration = params.get("calibration") if isinstance(params.get("calibration"), Mapping) else None
+    params = QueryParams.from_dict(q.params if isinstance(q.params, Mapping) else {})
+    calibration = params.calibration
     gallery_size = _int(q.gallery_size)
 
     # gallery state now vs. at query time

@@ -1,0 +1,43 @@
+"""The search modes, declared once: what each one searches with, and whether it needs the inverter.
+
+`forensics query`, `forensics evaluate` and the benchmarks take a mode by name; `probes.build`
+turns face records into probe vectors for it and `ranking.rank` scores them, the same way for all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forensics.errors import ForensicsError
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    needs_inverter: bool
+    help: str
+
+
+MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("fusion", True, "the sketch as drawn and its synthesized photo, each moved by the fusion offsets; "
+                         "a subject's score is the weighted mean of the two cosines (default)"),
+    Mode("inverted", True, "the synthesized photo only"),
+    Mode("raw", False, "the probe as it is (a photo, or a sketch as drawn)"),
+    Mode("roundtrip", True, "fusion, plus the synthesized photo against each gallery face as the inverter "
+                            "renders it (round-trip gallery vectors; ~1 s a gallery face on 2 CPU cores, "
+                            "computed once: `forensics gallery roundtrip`)"),
+)}
+DEFAULT_SKETCH_MODE = "fusion"
+
+
+def get_mode(name: str) -> Mode:
+    """The mode called `name`, or a clear error listing the modes."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ForensicsError(f"--mode must be one of {', '.join(MODES)}, not {name!r}") from None
+
+
+def modes_help() -> str:
+    """One line per mode, for `--help`."""
+    return "; ".join(f"{m.name}: {m.help}" for m in MODES.values())
