@@ -12,7 +12,7 @@ gives for one model), prints and writes (--out) the inverted rank-1 of:
     initialisation assumed);
   - with --mirror also each model and the descriptor mean with mirror averaging, as queries do
     (`forensics/probes.py`: the inverter also runs on the mirrored sketch chip).
-The model card (docs/models.md, "Several inverters") quotes its output for the four runs of the
+The model card (docs/models.md, "Inversion network") quotes its output for the four runs of the
 2026-11-27 GPU training (docs/training/inverter-ensemble-2026-11-27.json).
 """
 
