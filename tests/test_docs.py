@@ -151,7 +151,7 @@ def test_paths_named_in_the_docs_exist():
 
 
 def test_no_work_period_wording_in_docs_scripts_research_configs():
-    pattern = re.compile(r"session ?[0-9]|\bs[0-9]_|work period", re.IGNORECASE)
+    pattern = re.compile(r"session ?[0-9]|\bs[0-9]_|work[ ]period", re.IGNORECASE)
     roots = ["README.md", "docs", "scripts", "research", "configs", "benchmarks"]
     hits = []
     for root in roots:
