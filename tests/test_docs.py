@@ -136,7 +136,8 @@ def test_benchmarks_doc_quotes_the_recorded_machine(tmp_path, monkeypatch):
 # Paths the docs name under these folders must exist (a moved script or renamed log breaks this);
 # benchmarks/work/ is what the benchmarks build at run time (git-ignored).
 REPO_PATH = re.compile(r"(?<![\w./-])((?:scripts|research|configs|docs/training|benchmarks)/[\w./-]*\w)")
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "research").rglob("*.md"))]
+DOC_FILES = [ROOT / "README.md", ROOT / "configs" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "research").rglob("*.md"))]
 
 
 def test_paths_named_in_the_docs_exist():
