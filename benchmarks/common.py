@@ -14,6 +14,8 @@ LFW protocol: the labelled person is the central face) and cached under `benchma
 from __future__ import annotations
 
 import csv
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -25,6 +27,28 @@ from forensics.inversion.data import fs2k_val_identities
 
 WORK = Path(__file__).resolve().parent / "work"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> dict:
+    """The machine a benchmark ran on, recorded in its results file (docs/benchmarks.md quotes it)."""
+    import faiss
+    import torch
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "memory_gb": round(memory / 2**30),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "faiss": faiss.__version__}
 
 
 def lfw_photo_probes(data: Path) -> tuple[list[dict], list[dict]]:

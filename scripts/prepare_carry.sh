@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Build, on this machine, what a GPU training call carries (.dev/carry, git-ignored, 64 MiB at most):
-# the aligned-chip cache (training side + the held-out CUFS test cache) and dlib's descriptor weights.
+# Package, on this machine, the training data of a sketch-inverter run on a GPU machine, in .dev/carry
+# (git-ignored): the inverter trains on aligned face chips and scores itself with dlib's descriptor, so
+# the GPU machine needs exactly two files beside the checkout:
+#   chips.npz     the aligned-chip cache of the training side (CUFS train, FS2K train + the 200
+#                 validation pairs that choose the checkpoint, LFW photos to synthesize sketches from),
+#                 JPEG-encoded chips in one array, so the remote machine receives the whole training set
+#                 in one transfer and needs neither MTCNN nor the data sets themselves;
+#   dlib_face_recognition_resnet_model_v1.dat
+#                 dlib's descriptor weights: the identity and perceptual critic of the training losses.
+# The held-out CUFS test chips (runs/cache/chips_cufs_test.npz) stay here: no training run looks at
+# them, and `python -m forensics.inversion.train --evaluate W` measures the exported weights on them
+# afterwards, on this machine.
 #
 #   scripts/prepare_carry.sh
 #
-# then the device tool's run, with carry [".dev/carry/chips.npz", ".dev/carry/dlib_face_recognition_resnet_model_v1.dat"]:
+# then on the GPU machine, with .dev/carry/chips.npz and .dev/carry/dlib_face_recognition_resnet_model_v1.dat:
 #   OUT=$OUT bash scripts/gpu_runs.sh MINUTES CONFIG...
-# The CUFS test cache (6 MB) no longer fits beside the tree's ~7 MB under the 64 MiB limit; training
-# then skips its held-out CUFS evaluation, which `python -m forensics.inversion.train --evaluate W`
-# does here afterwards.
 #
 # About 7 minutes on 2 CPU cores (MTCNN + dlib landmarks on ~5,700 images); reuses a cache already built.
 set -euo pipefail
@@ -17,7 +24,7 @@ PY="${PY:-.venv/bin/python}"
 mkdir -p .dev/carry runs/cache
 # built under runs/cache (beside it the unencoded chips.aligned.npz, ~0.5 GB, which is not carried)
 [ -f runs/cache/chips.npz ] || "$PY" -m forensics.inversion.data --out runs/cache/chips.npz
-cp runs/cache/chips.npz runs/cache/chips_cufs_test.npz .dev/carry/
+cp runs/cache/chips.npz .dev/carry/
 "$PY" - <<'PY'
 import shutil
 from forensics.models.dlib_resnet import default_weights_path
@@ -25,4 +32,5 @@ shutil.copy(default_weights_path(), ".dev/carry/")
 PY
 du -ch .dev/carry/*
 total=$(du -cb .dev/carry/* | tail -1 | cut -f1)
-[ "$total" -lt $((64 * 1024 * 1024)) ] || { echo "error: .dev/carry is $total bytes, over the 64 MiB a call carries" >&2; exit 1; }
+# the GPU machine receives the checkout and these files together, 64 MiB at most
+[ "$total" -lt $((64 * 1024 * 1024)) ] || { echo "error: .dev/carry is $total bytes, over the 64 MiB the GPU machine receives" >&2; exit 1; }

@@ -4,7 +4,7 @@ train minus the 200 validation pairs), five seeded splits. In each fold the whit
 one half's photos only, and the other half's raw sketches (mirror-averaged, as queries make them;
 not the inverted ones, which are optimistic on pairs the inverter was trained on) are ranked among
 the other half's photos; the score is the mean closed-set rank-1. alpha = 0 is no whitening.
-Prints a table and writes docs/training/s7_whitening_selection.json.
+Prints a table and writes docs/training/whitening-selection-2026-11-27.json.
 
     .venv/bin/python scripts/select_whitening.py
 """
@@ -61,7 +61,7 @@ def main() -> int:
             print(f"alpha {alpha:<5} eps {eps:<7} mean closed-set rank-1 {100 * table[(alpha, eps)]:.2f}%", flush=True)
     best = max(table, key=table.get)
     print(f"chosen: alpha {best[0]}, eps {best[1]} ({n} training pairs)")
-    out = ROOT / "docs" / "training" / "s7_whitening_selection.json"
+    out = ROOT / "docs" / "training" / "whitening-selection-2026-11-27.json"
     out.write_text(json.dumps({"rule": __doc__.split("\n\n")[0], "n_pairs": n,
                                "rank1": [{"alpha": a, "eps": e, "rank1": round(v, 4)} for (a, e), v in table.items()],
                                "chosen": {"alpha": best[0], "eps": best[1]}}, indent=1) + "\n")

@@ -1,22 +1,37 @@
-"""docs/cli.md is generated from the real CLI (scripts/gen_cli_docs.py) and must match it.
+"""Generated docs must match what generates them, and the docs must point at files that exist.
 
-Fast: importing forensics.cli loads no ML library, and nothing here runs a model.
-If a test here fails after a CLI change, regenerate the reference:
+docs/cli.md is generated from the real CLI (scripts/gen_cli_docs.py), docs/benchmarks.md from
+benchmarks/results/*.json (benchmarks/write_doc.py). Fast: importing forensics.cli loads no ML
+library, and nothing here runs a model. If a test here fails, regenerate:
 
     python scripts/gen_cli_docs.py
+    python benchmarks/write_doc.py
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gen_cli_docs.py"
 CLI_MD = ROOT / "docs" / "cli.md"
+BENCH_DOC_SCRIPT = ROOT / "benchmarks" / "write_doc.py"
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def load_generator():
@@ -87,3 +102,62 @@ def test_check_mode_flags_a_stale_file(tmp_path, capsys):
 def test_output_is_deterministic():
     gen = load_generator()
     assert gen.render() == gen.render()
+
+
+def test_benchmarks_doc_matches_the_results():
+    writer = load_script(BENCH_DOC_SCRIPT)
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == writer.render(), (
+        "docs/benchmarks.md is out of date; run `python benchmarks/write_doc.py`")
+    assert writer.main(["--check"]) == 0
+
+
+def test_benchmarks_doc_quotes_the_recorded_machine(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    for f in results.glob("*.json"):
+        data = json.loads(f.read_text())
+        if "machine" in data:
+            data["machine"] = {"cpu": "Test CPU 9000", "cores": 64, "memory_gb": 512, "gpu": "Test GPU",
+                               "torch": "9.9.9"}
+            f.write_text(json.dumps(data))
+    writer = load_script(BENCH_DOC_SCRIPT)
+    monkeypatch.setattr(writer, "RES", results)
+    text = writer.render()
+    assert "Machine: Test CPU 9000, 64 cores, 512 GB RAM, GPU Test GPU; torch 9.9.9" in text
+    assert "Other jobs shared the 64 cores" in text and "AMD EPYC" not in text
+
+    data = json.loads((results / "throughput.json").read_text())
+    del data["machine"]
+    (results / "throughput.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="throughput.json records no machine"):
+        writer.render()
+
+
+# Paths the docs name under these folders must exist (a moved script or renamed log breaks this);
+# benchmarks/work/ is what the benchmarks build at run time (git-ignored).
+REPO_PATH = re.compile(r"(?<![\w./-])((?:scripts|research|configs|docs/training|benchmarks)/[\w./-]*\w)")
+DOC_FILES = [ROOT / "README.md", ROOT / "configs" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "research").rglob("*.md"))]
+
+
+def test_paths_named_in_the_docs_exist():
+    missing = []
+    for doc in DOC_FILES:
+        for path in REPO_PATH.findall(doc.read_text(encoding="utf-8")):
+            if path.startswith("benchmarks/work/"):
+                continue
+            if not (ROOT / path).exists() and not (doc.parent / path).exists():
+                missing.append(f"{doc.relative_to(ROOT)}: {path}")
+    assert not missing, "\n".join(missing)
+
+
+def test_no_work_period_wording_in_docs_scripts_research_configs():
+    pattern = re.compile(r"session ?[0-9]|\bs[0-9]_|work[ ]period", re.IGNORECASE)
+    roots = ["README.md", "docs", "scripts", "research", "configs", "benchmarks"]
+    hits = []
+    for root in roots:
+        base = ROOT / root
+        for f in [base] if base.is_file() else sorted(base.rglob("*")):
+            if f.is_file() and f.suffix in {".md", ".py", ".sh", ".json", ".jsonl", ".log", ".txt"}:
+                hits += [f"{f.relative_to(ROOT)}: {m.group(0)}" for m in pattern.finditer(f.read_text(encoding="utf-8"))]
+    assert not hits, "\n".join(hits)

@@ -1,4 +1,8 @@
-"""Session 7: match in greyscale? Embed greyscale versions of photos and of (raw / inverted) sketches."""
+"""Match in greyscale? Embed greyscale versions of photos and of (raw / inverted) sketches.
+
+Reads runs/emb_cache.npz (research/vector-cache/sketch_pair_vectors.py); writes runs/grey_cache.npz,
+which research/whitening/whitening_study.py also reads.
+"""
 import numpy as np, torch, time
 from forensics.inversion.invert import load_inverter, invert_chips
 from forensics.models.registry import load_embedder

@@ -1,6 +1,7 @@
 """Round-trip gallery study: match the synthesized photo of a sketch against gallery photos that
 went through the same generator (photo -> canonical synthetic sketch -> inverter), so that both
-sides carry the inverter's biases. Reads runs/emb_cache.npz (session 7's emb_cache.py); closed set.
+sides carry the inverter's biases. Reads runs/emb_cache.npz (research/vector-cache/sketch_pair_vectors.py);
+closed set. Writes docs/training/roundtrip-study-2026-11-27.json (runs/roundtrip_study_test.json with --test).
 
 Rule fixed before running: adopt a round-trip score only if, fused with the current two, it gains
 closed-set rank-1 on FS2K val and does not lose on the training pairs (CUFS train + FS2K train).
@@ -8,7 +9,7 @@ closed-set rank-1 on FS2K val and does not lose on the training pairs (CUFS trai
 import json, sys, time
 from pathlib import Path
 import numpy as np, torch
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 from forensics.inversion.invert import load_inverter
 from forensics.inversion.sketchify import STYLES, sketchify
 from forensics.models.registry import load_embedder
@@ -63,4 +64,5 @@ for s in sets:
     res[s] = row
     print(s, json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
 if "--only" not in sys.argv:
-    (ROOT / f"runs/roundtrip_study{'_test' if '--test' in sys.argv else ''}.json").write_text(json.dumps(res, indent=1))
+    out = "runs/roundtrip_study_test.json" if "--test" in sys.argv else "docs/training/roundtrip-study-2026-11-27.json"
+    (ROOT / out).write_text(json.dumps(res, indent=1))

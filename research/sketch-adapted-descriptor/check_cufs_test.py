@@ -1,3 +1,5 @@
+"""CUFS test closed-set rank-1 of the sketch-adapted descriptor (weights: argv[1]) alone and fused
+with the raw and inverted paths, overall and per CUFS part."""
 import sys, copy, torch, numpy as np
 from pathlib import Path
 from forensics.inversion.data import ChipCache, eval_cache_path

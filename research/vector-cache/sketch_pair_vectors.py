@@ -1,8 +1,9 @@
-"""Cache mirror-averaged raw / inverted sketch vectors and photo vectors for train and test pairs."""
+"""Cache mirror-averaged raw / inverted sketch vectors and photo vectors for train and test pairs
+(aligned chips included) -> runs/emb_cache.npz, the input of the greyscale, whitening and round-trip studies."""
 import sys, time
 from pathlib import Path
 import numpy as np, torch
-ROOT = Path(__file__).resolve().parents[3]; sys.path.insert(0, str(ROOT / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT / "benchmarks"))
 from forensics.datasets import default_data_dir, read_manifest
 from forensics.inversion.data import fs2k_val_identities
 from forensics.inversion.invert import load_inverter

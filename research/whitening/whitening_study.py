@@ -1,4 +1,8 @@
-"""Session 7: PCA whitening of dlib descriptors (fit on photos only), closed + open set, photo control."""
+"""PCA whitening of dlib descriptors (fit on photos only), closed + open set, photo control.
+
+Reads the caches of research/vector-cache and research/greyscale-matching; writes
+runs/whitening_study.json (runs/whitening_study_full.json with --full).
+"""
 import numpy as np, json, sys
 z = np.load("runs/grey_cache.npz", allow_pickle=True); o = np.load("runs/open_vectors.npz", allow_pickle=True)
 e = np.load("runs/emb_cache.npz", allow_pickle=True)
@@ -57,4 +61,4 @@ for src, a, eps, _ in fits:
             row[s + "_open_off"] = open_r1(T, S[s], of)
         row["photo_control"] = photo_control(T)
     res.append(row); print(json.dumps(row), flush=True)
-json.dump(res, open("runs/whiten_study2%s.json" % ("_full" if full else ""), "w"), indent=1)
+json.dump(res, open("runs/whitening_study%s.json" % ("_full" if full else ""), "w"), indent=1)

@@ -1,6 +1,6 @@
 """Measure combinations of several exported sketch inverters on the cached validation chips.
 
-    .venv/bin/python scripts/measure_inverter_ensemble.py W1.pt W2.pt [...] [--cache runs/cache/chips.npz]
+    .venv/bin/python research/inverter-ensemble/measure_inverter_ensemble.py W1.pt W2.pt [...] [--cache runs/cache/chips.npz]
 
 For the 200 FS2K validation pairs and (if its cache exists) the 338 CUFS test pairs, closed set,
 cosine ranking, no mirror averaging (the numbers `python -m forensics.inversion.train --evaluate`
@@ -12,7 +12,8 @@ gives for one model), prints and writes (--out) the inverted rank-1 of:
     initialisation assumed);
   - with --mirror also each model and the descriptor mean with mirror averaging, as queries do
     (`forensics/probes.py`: the inverter also runs on the mirrored sketch chip).
-Model card (docs/models.md, "Several inverters") quotes its output for session 6's four runs.
+The model card (docs/models.md, "Inversion network") quotes its output for the four runs of the
+2026-11-27 GPU training (docs/training/inverter-ensemble-2026-11-27.json).
 """
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+"""Descriptors of the 1,680 LFW photo-control probes (benchmarks/work/lfw_photo_probes.csv) -> runs/lfw_probe_vecs.npz."""
 import csv, numpy as np, torch
 from forensics.models.registry import load_embedder
 from forensics.pipeline import FacePipeline, PipelineFailure
