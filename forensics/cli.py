@@ -1,7 +1,7 @@
-"""The `forensics` command line: a thin typer + rich layer over the Python API.
+"""The `forensics` command line: a thin typer + rich layer over the application object.
 
-Every command opens the gallery named by --db (default ./forensics.db, or $FORENSICS_DB),
-calls one API function and prints its result. Errors the user can fix are printed as one clear
+Every command parses its options, calls one method of `forensics.app.Forensics` (the gallery
+named by --db, default ./forensics.db or $FORENSICS_DB, and the models) and prints the result. Errors the user can fix are printed as one clear
 line (which file, what is wrong, what to do) with exit code 2; partial batch failures exit 1.
 """
 
@@ -105,17 +105,12 @@ def lazy_progress_bar(what: str):
         yield progress
 
 
-def open_db(db: Path, create: bool = False):
-    from gallery.db import open_gallery
+def forensics_app(db: Path, operator: Optional[str] = None, embedder: str = "dlib-resnet",
+                  weights: Optional[Path] = None, face: str = "largest"):
+    """The application object for this command (models load when first needed)."""
+    from forensics.app import Forensics, ModelChoice
 
-    return open_gallery(db, create=create)
-
-
-def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None, face: str = "largest",
-                  workers: int = 0):
-    from forensics.parallel import make_pipeline as make
-
-    return make(embedder, weights, face, workers)
+    return Forensics(db, ModelChoice(embedder, weights, face), operator)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,10 +122,7 @@ def make_pipeline(embedder: str = "dlib-resnet", weights: Optional[Path] = None,
 @handle_errors
 def gallery_init(db: Path = DbOption):
     """Create the gallery database, or upgrade an older one to this version's schema."""
-    from gallery import audit
-
-    g = open_db(db, create=True)
-    audit.append_event(g, actor=_who(None), action="gallery-init", target=str(db), details={"revision": g.revision})
+    g = forensics_app(db).init_gallery()
     console.print(f"gallery ready: {db} (schema {g.revision})")
 
 
@@ -139,25 +131,21 @@ def gallery_init(db: Path = DbOption):
 def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How many subjects."),
                  offset: int = typer.Option(0, help="Skip this many subjects.")):
     """List enrolled subjects with their image counts."""
-    repo = open_db(db).repository()
+    subjects, totals = forensics_app(db).subjects(limit=limit, offset=offset)
     t = Table("subject id", "name", "sex", "born", "images", "vectors")
-    for s in repo.list_subjects(limit=limit, offset=offset):
+    for s in subjects:
         t.add_row(s.external_id, s.name or "", s.sex or "", str(s.birth_year or ""), str(s.n_images),
                   str(s.n_embeddings))
     console.print(t)
-    emb = repo.gallery_embedder()
-    console.print(f"{repo.count_subjects()} subjects, {repo.count_images()} images; embedder: {emb or 'none yet'}")
+    console.print(f"{totals['subjects']} subjects, {totals['images']} images; "
+                  f"embedder: {totals['embedder'] or 'none yet'}")
 
 
 @gallery_app.command("show")
 @handle_errors
 def gallery_show(subject_id: str, db: Path = DbOption):
     """Show one subject: metadata and every enrolled image with its SHA-256."""
-    from forensics.errors import ForensicsError
-
-    s = open_db(db).repository().get_subject(subject_id)
-    if s is None:
-        raise ForensicsError(f"no subject {subject_id!r} in {db}")
+    s = forensics_app(db).subject(subject_id)
     console.print(f"[bold]{s.external_id}[/] {s.name or ''}  sex={s.sex or '-'} born={s.birth_year or '-'}", highlight=False)
     if s.meta:
         console.print(json.dumps(s.meta, ensure_ascii=False), highlight=False, markup=False)
@@ -174,15 +162,13 @@ def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str]
                    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")):
     """Remove a subject: its images, faces and vectors leave the DB and the index (the audit
     log keeps only the image hashes)."""
-    from forensics.maintenance import remove_subject
-
     from forensics.errors import ForensicsError
 
     if not yes:
         if not sys.stdin.isatty():
             raise ForensicsError("removing a subject needs confirmation: pass --yes when not at a terminal")
         typer.confirm(f"remove subject {subject_id!r} and all its images from {db}?", abort=True)
-    removed = remove_subject(open_db(db), subject_id, operator=_who(operator))
+    removed = forensics_app(db, operator).remove_subject(subject_id)
     console.print(f"removed {removed.external_id}: {len(removed.image_sha256s)} image(s), "
                   f"{len(removed.embedding_ids)} vector(s)")
 
@@ -191,9 +177,7 @@ def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str]
 @handle_errors
 def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
     """Compare the FAISS index with the database (the source of truth); exit 1 on any problem."""
-    from forensics.maintenance import check_gallery
-
-    problems = check_gallery(open_db(db), operator=_who(operator))
+    problems = forensics_app(db, operator).check()
     if not problems:
         console.print("[green]ok[/]: the database and the index agree")
         return
@@ -211,20 +195,14 @@ def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--
     """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
     as a canonical sketch, inverted and embedded; ~1 s a face on 2 CPU cores), ahead of the first
     such query. Only faces not yet computed are: an interrupted run resumes where it stopped."""
-    from forensics.inversion.invert import load_inverter
-
-    idx = build_roundtrip(open_db(db), make_pipeline(), load_inverter(), whiten)
+    idx = build_roundtrip(forensics_app(db), whiten)
     console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
 
 
-def build_roundtrip(g, pipeline, inverter, whiten: bool):
+def build_roundtrip(fx, whiten: bool):
     """The gallery's round-trip index, brought up to date with a progress bar."""
-    from forensics.indexes import GalleryIndexes
-    from forensics.whitening import load_whitening
-
-    white = load_whitening(pipeline.embedder.info.key) if whiten else None
     with lazy_progress_bar("round-trip gallery vectors") as progress:
-        return GalleryIndexes(g).roundtrip(pipeline.embedder, inverter, white, progress)
+        return fx.build_roundtrip(whiten, progress)
 
 
 @gallery_app.command("rebuild-index")
@@ -236,9 +214,7 @@ def gallery_rebuild_index(db: Path = DbOption,
     """Rebuild the FAISS index from the database. The kind is kept in the gallery: every later
     rebuild (after enrolling or removing) keeps it, and the sketch search space's index is rebuilt
     as that kind on the next sketch query."""
-    from forensics.maintenance import rebuild_index
-
-    idx = rebuild_index(open_db(db), kind=kind, nprobe=nprobe, operator=_who(operator))
+    idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
 
 
@@ -266,7 +242,7 @@ def enroll(
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
     its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
-    from forensics.enroll import enroll as do_enroll, items_from_manifest, items_from_paths
+    from forensics.enroll import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
 
@@ -279,10 +255,9 @@ def enroll(
         err.print(f"[yellow]note:[/] all {len(items)} files go to ONE subject {items[0].subject_id!r} "
                   "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
                   "if each file is a different person")
-    with make_pipeline(embedder, weights, face, choose_workers(workers, len(items))) as pipeline:
-        g = open_db(db, create=True)  # while the workers (if any) start
-        with progress_bar(len(items), "enrolling") as advance:
-            rep = do_enroll(g, pipeline, items, source=source, operator=_who(operator), progress=advance)
+    fx = forensics_app(db, operator, embedder, weights, face)
+    with progress_bar(len(items), "enrolling") as advance:
+        rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
                   f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
     if rep.failures:
@@ -304,9 +279,7 @@ def search(
     weights: Optional[Path] = WeightsOption,
 ):
     """Search the gallery with a face photo: ranked subjects (best image per subject)."""
-    from forensics.query import search_photo
-
-    result = search_photo(open_db(db), make_pipeline(embedder, weights, face), image, top)
+    result = forensics_app(db, None, embedder, weights, face).search_photo(image, top)
     if as_json:
         print(json.dumps({"probe": str(image), "probe_sha256": result.probe_sha256[0],
                           "embedder": result.embedder.key, "gallery_size": result.gallery_size,
@@ -356,17 +329,14 @@ def evaluate(
     """Identification test: rank-1/5/10 of many probes against the gallery, plus a CMC plot. Each
     probe is searched as `forensics query` searches one sketch; each JSON line holds the same
     candidate fields as `query --json`."""
-    from forensics.evaluate import evaluate as do_eval, read_probe_manifest, write_cmc_plot
-    from forensics.searcher import Searcher
+    from forensics.evaluate import read_probe_manifest, write_cmc_plot
 
     items = read_probe_manifest(probes)
-    kind = probe_kind if probe_kind != "auto" else ("photo" if mode == "raw" else "sketch")
-    g = open_db(db)
-    pipeline = make_pipeline(embedder, weights, face)
-    with lazy_progress_bar("round-trip gallery vectors") as rt_progress:  # mode roundtrip: computed first
-        searcher = Searcher(g, pipeline, mode, kind, whiten=whiten, progress=rt_progress)
+    fx = forensics_app(db, None, embedder, weights, face)
+    if mode == "roundtrip":  # computed first, with its own progress bar
+        build_roundtrip(fx, whiten and probe_kind != "photo")
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
-        s = do_eval(searcher, items, out, top=top, progress=advance)
+        s = fx.evaluate(items, out, top=top, mode=mode, probe_kind=probe_kind, whiten=whiten, progress=advance)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
@@ -406,7 +376,7 @@ def query(
     is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
     from forensics.errors import ForensicsError
     from forensics.modes import get_mode
-    from forensics.query import SubjectFilters, run_query
+    from forensics.query import SubjectFilters
     from forensics.reports import FORMATS
 
     get_mode(mode)
@@ -421,13 +391,12 @@ def query(
         k, v = w.split("=", 1)
         conditions[k.strip()] = v.strip()
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
-    g = open_db(db)
+    fx = forensics_app(db, operator, embedder, weights, face)
     with lazy_progress_bar("round-trip gallery vectors") as progress:
-        q = run_query(g, make_pipeline(embedder, weights, face), sketches, top=top, mode=mode, case_id=case,
-                      operator=_who(operator), filters=filters, whitening=whiten, progress=progress)
+        q = fx.query(sketches, top=top, mode=mode, case_id=case, filters=filters, whiten=whiten, progress=progress)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
-    written = _write_report(g, q.query_uid, report, operator) if report else None
+    written = fx.report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
                           "candidates": [c.to_dict() for c in q.candidates],
@@ -436,12 +405,6 @@ def query(
     print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects)")
     if written:
         console.print(f"report: {written}")
-
-
-def _write_report(g, query_uid: str, out: Path, operator: Optional[str], fmt: Optional[str] = None) -> Path:
-    from forensics.reports import export_report
-
-    return export_report(g, query_uid, fmt or out.suffix.lower().lstrip("."), out, _who(operator))
 
 
 @app.command()
@@ -454,7 +417,7 @@ def report(
     db: Path = DbOption,
 ):
     """Export the match report of a stored query."""
-    path = _write_report(open_db(db), query_id, out, operator, fmt)
+    path = forensics_app(db, operator).report(query_id, out, fmt)
     console.print(f"wrote {path}")
 
 
@@ -464,7 +427,7 @@ def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show a
                  case: Optional[str] = typer.Option(None, "--case", help="Only the queries of this case id."),
                  as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
     """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export)."""
-    rows = open_db(db).repository().list_queries(limit=limit, case_id=case)
+    rows = forensics_app(db).queries(limit=limit, case_id=case)
     if as_json:
         print(json.dumps([dataclasses.asdict(q) for q in rows], indent=2, default=str))
         return
@@ -481,11 +444,7 @@ def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show a
 @handle_errors
 def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Option(False, "--json")):
     """One stored query: inputs, models, parameters and candidates."""
-    from forensics.errors import ForensicsError
-
-    q = open_db(db).repository().get_query(query_id)
-    if q is None:
-        raise ForensicsError(f"no query {query_id!r} in {db}")
+    q = forensics_app(db).stored_query(query_id)
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "created_at": str(q.created_at), "case_id": q.case_id,
                           "operator": q.operator, "mode": q.mode, "params": q.params, "filters": q.filters,
@@ -519,9 +478,7 @@ def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Optio
 @handle_errors
 def audit_verify(db: Path = DbOption):
     """Check the audit hash chain; names any edited, deleted or reordered event and exits 1."""
-    from gallery.audit import verify_chain
-
-    res = verify_chain(open_db(db))
+    res = forensics_app(db).verify_audit()
     console.print(res.summary(), highlight=False, markup=False)
     if not res.ok:
         raise typer.Exit(1)
@@ -532,9 +489,7 @@ def audit_verify(db: Path = DbOption):
 def audit_export(out: Path = typer.Option(..., "-o", "--out", help="Output file."),
                  fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: Path = DbOption):
     """Export every audit event, in order."""
-    from gallery.audit import export_events
-
-    n = export_events(open_db(db), fmt, out)
+    n = forensics_app(db).export_audit(fmt, out)
     console.print(f"wrote {n} events to {out}")
 
 
@@ -554,7 +509,7 @@ def demo(
     ./demo/, query with 3 CUFS test sketches, print the ranked candidates."""
     from forensics.demo import run_demo
 
-    run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar)
+    run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar, show=print_candidates)
 
 
 @app.command()
@@ -610,12 +565,6 @@ def train_inverter(
 def version():
     """Print the tool version."""
     console.print(__version__)
-
-
-def _who(operator: Optional[str]) -> str:
-    import getpass
-
-    return operator or getpass.getuser()
 
 
 def main():  # pragma: no cover

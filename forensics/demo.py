@@ -38,13 +38,12 @@ def demo_manifest(data: Path, out: Path, n_lfw: int) -> tuple[Path, list[tuple[P
     return manifest, probes
 
 
-def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, progress_bar=None):
-    from forensics.cli import make_pipeline, print_candidates
-    from forensics.enroll import enroll, items_from_manifest
+def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, progress_bar=None, show=None):
+    """Enroll the demo gallery, query it with 3 sketches, write their reports. `console` prints,
+    `progress_bar(total, what)` shows progress, `show(candidates, title)` prints a candidate list."""
+    from forensics.app import Forensics, ModelChoice
+    from forensics.enroll import items_from_manifest
     from forensics.parallel import choose_workers
-    from forensics.query import run_query
-    from forensics.reports import export_report
-    from gallery.db import open_gallery
 
     data = data or default_data_dir()
     if data is None or not (data / "cufs" / "manifest.csv").is_file() or not (data / "lfw" / "manifest.csv").is_file():
@@ -54,23 +53,21 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     (out / "reports").mkdir(parents=True, exist_ok=True)
     items = items_from_manifest(manifest)
     # LFW-style crops: the labelled person is the central face
-    with make_pipeline(face="central", workers=choose_workers(None, len(items))) as pipeline:
-        gallery = open_gallery(out / "gallery.db", create=True)
-        console.print(f"[bold]1. enrolling[/] {len(items)} gallery photos into {out / 'gallery.db'} "
-                      "(338 CUFS test photos + LFW distractors; already-enrolled images are skipped)")
-        with progress_bar(len(items), "enrolling") as advance:
-            rep = enroll(gallery, pipeline, items, source="demo", operator="demo", progress=advance)
+    fx = Forensics(out / "gallery.db", ModelChoice(face="central"), operator="demo")
+    console.print(f"[bold]1. enrolling[/] {len(items)} gallery photos into {out / 'gallery.db'} "
+                  "(338 CUFS test photos + LFW distractors; already-enrolled images are skipped)")
+    with progress_bar(len(items), "enrolling") as advance:
+        rep = fx.enroll(items, source="demo", workers=choose_workers(None, len(items)), progress=advance)
     console.print(f"   enrolled {rep.enrolled}, skipped {rep.duplicates} duplicates, failed {len(rep.failures)}")
-    pipeline = make_pipeline(face="central")  # queries: a few sketches, in this process
     console.print(f"[bold]2. querying[/] with {len(probes)} CUFS test sketches")
     results = []
     for sketch, true_id in probes:
-        q = run_query(gallery, pipeline, [sketch], top=10, case_id="DEMO", operator="demo")
+        q = fx.query([sketch], top=10, case_id="DEMO")
         results.append(q)
-        print_candidates(q.candidates, f"{sketch.name}: true subject {true_id}")
+        show(q.candidates, f"{sketch.name}: true subject {true_id}")
         hit = next((c.rank for c in q.candidates if c.subject_id == true_id), None)
         console.print(f"   true subject at rank {hit if hit else '>10'}; query id {q.query_uid}")
         for fmt in ("html", "pdf"):
-            path = export_report(gallery, q.query_uid, fmt, out / "reports" / f"{true_id}.{fmt}", "demo")
+            path = fx.report(q.query_uid, out / "reports" / f"{true_id}.{fmt}", fmt)
             console.print(f"   report: {path}")
     return results

@@ -56,7 +56,7 @@ def test_search_finds_the_person_with_an_unseen_photo(enrolled, data_dir):
     assert out["embedder"].startswith("dlib-resnet@v1")
 
 
-def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
+def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir, png_header):
     folder = tmp_path / "batch" / "someone"
     folder.mkdir(parents=True)
     shutil.copy(data_dir / "lfw" / "deepfunneled_250" / "Al_Gore" / "Al_Gore_0001.jpg", folder / "good.jpg")
@@ -68,9 +68,7 @@ def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
     Image.new("RGB", (1, 1)).save(folder / "one_pixel.png")
     Image.new("RGB", (300, 300), (200, 180, 160)).save(folder / "no_face.png")
     (folder / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
-    from test_images import _png_header
-
-    (folder / "huge.png").write_bytes(_png_header(30000, 30000))
+    (folder / "huge.png").write_bytes(png_header(30000, 30000))
     db = tmp_path / "g.db"
     res = run("enroll", tmp_path / "batch", "--db", db, "--workers", 2, ok=False)  # failures come back from workers
     assert res.exit_code == 1
@@ -111,7 +109,11 @@ def test_evaluate_writes_one_line_per_probe_in_order(enrolled, data_dir, tmp_pat
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["subject_id"] for x in lines] == ["Al_Gore", "Adrien_Brody", "Alejandro_Toledo"]
     assert lines[1]["candidates"] == [] and "bad.jpg" in lines[1]["error"]
-    assert lines[0]["candidates"][0] == {"rank": 1, "subject_id": "Al_Gore", "score": lines[0]["candidates"][0]["score"]}
+    first = lines[0]["candidates"][0]
+    assert (first["rank"], first["subject_id"]) == (1, "Al_Gore")
+    search = json.loads(run("search", rows[0][0], "--top", 5, "--json", "--db", enrolled).stdout)
+    assert first.keys() == search["candidates"][0].keys()  # the fields `search --json` / `query --json` print
+    assert [c["subject_id"] for c in search["candidates"]] == [c["subject_id"] for c in lines[0]["candidates"]]
     assert lines[2]["candidates"][0]["subject_id"] == "Alejandro_Toledo"
     assert "rank-1 66.7%" in res.output
     assert out.with_suffix(".cmc.png").is_file()

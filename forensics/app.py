@@ -1,0 +1,171 @@
+"""The application: one gallery and the models that work on it, as the CLI (and any other front
+end) uses them. Each `forensics` command parses its arguments, calls one method here and prints
+what it returns, as datasette's CLI calls its `Datasette` object.
+
+Models load lazily, on the first method that needs them; the gallery opens on first use.
+Actions that change or search the gallery are audit-logged by the modules they call.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gallery import audit
+from gallery.db import Gallery, open_gallery
+from gallery.index import IndexProblem, VectorIndex
+from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
+
+from forensics.errors import ForensicsError
+from forensics.evaluate import EvalSummary, evaluate
+from forensics.indexes import GalleryIndexes
+from forensics.query import QueryOutcome, SubjectFilters, run_query, search_photo
+from forensics.records import SearchResult
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which face pipeline to build: the embedder (and its weights file), and the face to keep
+    when an image shows several ("largest" or "central")."""
+
+    embedder: str = "dlib-resnet"
+    weights: Path | None = None
+    face: str = "largest"
+
+
+class Forensics:
+    """One gallery (`db`: its SQLite file) and the models, for one operator."""
+
+    def __init__(self, db: Path, models: ModelChoice = ModelChoice(), operator: str | None = None):
+        self.db = Path(db)
+        self.models = models
+        self.operator = operator or getpass.getuser()
+        self._gallery: Gallery | None = None
+        self._pipeline = None
+
+    # -- what it works on ----------------------------------------------------------------------
+
+    def gallery(self, create: bool = False) -> Gallery:
+        if self._gallery is None:
+            self._gallery = open_gallery(self.db, create=create)
+        return self._gallery
+
+    def pipeline(self, workers: int = 0):
+        """The face pipeline (in this process; with `workers` > 0 a pool, which the caller closes)."""
+        from forensics.parallel import make_pipeline
+
+        if workers:
+            return make_pipeline(self.models.embedder, self.models.weights, self.models.face, workers)
+        if self._pipeline is None:
+            self._pipeline = make_pipeline(self.models.embedder, self.models.weights, self.models.face, 0)
+        return self._pipeline
+
+    # -- the gallery ---------------------------------------------------------------------------
+
+    def init_gallery(self) -> Gallery:
+        g = self.gallery(create=True)
+        audit.append_event(g, actor=self.operator, action="gallery-init", target=str(self.db),
+                           details={"revision": g.revision})
+        return g
+
+    def subjects(self, limit: int = 50, offset: int = 0) -> tuple[list[SubjectInfo], dict]:
+        """A page of subjects, and the gallery's totals (subjects, images, embedder)."""
+        repo = self.gallery().repository()
+        totals = {"subjects": repo.count_subjects(), "images": repo.count_images(),
+                  "embedder": repo.gallery_embedder()}
+        return repo.list_subjects(limit=limit, offset=offset), totals
+
+    def subject(self, subject_id: str) -> SubjectInfo:
+        s = self.gallery().repository().get_subject(subject_id)
+        if s is None:
+            raise ForensicsError(f"no subject {subject_id!r} in {self.db}")
+        return s
+
+    def remove_subject(self, subject_id: str) -> RemovedSubject:
+        from forensics.maintenance import remove_subject
+
+        return remove_subject(self.gallery(), subject_id, operator=self.operator)
+
+    def check(self) -> list[IndexProblem]:
+        from forensics.maintenance import check_gallery
+
+        return check_gallery(self.gallery(), operator=self.operator)
+
+    def rebuild_index(self, kind: str, nprobe: int | None) -> VectorIndex:
+        from forensics.maintenance import rebuild_index
+
+        return rebuild_index(self.gallery(), kind=kind, nprobe=nprobe, operator=self.operator)
+
+    def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> VectorIndex:
+        """The round-trip index, brought up to date (only faces not yet computed are)."""
+        from forensics.inversion.invert import load_inverter
+        from forensics.whitening import load_whitening
+
+        pipeline = self.pipeline()
+        white = load_whitening(pipeline.embedder.info.key) if whiten else None
+        return GalleryIndexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
+
+    # -- enroll, search, query, evaluate -------------------------------------------------------
+
+    def enroll(self, items, source: str = "cli", workers: int = 0, progress: Callable[[int], None] | None = None):
+        """Enroll `items` (forensics.enroll.EnrollItem); detection and embedding in `workers`
+        processes (0: this one). Returns the EnrollReport."""
+        from forensics.enroll import enroll
+
+        if workers:
+            with self.pipeline(workers) as pipeline:
+                g = self.gallery(create=True)  # while the workers start
+                return enroll(g, pipeline, items, source=source, operator=self.operator, progress=progress)
+        return enroll(self.gallery(create=True), self.pipeline(), items, source=source, operator=self.operator,
+                      progress=progress)
+
+    def search_photo(self, image: Path, top: int = 10) -> SearchResult:
+        return search_photo(self.gallery(), self.pipeline(), image, top)
+
+    def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
+              filters: SubjectFilters | None = None, whiten: bool = True,
+              progress: Progress | None = None) -> QueryOutcome:
+        return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
+                         operator=self.operator, filters=filters, whitening=whiten, progress=progress)
+
+    def evaluate(self, probes: list[tuple[Path, str]], out: Path, top: int = 10, mode: str = "raw",
+                 probe_kind: str = "auto", whiten: bool = True,
+                 progress: Callable[[int], None] | None = None) -> EvalSummary:
+        """Search every probe (path, true subject id; `read_probe_manifest`) as a query would;
+        write one JSON line per probe to `out`. Mode roundtrip: run `build_roundtrip` first to
+        see its progress (else the round-trip vectors are computed here, silently)."""
+        from forensics.searcher import Searcher
+
+        kind = probe_kind if probe_kind != "auto" else ("photo" if mode == "raw" else "sketch")
+        searcher = Searcher(self.gallery(), self.pipeline(), mode, kind, whiten=whiten)
+        return evaluate(searcher, probes, out, top=top, progress=progress)
+
+    # -- stored queries, reports, audit --------------------------------------------------------
+
+    def stored_query(self, query_id: str) -> QueryRecord:
+        q = self.gallery().repository().get_query(query_id)
+        if q is None:
+            raise ForensicsError(f"no query {query_id!r} in {self.db}")
+        return q
+
+    def queries(self, limit: int = 50, case_id: str | None = None):
+        return self.gallery().repository().list_queries(limit=limit, case_id=case_id)
+
+    def report(self, query_id: str, out: Path, fmt: str | None = None) -> Path:
+        from forensics.reports import export_report
+
+        return export_report(self.gallery(), query_id, fmt or Path(out).suffix.lower().lstrip("."), out, self.operator)
+
+    def verify_audit(self):
+        from gallery.audit import verify_chain
+
+        return verify_chain(self.gallery())
+
+    def export_audit(self, fmt: str, out: Path) -> int:
+        from gallery.audit import export_events
+
+        return export_events(self.gallery(), fmt, out)
