@@ -17,10 +17,10 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import DuplicateImageError, GalleryError
-from gallery.index import default_index_path, load_or_build
 from gallery.records import FaceSpec, ImageSpec
 
 from forensics.errors import ForensicsError
+from forensics.indexes import GalleryIndexes
 from forensics.images import iter_image_files, png_bytes
 from forensics.intake import PipelineFailure, Skipped
 
@@ -158,5 +158,5 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
             outcome="interrupted" if interrupted else ("ok" if not report.failures else "partial"),
         )
         if report.enrolled and gallery.path is not None:
-            load_or_build(repo, default_index_path(gallery.path))
+            GalleryIndexes(gallery).plain()  # brought up to date, as the kind kept in the gallery
     return report

@@ -27,7 +27,7 @@ import numpy as np
 
 from gallery.db import Gallery
 from gallery.errors import EmbedderMismatchError, IndexCorruptError
-from gallery.index import FLAT, IVF, KINDS, IndexProblem, VectorIndex, check_consistency, sidecar_path
+from gallery.index import FLAT, IVF, KINDS, IndexProblem, VectorIndex, check_consistency, load_or_build, sidecar_path
 
 from forensics.errors import ForensicsError
 from forensics.probes import INDEX_PLAIN, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW, INDEX_WHITENED
@@ -90,20 +90,13 @@ class GalleryIndexes:
         return out
 
     def _load_or_build(self, name: str, transform=None, space: str | None = None) -> VectorIndex:
-        emb = self.embedder()
+        self.embedder()
         kind, nprobe = self.kind()
+        extra = {"nprobe": nprobe} if kind == IVF and nprobe else {}
         path = self.path(name)
-        fp = self.repo.gallery_fingerprint(emb)
-        current = self._load(name, emb.key)
-        if current is not None and current.kind == kind and current.gallery_fingerprint == fp and current.space == space:
-            if kind == IVF and nprobe:
-                current.nprobe = nprobe
-            return current
-        vi = VectorIndex.from_repository(self.repo, kind, transform=transform, space=space,
-                                         **({"nprobe": nprobe} if kind == IVF and nprobe else {}))
-        if path is not None:
-            vi.save(path)
-        return vi
+        if path is None:  # an in-memory gallery: nothing saved beside it
+            return VectorIndex.from_repository(self.repo, kind, transform=transform, space=space, **extra)
+        return load_or_build(self.repo, path, kind, transform=transform, space=space, **extra)
 
     def _load(self, name: str, key) -> VectorIndex | None:
         """The saved index, or None when there is none or it cannot be trusted (then it is rebuilt)."""

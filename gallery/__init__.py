@@ -28,7 +28,6 @@ from .index import (
     IndexProblem,
     VectorIndex,
     check_consistency,
-    default_index_path,
     load_or_build,
 )
 from .records import (
@@ -82,7 +81,6 @@ __all__ = [
     "VerifyResult",
     "append_event",
     "check_consistency",
-    "default_index_path",
     "export_events",
     "head_revision",
     "init_gallery",

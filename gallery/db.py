@@ -302,13 +302,6 @@ class Gallery:
 
     # -- facts --------------------------------------------------------------------------------
 
-    @property
-    def index_path(self) -> Optional[Path]:
-        """Where the derived FAISS index of this gallery lives by default (``<db>.faiss``)."""
-        from .index import default_index_path
-
-        return None if self.path is None else default_index_path(self.path)
-
     def get_meta(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key`` in ``gallery_meta`` (``default`` when absent)."""
         with self.session() as s:

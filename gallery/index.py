@@ -11,7 +11,8 @@ Kinds:
   vectors, ids stored in the inverted lists, a hashtable direct map for reconstruct/remove;
   ``nprobe`` (lists visited per query) trades speed for recall.
 
-On disk: ``<db>.faiss`` (FAISS's own format) plus ``<db>.faiss.json``, a sidecar recording the
+On disk (where: `forensics.indexes`, the owner of a gallery's indexes): ``<name>.faiss``
+(FAISS's own format) plus ``<name>.faiss.json``, a sidecar recording the
 embedder, kind, count, a fingerprint of the ids, the gallery fingerprint it was built from and
 the SHA-256 of the ``.faiss`` file (so a torn or edited file is refused on load).
 """
@@ -43,11 +44,6 @@ SIDECAR_FORMAT = "forensics.vector-index"
 SIDECAR_VERSION = 1
 
 PathLike = Union[str, Path]
-
-
-def default_index_path(db_path: PathLike) -> Path:
-    """Where the index of the gallery at ``db_path`` lives: ``gallery.db`` -> ``gallery.faiss``."""
-    return Path(db_path).with_suffix(".faiss")
 
 
 def sidecar_path(index_path: PathLike) -> Path:
@@ -156,12 +152,6 @@ class VectorIndex:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def empty(cls, embedder_key: Any) -> "VectorIndex":
-        """An empty exact (flat) index for ``embedder_key``."""
-        key = EmbedderKey.coerce(embedder_key)
-        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(key.dim)), key, FLAT, ids=np.empty(0))
-
-    @classmethod
     def build(
         cls,
         ids: Any,
@@ -253,11 +243,6 @@ class VectorIndex:
         return cls.build(ids, vecs, emb.key, FLAT, gallery_fingerprint=fp, space=space)
 
     # -- facts --------------------------------------------------------------------------------
-
-    @property
-    def faiss_index(self) -> "faiss.Index":
-        """The underlying FAISS index (do not add/remove through it: ids would go stale)."""
-        return self._index
 
     @property
     def dim(self) -> int:
@@ -539,68 +524,43 @@ def check_consistency(
     not for an index in another ``space``, whose vectors are transformed by design).
     The DB is streamed in batches.
     """
-    check_vectors = check_vectors and index.space is None
-    problems: list[IndexProblem] = []
     emb = repo.gallery_embedder()
     idx_ids = index.ids()
     if emb is None:
-        if idx_ids.size:
-            problems.append(
-                IndexProblem(
-                    "extra_ids",
-                    f"the gallery holds no vectors but the index holds {idx_ids.size}: "
-                    f"{_short(idx_ids.tolist())}",
-                    tuple(idx_ids.tolist()),
-                )
-            )
-        return problems
+        return [_ids_problem("extra_ids", idx_ids, "the gallery holds no vectors but the index holds {n}: {ids}")]\
+            if idx_ids.size else []
     if emb.key != index.embedder:
-        problems.append(
-            IndexProblem(
-                "embedder_mismatch",
-                f"the index holds vectors of {index.embedder}, the gallery of {emb.key}",
-            )
-        )
-        return problems
+        return [IndexProblem("embedder_mismatch",
+                             f"the index holds vectors of {index.embedder}, the gallery of {emb.key}")]
+    db_ids, differing = _scan_database(repo, emb, index, idx_ids, check_vectors and index.space is None, atol)
+    problems = []
+    if (missing := np.setdiff1d(db_ids, idx_ids)).size:
+        problems.append(_ids_problem("missing_ids", missing, "{n} gallery vectors are not in the index: {ids}"))
+    if (extra := np.setdiff1d(idx_ids, db_ids)).size:
+        problems.append(_ids_problem("extra_ids", extra, "{n} index vectors are not in the gallery (removed?): {ids}"))
+    if differing:
+        problems.append(_ids_problem("vector_mismatch", np.asarray(differing),
+                                     "{n} index vectors differ from the gallery's: {ids}"))
+    return problems
+
+
+def _scan_database(repo, emb, index: VectorIndex, idx_ids: np.ndarray, check_vectors: bool,
+                   atol: float) -> tuple[np.ndarray, list[int]]:
+    """(every embedding id in the DB, the ids whose indexed vector differs from the stored one)."""
     db_parts: list[np.ndarray] = []
     differing: list[int] = []
     for ids, vecs in repo.iter_embedding_batches(emb):
         db_parts.append(ids)
-        if check_vectors:
-            present = np.isin(ids, idx_ids)
-            if present.any():
-                got = index.reconstruct(ids[present])
-                bad = np.max(np.abs(got - vecs[present]), axis=1) > atol
-                differing.extend(ids[present][bad].tolist())
-    db_ids = np.concatenate(db_parts) if db_parts else np.empty(0, np.int64)
-    missing = np.setdiff1d(db_ids, idx_ids)
-    extra = np.setdiff1d(idx_ids, db_ids)
-    if missing.size:
-        problems.append(
-            IndexProblem(
-                "missing_ids",
-                f"{missing.size} gallery vectors are not in the index: {_short(missing.tolist())}",
-                tuple(missing.tolist()),
-            )
-        )
-    if extra.size:
-        problems.append(
-            IndexProblem(
-                "extra_ids",
-                f"{extra.size} index vectors are not in the gallery (removed?): "
-                f"{_short(extra.tolist())}",
-                tuple(extra.tolist()),
-            )
-        )
-    if differing:
-        problems.append(
-            IndexProblem(
-                "vector_mismatch",
-                f"{len(differing)} index vectors differ from the gallery's: {_short(differing)}",
-                tuple(differing),
-            )
-        )
-    return problems
+        present = np.isin(ids, idx_ids) if check_vectors else np.zeros(len(ids), bool)
+        if present.any():
+            bad = np.max(np.abs(index.reconstruct(ids[present]) - vecs[present]), axis=1) > atol
+            differing.extend(ids[present][bad].tolist())
+    return (np.concatenate(db_parts) if db_parts else np.empty(0, np.int64)), differing
+
+
+def _ids_problem(kind: str, ids: np.ndarray, message: str) -> IndexProblem:
+    listed = ids.tolist()
+    return IndexProblem(kind, message.format(n=len(listed), ids=_short(listed)), tuple(listed))
 
 
 def load_or_build(
@@ -643,7 +603,6 @@ __all__ = [
     "IndexProblem",
     "VectorIndex",
     "check_consistency",
-    "default_index_path",
     "default_nlist",
     "default_nprobe",
     "ids_fingerprint",

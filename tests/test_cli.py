@@ -121,9 +121,9 @@ def test_evaluate_writes_one_line_per_probe_in_order(enrolled, data_dir, tmp_pat
 
 def test_check_detects_a_stale_index_and_rebuild_fixes_it(enrolled):
     from gallery.db import open_gallery
-    from gallery.index import VectorIndex, default_index_path
+    from gallery.index import VectorIndex
 
-    idx_path = default_index_path(enrolled)
+    idx_path = enrolled.with_suffix(".faiss")
     idx = VectorIndex.load(idx_path)
     idx.remove(idx.ids()[:2])
     idx.save(idx_path)

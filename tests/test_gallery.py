@@ -26,7 +26,6 @@ from gallery import (
     SubjectNotFoundError,
     VectorIndex,
     check_consistency,
-    default_index_path,
     head_revision,
     load_or_build,
     open_gallery,
@@ -550,8 +549,8 @@ def test_ivf_recall_and_persistence(tmp_path):
 
 def test_rebuild_from_db_and_load_or_build(gal, repo, emb, monkeypatch):
     fill(repo, emb, 40)
-    path = default_index_path(gal.path)
-    assert path == gal.index_path and path.name == "gallery.faiss"
+    path = gal.path.with_suffix(".faiss")
+    assert path.name == "gallery.faiss"
     vi = load_or_build(repo, path)
     assert path.exists() and sidecar_path(path).exists()
     assert vi.gallery_fingerprint == repo.gallery_fingerprint()

@@ -105,3 +105,22 @@ def test_an_empty_gallery_is_a_clear_error(tmp_path):
     with pytest.raises(ForensicsError, match="empty"):
         ix.plain()
     assert ix.check() == {}
+
+
+def test_enrolling_keeps_the_index_kind_set_by_rebuild_index(tmp_path, small_gallery_dir):
+    """`gallery rebuild-index --kind ivf`, then `enroll`: the index stays IVF (it was silently
+    replaced by a flat one)."""
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+
+    db = tmp_path / "g.db"
+    people = sorted(small_gallery_dir.iterdir())
+    runner = CliRunner()
+    assert runner.invoke(app, ["enroll", str(people[0]), "--db", str(db)]).exit_code == 0
+    assert runner.invoke(app, ["gallery", "rebuild-index", "--kind", "ivf", "--db", str(db)]).exit_code == 0
+    res = runner.invoke(app, ["enroll", str(people[1]), "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    index = VectorIndex.load(db.with_suffix(".faiss"))
+    assert index.kind == IVF and index.ntotal == 4
+    assert runner.invoke(app, ["gallery", "check", "--db", str(db)]).exit_code == 0
