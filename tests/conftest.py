@@ -33,11 +33,17 @@ def pipeline():
 LFW_PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
 
 
+@pytest.fixture(scope="session")
+def lfw_people() -> list[str]:
+    """The LFW people of :func:`small_gallery_dir`, one subject each."""
+    return list(LFW_PEOPLE)
+
+
 @pytest.fixture()
-def small_gallery_dir(tmp_path, data_dir) -> Path:
+def small_gallery_dir(tmp_path, data_dir, lfw_people) -> Path:
     """A folder per person with 2 LFW photos each (subject = folder name)."""
     root = tmp_path / "mugshots"
-    for person in LFW_PEOPLE:
+    for person in lfw_people:
         files = sorted((data_dir / "lfw" / "deepfunneled_250" / person).glob("*.jpg"))[:2]
         assert files, person
         (root / person).mkdir(parents=True)

@@ -13,8 +13,6 @@ from typer.testing import CliRunner
 
 from forensics.cli import app
 
-from conftest import LFW_PEOPLE
-
 runner = CliRunner()
 
 
@@ -155,4 +153,3 @@ def test_help_teaches():
     for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
         res = run(*cmd, "--help")
         assert "Usage" in res.output
-    assert LFW_PEOPLE  # the fixture's people exist in the data (checked by small_gallery_dir)
