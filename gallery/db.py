@@ -34,7 +34,7 @@ from .errors import (
 )
 from .models import APPLICATION_ID, GalleryMeta
 from .repository import GalleryRepository
-from .transaction import Database
+from .transaction import Database, raw_connection
 from .util import iso_utc, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,13 +150,6 @@ def _read_state_readonly(path: Path) -> DatabaseState:
         con.close()
 
 
-def _raw(conn: Connection) -> sqlite3.Connection:
-    """The DBAPI connection under ``conn``, without starting a SQLAlchemy transaction."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    return raw  # type: ignore[return-value]
-
-
 def _state_of(raw: sqlite3.Connection) -> DatabaseState:
     tables = frozenset(
         r[0]
@@ -240,7 +233,7 @@ def upgrade_to_head(engine: Engine, target: str = "head") -> str:
 
     cfg = alembic_config()
     with engine.connect() as conn:
-        raw = _raw(conn)
+        raw = raw_connection(conn)
         raw.execute("PRAGMA foreign_keys = OFF")
         try:
             conn = conn.execution_options(forensics_begin="BEGIN IMMEDIATE")
@@ -310,7 +303,7 @@ class Gallery(Database):
         """A consistent copy of the database at ``dest`` (SQLite online backup; safe while in use)."""
         dest = Path(dest)
         with self.engine.connect() as conn:
-            raw = _raw(conn)
+            raw = raw_connection(conn)
             out = sqlite3.connect(str(dest))
             try:
                 raw.backup(out)

@@ -20,7 +20,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import ContextManager, Iterator, Sequence, TypeVar, Union
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Ids per ``IN (...)`` clause (SQLite's historical limit is 999 bound parameters).
@@ -78,9 +78,16 @@ def write_transaction(source: Source) -> Iterator[Session]:
             yield source
 
 
+def raw_connection(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under ``conn``, without starting a SQLAlchemy transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    return raw  # type: ignore[return-value]
+
+
 def dbapi_connection(s: Session) -> sqlite3.Connection:
     """The sqlite3 connection under the session's current transaction (for bulk reads)."""
-    return s.connection().connection.dbapi_connection  # type: ignore[return-value]
+    return raw_connection(s.connection())
 
 
 def chunks(seq: Sequence[T], n: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -110,6 +117,7 @@ __all__ = [
     "check_source",
     "chunks",
     "dbapi_connection",
+    "raw_connection",
     "read_transaction",
     "write_transaction",
 ]
