@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import getpass
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import DuplicateImageError, GalleryError
-from gallery.records import FaceSpec, ImageSpec
+from gallery.records import EmbedderInfo, FaceSpec, ImageSpec
+from gallery.repository import GalleryRepository
 
 from forensics.errors import ForensicsError
 from forensics.indexes import GalleryIndexes
@@ -97,13 +99,58 @@ def items_from_manifest(manifest: Path) -> list[EnrollItem]:
     return items
 
 
+def _enrollment(res, item: EnrollItem, embedder: EmbedderInfo, source: str) -> tuple[dict, ImageSpec, list[FaceSpec]]:
+    """The `(subject, image, faces)` the gallery enrolls for one pipeline result."""
+    subject = {"external_id": item.subject_id, "name": item.name, "sex": item.sex,
+               "birth_year": item.birth_year, "meta": item.meta or None}
+    image = ImageSpec(sha256=res.sha256, original_path=str(res.path.absolute()), width=res.width,
+                      height=res.height, size_bytes=res.size_bytes, source=source, n_faces_detected=res.n_faces)
+    face = FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
+                    chip_png=res.chip_png or png_bytes(res.chip), vector=res.embedding.vector, embedder=embedder)
+    return subject, image, [face]
+
+
+def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, EnrollItem],
+                  embedder: EmbedderInfo, source: str, report: EnrollReport) -> None:
+    """Enroll one batch of pipeline results in one transaction (each image all-or-nothing within
+    it) and count what happened to each in `report`."""
+    to_add = []
+    for res in results:
+        if isinstance(res, Skipped):
+            report.duplicates += 1
+        elif isinstance(res, PipelineFailure):
+            report.failures.append((res.path, str(res.error)))
+        else:
+            to_add.append((res, _enrollment(res, by_path[str(res.path)], embedder, source)))
+    outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []
+    for (res, _), outcome in zip(to_add, outcomes):
+        report.input_hashes.append(res.sha256)
+        if isinstance(outcome, DuplicateImageError):
+            report.duplicates += 1
+        elif isinstance(outcome, GalleryError):
+            report.failures.append((res.path, str(outcome)))
+        else:
+            report.enrolled += 1
+            report.subjects_created += int(outcome.subject_created)
+
+
+def _audit(gallery: Gallery, report: EnrollReport, n_items: int, interrupted: bool, source: str,
+           embedder_key: str, operator: str | None) -> None:
+    audit.append_event(
+        gallery, actor=operator or getpass.getuser(), action="enroll", target=f"{n_items} file(s)",
+        details={"enrolled": report.enrolled, "duplicates": report.duplicates,
+                 "failed": [[str(p), why] for p, why in report.failures], "source": source,
+                 "embedder": embedder_key, "interrupted": interrupted},
+        input_hashes=report.input_hashes,
+        outcome="interrupted" if interrupted else ("ok" if not report.failures else "partial"),
+    )
+
+
 def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "cli",
            operator: str | None = None, batch_size: int = 32,
            progress: Callable[[int], None] | None = None) -> EnrollReport:
     """Enroll `items` with `pipeline` (a `FacePipeline`, or a `ParallelPipeline` whose workers do the
     work after intake); returns counts and per-file failures. See the module docstring."""
-    import time
-
     t0 = time.perf_counter()
     repo = gallery.repository()
     emb_info = pipeline.embedder_info
@@ -115,48 +162,13 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
     try:
         for results in pipeline.process([it.path for it in items], kind="photo", batch_size=batch_size,
                                         known=repo.known_images, encode_chips=True):
-            to_add = []
-            for res in results:
-                if isinstance(res, Skipped):
-                    report.duplicates += 1
-                elif isinstance(res, PipelineFailure):
-                    report.failures.append((res.path, str(res.error)))
-                else:
-                    item = by_path[str(res.path)]
-                    subject = {"external_id": item.subject_id, "name": item.name, "sex": item.sex,
-                               "birth_year": item.birth_year, "meta": item.meta or None}
-                    image = ImageSpec(sha256=res.sha256, original_path=str(res.path.absolute()), width=res.width,
-                                      height=res.height, size_bytes=res.size_bytes, source=source,
-                                      n_faces_detected=res.n_faces)
-                    face = FaceSpec(box=res.box, landmarks=res.landmarks, det_score=res.det_score,
-                                    chip_png=res.chip_png or png_bytes(res.chip), vector=res.embedding.vector, embedder=embedder)
-                    to_add.append((res, (subject, image, [face])))
-            # one transaction per batch: committed together, each image all-or-nothing within it
-            outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []
-            for (res, _), outcome in zip(to_add, outcomes):
-                report.input_hashes.append(res.sha256)
-                if isinstance(outcome, DuplicateImageError):
-                    report.duplicates += 1
-                elif isinstance(outcome, GalleryError):
-                    report.failures.append((res.path, str(outcome)))
-                else:
-                    report.enrolled += 1
-                    report.subjects_created += int(outcome.subject_created)
+            _enroll_batch(repo, results, by_path, embedder, source, report)
             done_paths.update(str(res.path) for res in results)
             if progress:
                 progress(len(results))
     finally:
         report.seconds = time.perf_counter() - t0
-        interrupted = len(done_paths) < len(items)
-        audit.append_event(
-            gallery, actor=operator or getpass.getuser(), action="enroll",
-            target=f"{len(items)} file(s)",
-            details={"enrolled": report.enrolled, "duplicates": report.duplicates,
-                     "failed": [[str(p), why] for p, why in report.failures], "source": source,
-                     "embedder": emb_info.key, "interrupted": interrupted},
-            input_hashes=report.input_hashes,
-            outcome="interrupted" if interrupted else ("ok" if not report.failures else "partial"),
-        )
+        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key, operator)
         if report.enrolled and gallery.path is not None:
             GalleryIndexes(gallery).plain()  # brought up to date, as the kind kept in the gallery
     return report

@@ -1,12 +1,18 @@
 """Gallery storage for forensics: the SQLite database (source of truth), the derived FAISS
 index and the hash-chained audit log.
 
-* :mod:`gallery.db`          ``open_gallery`` / ``init_gallery`` -> :class:`Gallery`
-* :mod:`gallery.models`      SQLAlchemy models (subjects, images, faces, embeddings, queries...)
-* :mod:`gallery.repository`  :class:`GalleryRepository`: enrollment, listing, vectors, queries
-* :mod:`gallery.index`       :class:`VectorIndex` (FAISS) and ``check_consistency``
-* :mod:`gallery.audit`       ``append_event`` / ``verify_chain`` / ``export_events``
-* :mod:`gallery.errors`      exceptions (all derive from :class:`GalleryError`)
+* :mod:`gallery.db`           ``open_gallery`` / ``init_gallery`` -> :class:`Gallery`
+* :mod:`gallery.models`       SQLAlchemy models (subjects, images, faces, embeddings, queries...)
+* :mod:`gallery.transaction`  ``read_transaction`` / ``write_transaction``: one transaction
+  shared by several storage calls (repository and audit)
+* :mod:`gallery.repository`   :class:`GalleryRepository`, the facade over
+  :mod:`gallery.subjects`, :mod:`gallery.enrollment`, :mod:`gallery.vectors`, :mod:`gallery.queries`
+* :mod:`gallery.index`        :class:`VectorIndex` (FAISS) and ``check_consistency``
+* :mod:`gallery.audit`        ``append_event`` / ``verify_chain`` / ``export_events``
+* :mod:`gallery.errors`       exceptions (all derive from :class:`GalleryError`)
+
+Dependencies run one way: ``db`` -> ``repository`` -> the per-concern modules ->
+``transaction`` -> ``models``; ``audit`` -> ``transaction``.
 """
 
 from .audit import AuditRecord, ChainProblem, VerifyResult, append_event, export_events, verify_chain
@@ -21,7 +27,6 @@ from .errors import (
     GalleryVersionError,
     IndexCorruptError,
     NotAGalleryError,
-    QueryNotFoundError,
     SubjectNotFoundError,
 )
 from .index import (
@@ -46,6 +51,7 @@ from .records import (
     SubjectInfo,
 )
 from .repository import GalleryRepository
+from .transaction import read_transaction, write_transaction
 
 __all__ = [
     "AuditError",
@@ -71,7 +77,6 @@ __all__ = [
     "Owner",
     "QueryCandidateSpec",
     "QueryInputSpec",
-    "QueryNotFoundError",
     "QueryRecord",
     "QuerySummary",
     "RemovedSubject",
@@ -86,5 +91,7 @@ __all__ = [
     "init_gallery",
     "load_or_build",
     "open_gallery",
+    "read_transaction",
     "verify_chain",
+    "write_transaction",
 ]

@@ -23,7 +23,6 @@ import csv
 import hashlib
 import io
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
@@ -31,21 +30,19 @@ from typing import IO, Any, Iterable, Iterator, NamedTuple, Optional, Sequence, 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import Gallery
 from .errors import AuditError
 from .models import AuditEvent, GalleryMeta
+from .transaction import Source, check_source, read_transaction, write_transaction
 from .util import canonical_json, iso_utc
 
 #: ``prev_hash`` of the first event.
 GENESIS = "0" * 64
 #: The event fields covered by the hash, in the canonical JSON object.
 HASHED_FIELDS = ("ts", "actor", "action", "target", "details", "input_hashes", "outcome")
-#: ``gallery_meta`` key holding ``{"id", "hash", "count"}`` of the newest event.
+#: ``gallery_meta`` key holding ``{"id", "hash"}`` of the newest event.
 HEAD_KEY = "audit_head"
 #: Columns of an export, in order.
 EXPORT_FIELDS = ("id",) + HASHED_FIELDS + ("prev_hash", "hash")
-
-Source = Union[Session, Gallery]
 
 
 @dataclass(frozen=True)
@@ -139,24 +136,6 @@ def _record(e: AuditEvent) -> AuditRecord:
     )
 
 
-@contextmanager
-def _session(source: Source, write: bool = False) -> Iterator[Session]:
-    if isinstance(source, Gallery):
-        with source.Session() as s:
-            with s.begin():
-                if write:
-                    s.connection(execution_options={"forensics_begin": "BEGIN IMMEDIATE"})
-                yield s
-    elif isinstance(source, Session):
-        if write:
-            with source.begin_nested():
-                yield source
-        else:
-            yield source
-    else:
-        raise TypeError(f"expected a Session or Gallery, not {type(source)}")
-
-
 def append_event(
     source: Source,
     actor: str,
@@ -171,7 +150,8 @@ def append_event(
     """Append one event to the chain and return it.
 
     ``source`` is a Gallery (own transaction) or a Session (the event commits or rolls back with
-    the caller's transaction, e.g. together with the enrollment it records). ``details`` must be
+    the caller's transaction, e.g. together with the write it records: see
+    :func:`gallery.transaction.write_transaction`). ``details`` must be
     a JSON object (numpy values are converted); ``input_hashes`` the SHA-256s of the inputs.
     """
     if not actor or not action:
@@ -182,7 +162,7 @@ def append_event(
     hashes = [str(h) for h in (input_hashes or [])]
     details_text = canonical_json(details)
     ts = iso_utc() if ts is None else ts
-    with _session(source, write=True) as s:
+    with write_transaction(check_source(source, "append_event")) as s:
         last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).first()
         prev = GENESIS if last is None else last.hash
         new_id = 1 if last is None else last.id + 1
@@ -209,7 +189,7 @@ def append_event(
 
 def iter_events(source: Source, since_id: int = 0) -> Iterator[AuditRecord]:
     """Events with id > ``since_id`` in id order (read in one transaction)."""
-    with _session(source) as s:
+    with read_transaction(check_source(source, "iter_events")) as s:
         stmt = select(AuditEvent).where(AuditEvent.id > since_id).order_by(AuditEvent.id)
         for e in s.scalars(stmt.execution_options(yield_per=2000)):
             yield _record(e)
@@ -235,6 +215,113 @@ def _recompute(e: AuditEvent) -> Optional[str]:
     return compute_hash(e.prev_hash, payload)
 
 
+def _span(lo: int, hi: int) -> str:
+    return f"#{lo}" if lo == hi else f"#{lo}..#{hi}"
+
+
+class _ChainCheck:
+    """The checks of :func:`verify_chain` on the stored rows (in id order), each a named step
+    adding to ``problems``; ``edited`` holds the positions already reported as edited."""
+
+    def __init__(self, rows: list[AuditEvent]) -> None:
+        self.rows = rows
+        self.by_hash = {r.hash: i for i, r in enumerate(rows)}
+        self.by_prev = {r.prev_hash: i for i, r in enumerate(rows)}
+        self.edited: set[int] = set()
+        self.problems: list[ChainProblem] = []
+
+    def _add(self, event_id: int, what: str, detail: str) -> None:
+        self.problems.append(ChainProblem(event_id, what, detail))
+
+    def contents(self) -> None:
+        """Events whose contents no longer match their hash."""
+        for i, r in enumerate(self.rows):
+            if _recompute(r) != r.hash:
+                self.edited.add(i)
+                self._add(r.id, "edited", "the event's contents do not match its hash")
+
+    def links(self) -> list[int]:
+        """Each event against the one stored before it; returns the positions of events whose
+        recorded predecessor exists elsewhere in the table (moved: see :meth:`order`)."""
+        moved: list[int] = []
+        for i, r in enumerate(self.rows):
+            expected_prev = GENESIS if i == 0 else self.rows[i - 1].hash
+            if r.prev_hash == expected_prev:
+                self._numbering(i)
+            elif r.prev_hash == GENESIS or r.prev_hash in self.by_hash:
+                moved.append(i)
+            else:
+                self._lost_predecessor(i)
+        return moved
+
+    def _numbering(self, i: int) -> None:
+        r = self.rows[i]
+        expected_id = 1 if i == 0 else self.rows[i - 1].id + 1
+        if r.id != expected_id:
+            self._add(r.id, "renumbered",
+                      f"the chain is intact here but the sequence number should be {expected_id}")
+
+    def _lost_predecessor(self, i: int) -> None:
+        """The predecessor event ``i`` recorded exists nowhere: deleted, or edited and re-hashed."""
+        r = self.rows[i]
+        if i == 0:
+            if r.id > 2:
+                missing = f"events #1..#{r.id - 1} are"
+            elif r.id == 2:
+                missing = "event #1 is"
+            else:
+                missing = "events before it are"
+            self._add(1 if r.id > 1 else r.id, "deleted",
+                      f"{missing} missing (the first stored event does not start the chain)")
+        elif r.id - self.rows[i - 1].id > 1:
+            lo = self.rows[i - 1].id + 1
+            self._add(lo, "deleted", f"event(s) {_span(lo, r.id - 1)} are missing from the chain")
+        elif i - 1 not in self.edited:
+            self.edited.add(i - 1)
+            self._add(self.rows[i - 1].id, "edited",
+                      f"the event was changed and re-hashed (event #{r.id} recorded a different "
+                      "hash for it), or events after it were deleted and the rest renumbered")
+
+    def order(self, candidates: list[int]) -> None:
+        """Of the events linked elsewhere, those whose successor is not stored next were moved."""
+        if not candidates:
+            return
+        n = len(self.rows)
+        moved = [i for i in candidates
+                 if self.by_prev.get(self.rows[i].hash) != (i + 1 if i + 1 < n else None)]
+        for i in moved or candidates:
+            r = self.rows[i]
+            j = self.by_hash.get(r.prev_hash)
+            after = "the start of the log" if j is None else f"event #{self.rows[j].id}"
+            self._add(r.id, "reordered",
+                      f"the event is intact but belongs after {after}, not where it is stored")
+
+    def head(self, head: Any) -> None:
+        """The newest event against the head recorded in ``gallery_meta``."""
+        rows = self.rows
+        if not (isinstance(head, dict) and head.get("hash")):
+            if rows:
+                self._add(rows[-1].id, "edited", "the recorded head of the log is missing")
+            return
+        head_id, head_hash = int(head.get("id", 0)), head["hash"]
+        if not rows:
+            self._add(1, "deleted", f"all {head_id} events of the log are missing")
+        elif rows[-1].hash == head_hash:
+            return
+        elif head_hash in self.by_hash:
+            reported = {p.event_id for p in self.problems}
+            for r in rows[self.by_hash[head_hash] + 1:]:
+                if r.id not in reported:
+                    self._add(r.id, "inserted", "the event is newer than the recorded head")
+        elif head_id > rows[-1].id:
+            lo = rows[-1].id + 1
+            self._add(lo, "deleted", f"the newest event(s) {_span(lo, head_id)} are missing")
+        elif (len(rows) - 1) not in self.edited:
+            self._add(rows[-1].id, "edited",
+                      "the newest event was changed and re-hashed (its hash differs from the "
+                      "recorded head)")
+
+
 def verify_chain(source: Source) -> VerifyResult:
     """Check every event's hash and link; say which events were edited, deleted or moved.
 
@@ -246,135 +333,18 @@ def verify_chain(source: Source) -> VerifyResult:
     * ``renumbered``: the chain is intact but the sequence numbers were changed.
     * ``inserted``: events after the recorded head (not written by :func:`append_event`).
     """
-    with _session(source) as s:
+    with read_transaction(check_source(source, "verify_chain")) as s:
         rows = _raw_rows(s)
         head_row = s.get(GalleryMeta, HEAD_KEY)
         head = head_row.value if head_row is not None else None
-
-    problems: list[ChainProblem] = []
-    n = len(rows)
-    by_hash = {r.hash: i for i, r in enumerate(rows)}
-    by_prev = {r.prev_hash: i for i, r in enumerate(rows)}
-    edited: set[int] = set()
-
-    for i, r in enumerate(rows):
-        if _recompute(r) != r.hash:
-            edited.add(i)
-            problems.append(
-                ChainProblem(r.id, "edited", "the event's contents do not match its hash")
-            )
-
-    candidates: list[int] = []  # rows whose predecessor exists elsewhere in the table
-    for i, r in enumerate(rows):
-        expected_prev = GENESIS if i == 0 else rows[i - 1].hash
-        if r.prev_hash == expected_prev:
-            expected_id = 1 if i == 0 else rows[i - 1].id + 1
-            if r.id != expected_id:
-                problems.append(
-                    ChainProblem(
-                        r.id,
-                        "renumbered",
-                        f"the chain is intact here but the sequence number should be {expected_id}",
-                    )
-                )
-            continue
-        if r.prev_hash == GENESIS or r.prev_hash in by_hash:
-            candidates.append(i)
-            continue
-        # The predecessor this event recorded exists nowhere.
-        if i == 0:
-            if r.id > 2:
-                missing = f"events #1..#{r.id - 1} are"
-            elif r.id == 2:
-                missing = "event #1 is"
-            else:
-                missing = "events before it are"
-            problems.append(
-                ChainProblem(
-                    1 if r.id > 1 else r.id,
-                    "deleted",
-                    f"{missing} missing (the first stored event does not start the chain)",
-                )
-            )
-        elif r.id - rows[i - 1].id > 1:
-            lo, hi = rows[i - 1].id + 1, r.id - 1
-            rng = f"#{lo}" if lo == hi else f"#{lo}..#{hi}"
-            problems.append(
-                ChainProblem(lo, "deleted", f"event(s) {rng} are missing from the chain")
-            )
-        elif i - 1 not in edited:
-            edited.add(i - 1)
-            problems.append(
-                ChainProblem(
-                    rows[i - 1].id,
-                    "edited",
-                    f"the event was changed and re-hashed (event #{r.id} recorded a different "
-                    "hash for it), or events after it were deleted and the rest renumbered",
-                )
-            )
-
-    if candidates:
-        moved = []
-        for i in candidates:
-            succ = by_prev.get(rows[i].hash)
-            stored_next = i + 1 if i + 1 < n else None
-            if succ != stored_next:
-                moved.append(i)
-        for i in moved or candidates:
-            r = rows[i]
-            j = by_hash.get(r.prev_hash)
-            after = "the start of the log" if j is None else f"event #{rows[j].id}"
-            problems.append(
-                ChainProblem(
-                    r.id,
-                    "reordered",
-                    f"the event is intact but belongs after {after}, not where it is stored",
-                )
-            )
-
-    if isinstance(head, dict) and head.get("hash"):
-        head_id, head_hash = int(head.get("id", 0)), head["hash"]
-        last = rows[-1] if rows else None
-        if last is None:
-            problems.append(
-                ChainProblem(1, "deleted", f"all {head_id} events of the log are missing")
-            )
-        elif last.hash != head_hash:
-            if head_hash in by_hash:
-                k = by_hash[head_hash]
-                reported = {p.event_id for p in problems}
-                for r in rows[k + 1 :]:
-                    if r.id in reported:
-                        continue
-                    problems.append(
-                        ChainProblem(
-                            r.id, "inserted", "the event is newer than the recorded head"
-                        )
-                    )
-            elif head_id > last.id:
-                lo = last.id + 1
-                rng = f"#{lo}" if lo == head_id else f"#{lo}..#{head_id}"
-                problems.append(
-                    ChainProblem(lo, "deleted", f"the newest event(s) {rng} are missing")
-                )
-            elif (len(rows) - 1) not in edited:
-                problems.append(
-                    ChainProblem(
-                        last.id,
-                        "edited",
-                        "the newest event was changed and re-hashed (its hash differs from the "
-                        "recorded head)",
-                    )
-                )
-    elif rows:
-        problems.append(
-            ChainProblem(rows[-1].id, "edited", "the recorded head of the log is missing")
-        )
-
-    problems.sort(key=lambda p: (p.event_id, p.what))
+    check = _ChainCheck(rows)
+    check.contents()
+    check.order(check.links())
+    check.head(head)
+    problems = sorted(check.problems, key=lambda p: (p.event_id, p.what))
     return VerifyResult(
         ok=not problems,
-        n_events=n,
+        n_events=len(rows),
         head_hash=rows[-1].hash if rows else GENESIS,
         problems=problems,
     )

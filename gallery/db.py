@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+import migrations
 
 from .errors import (
     GalleryError,
@@ -33,12 +33,12 @@ from .errors import (
     NotAGalleryError,
 )
 from .models import APPLICATION_ID, GalleryMeta
+from .repository import GalleryRepository
+from .transaction import Database, raw_connection
 from .util import iso_utc, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.config import Config
-
-    from .repository import GalleryRepository
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Milliseconds a connection waits for a lock held by another connection before failing.
@@ -97,8 +97,6 @@ def alembic_config() -> "Config":
     """An Alembic ``Config`` pointing at the packaged ``migrations/`` folder (no .ini read)."""
     from alembic.config import Config
 
-    import migrations
-
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations.SCRIPT_LOCATION))
     cfg.set_main_option("path_separator", "os")
@@ -150,17 +148,6 @@ def _read_state_readonly(path: Path) -> DatabaseState:
         return _state_of(con)
     finally:
         con.close()
-
-
-def _raw(conn: Connection) -> sqlite3.Connection:
-    """The DBAPI connection under ``conn``, without starting a SQLAlchemy transaction."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    return raw  # type: ignore[return-value]
-
-
-def _read_state(conn: Connection) -> DatabaseState:
-    return _state_of(_raw(conn))
 
 
 def _state_of(raw: sqlite3.Connection) -> DatabaseState:
@@ -246,7 +233,7 @@ def upgrade_to_head(engine: Engine, target: str = "head") -> str:
 
     cfg = alembic_config()
     with engine.connect() as conn:
-        raw = _raw(conn)
+        raw = raw_connection(conn)
         raw.execute("PRAGMA foreign_keys = OFF")
         try:
             conn = conn.execution_options(forensics_begin="BEGIN IMMEDIATE")
@@ -270,7 +257,7 @@ def upgrade_to_head(engine: Engine, target: str = "head") -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class Gallery:
+class Gallery(Database):
     """An open gallery database.
 
     ``path``: the database file (None for an in-memory one); ``engine``: the SQLAlchemy engine;
@@ -280,24 +267,12 @@ class Gallery:
     """
 
     def __init__(self, path: Optional[Path], engine: Engine, revision: str) -> None:
+        super().__init__(engine)
         self.path = path
-        self.engine = engine
         self.revision = revision
-        self.Session: sessionmaker[Session] = sessionmaker(bind=engine, expire_on_commit=False)
 
-    # -- transactions -----------------------------------------------------------------------
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session inside one transaction: committed on normal exit, rolled back on error."""
-        with self.Session() as s:
-            with s.begin():
-                yield s
-
-    def repository(self) -> "GalleryRepository":
+    def repository(self) -> GalleryRepository:
         """A :class:`~gallery.repository.GalleryRepository` running each call in its own transaction."""
-        from .repository import GalleryRepository
-
         return GalleryRepository(self)
 
     # -- facts --------------------------------------------------------------------------------
@@ -328,7 +303,7 @@ class Gallery:
         """A consistent copy of the database at ``dest`` (SQLite online backup; safe while in use)."""
         dest = Path(dest)
         with self.engine.connect() as conn:
-            raw = _raw(conn)
+            raw = raw_connection(conn)
             out = sqlite3.connect(str(dest))
             try:
                 raw.backup(out)
@@ -350,6 +325,60 @@ class Gallery:
         return f"<Gallery {self.path or MEMORY} rev={self.revision}>"
 
 
+# --------------------------------------------------------------------------------------------
+# Opening
+# --------------------------------------------------------------------------------------------
+
+
+def _file_path(path: PathLike, create: bool) -> Optional[Path]:
+    """The database file of ``path`` (None for ``":memory:"``), checked to be SQLite if it
+    exists; its folder is created when ``create`` allows a new file."""
+    if str(path) == MEMORY:
+        return None
+    fpath = Path(path).expanduser()
+    if fpath.exists():
+        _check_header(fpath)
+    elif not create:
+        raise GalleryNotFoundError(f"no gallery at {fpath} (create one with `forensics gallery init`)")
+    else:
+        fpath.parent.mkdir(parents=True, exist_ok=True)
+    return fpath
+
+
+def _existing_state(fpath: Optional[Path], label: str) -> DatabaseState:
+    """What the file holds, looked at read-only: a file that is not ours must come out
+    unmodified (even the WAL pragma would rewrite its header)."""
+    if fpath is None or not fpath.exists() or fpath.stat().st_size == 0:
+        return DatabaseState(frozenset(), 0, None)
+    try:
+        return _read_state_readonly(fpath)
+    except sqlite3.DatabaseError as exc:
+        raise NotAGalleryError(
+            f"{label} cannot be read as a SQLite database ({exc}); "
+            "it is not a forensics gallery or it is damaged"
+        ) from exc
+
+
+def _upgrade(engine: Engine, fpath: Optional[Path], label: str, old: Optional[str], *,
+             upgrade: bool, backup_on_upgrade: bool) -> Gallery:
+    """Migrate a new (``old`` None) or older database to the head revision, with a backup copy
+    of an older file first, and record the creation or upgrade in ``gallery_meta``."""
+    if old is not None and not upgrade:
+        raise GalleryError(
+            f"{label} has schema revision {old!r} and needs an upgrade to {head_revision()!r}; "
+            "open it with upgrade=True (`forensics gallery init` upgrades it)"
+        )
+    if old is not None and backup_on_upgrade and fpath is not None:
+        _backup_file(fpath, fpath.with_name(f"{fpath.name}.bak-{old}"))
+    gallery = Gallery(fpath, engine, upgrade_to_head(engine))
+    now = iso_utc()
+    if old is None:
+        gallery.set_meta("created_at", now)
+        gallery.set_meta("created_by", tool_version())
+    gallery.set_meta("last_upgrade", {"at": now, "from": old, "to": gallery.revision, "by": tool_version()})
+    return gallery
+
+
 def open_gallery(
     path: PathLike,
     create: bool = True,
@@ -367,53 +396,16 @@ def open_gallery(
     ``upgrade`` is false. Before upgrading an existing older gallery, a copy is written to
     ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false.
     """
-    memory = str(path) == MEMORY
-    fpath: Optional[Path] = None if memory else Path(path).expanduser()
-    if fpath is not None:
-        if fpath.exists():
-            _check_header(fpath)
-        elif not create:
-            raise GalleryNotFoundError(f"no gallery at {fpath} (create one with `forensics gallery init`)")
-        else:
-            fpath.parent.mkdir(parents=True, exist_ok=True)
-
+    fpath = _file_path(path, create)
     label = str(fpath) if fpath is not None else MEMORY
-    # Look before touching: a file that is not ours must come out unmodified (even the WAL
-    # pragma would rewrite its header), so existing files are inspected read-only.
-    state = DatabaseState(frozenset(), 0, None)
-    if fpath is not None and fpath.exists() and fpath.stat().st_size > 0:
-        try:
-            state = _read_state_readonly(fpath)
-        except sqlite3.DatabaseError as exc:
-            raise NotAGalleryError(
-                f"{label} cannot be read as a SQLite database ({exc}); "
-                "it is not a forensics gallery or it is damaged"
-            ) from exc
+    state = _existing_state(fpath, label)
     _classify(label, state, create=create)
     engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
     try:
-        head = head_revision()
-        revision = state.revision
-        if revision != head:
-            if revision is not None and not upgrade:
-                raise GalleryError(
-                    f"{label} has schema revision {revision!r} and needs an upgrade to "
-                    f"{head!r}; open it with upgrade=True (`forensics db upgrade`)"
-                )
-            if revision is not None and backup_on_upgrade and fpath is not None:
-                _backup_file(fpath, fpath.with_name(f"{fpath.name}.bak-{revision}"))
-            revision = upgrade_to_head(engine)
-            gallery = Gallery(fpath, engine, revision)
-            now = iso_utc()
-            if state.revision is None:
-                gallery.set_meta("created_at", now)
-                gallery.set_meta("created_by", tool_version())
-            gallery.set_meta(
-                "last_upgrade",
-                {"at": now, "from": state.revision, "to": revision, "by": tool_version()},
-            )
-            return gallery
-        return Gallery(fpath, engine, revision)
+        if state.revision == head_revision():
+            return Gallery(fpath, engine, state.revision)
+        return _upgrade(engine, fpath, label, state.revision, upgrade=upgrade,
+                        backup_on_upgrade=backup_on_upgrade)
     except BaseException:
         engine.dispose()
         raise
@@ -424,25 +416,10 @@ def init_gallery(path: PathLike) -> Gallery:
     return open_gallery(path, create=True, upgrade=True)
 
 
-def current_revision(path: PathLike) -> Optional[str]:
-    """The schema revision stamped in the SQLite file at ``path``, without opening it as a gallery."""
-    fpath = Path(path)
-    if not fpath.exists():
-        raise GalleryNotFoundError(f"no gallery at {fpath}")
-    _check_header(fpath)
-    if fpath.stat().st_size == 0:
-        return None
-    try:
-        return _read_state_readonly(fpath).revision
-    except sqlite3.DatabaseError as exc:
-        raise NotAGalleryError(f"{fpath} cannot be read as a SQLite database ({exc})") from exc
-
-
 __all__ = [
     "DatabaseState",
     "Gallery",
     "alembic_config",
-    "current_revision",
     "head_revision",
     "init_gallery",
     "known_revisions",

@@ -52,13 +52,6 @@ class IndexCorruptError(GalleryError):
     """The FAISS index file or its JSON sidecar is missing, unreadable or does not match."""
 
 
-class QueryNotFoundError(GalleryError, KeyError):
-    """No stored query with the given uid."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "query not found"
-
-
 class AuditError(GalleryError):
     """The audit log cannot be written or read as asked."""
 
@@ -73,6 +66,5 @@ __all__ = [
     "GalleryVersionError",
     "IndexCorruptError",
     "NotAGalleryError",
-    "QueryNotFoundError",
     "SubjectNotFoundError",
 ]

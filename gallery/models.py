@@ -1,7 +1,7 @@
 """SQLAlchemy 2.x declarative models of the gallery database (the source of truth).
 
 Tables (see ``migrations/versions`` for the DDL that creates them; the two must agree, which
-``tests/test_gallery.py`` checks):
+``tests/gallery/test_db.py`` checks):
 
 * ``embedders``   one row per face-embedding model (name, version, dim, weights hash).
 * ``subjects``    the people in the mugshot gallery, keyed by an ``external_id`` (booking id...).

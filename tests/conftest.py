@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -33,11 +35,17 @@ def pipeline():
 LFW_PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
 
 
+@pytest.fixture(scope="session")
+def lfw_people() -> list[str]:
+    """The LFW people of :func:`small_gallery_dir`, one subject each."""
+    return list(LFW_PEOPLE)
+
+
 @pytest.fixture()
-def small_gallery_dir(tmp_path, data_dir) -> Path:
+def small_gallery_dir(tmp_path, data_dir, lfw_people) -> Path:
     """A folder per person with 2 LFW photos each (subject = folder name)."""
     root = tmp_path / "mugshots"
-    for person in LFW_PEOPLE:
+    for person in lfw_people:
         files = sorted((data_dir / "lfw" / "deepfunneled_250" / person).glob("*.jpg"))[:2]
         assert files, person
         (root / person).mkdir(parents=True)
@@ -48,9 +56,6 @@ def small_gallery_dir(tmp_path, data_dir) -> Path:
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (no pixel data worth the name)."""
-    import struct
-    import zlib
-
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -60,5 +65,5 @@ def _png_header(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="session")
 def png_header():
-    """`png_header(width, height)`: the bytes of a PNG whose header claims that size."""
+    """``png_header(width, height)``: the bytes of a PNG whose header claims that size."""
     return _png_header

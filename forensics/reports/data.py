@@ -24,13 +24,10 @@ from importlib import util as _importlib_util
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from sqlalchemy import select
-
 from forensics import __version__
 from forensics.errors import ForensicsError
 from forensics.records import QueryParams
 from gallery.db import Gallery
-from gallery.models import Face, Image
 from gallery.records import QueryRecord
 from gallery.repository import GalleryRepository
 from gallery.util import iso_utc
@@ -330,32 +327,10 @@ def _repository(gallery: Any) -> GalleryRepository:
     raise TypeError(f"need a Gallery or GalleryRepository, not {type(gallery).__name__}")
 
 
-def _session_source(gallery: Any):
-    """A context manager yielding a read session of ``gallery`` (Gallery or repository)."""
-    repo = _repository(gallery)
-    return repo._read()  # the repository's own read transaction (or the caller's session)
-
-
 def face_chips_by_image(gallery: Any, sha256s: Iterable[str]) -> dict[str, bytes]:
-    """The aligned face chip (PNG bytes) of each enrolled image, by image SHA-256.
-
-    An image with several faces gives its first face (lowest id) that has a chip. Images no
-    longer in the gallery are absent from the result.
-    """
-    wanted = sorted({s.lower() for s in sha256s if s})
-    out: dict[str, bytes] = {}
-    with _session_source(gallery) as s:
-        for i in range(0, len(wanted), 900):
-            chunk = wanted[i : i + 900]
-            rows = s.execute(
-                select(Image.sha256, Face.chip_png)
-                .join(Face, Face.image_id == Image.id)
-                .where(Image.sha256.in_(chunk), Face.chip_png.is_not(None))
-                .order_by(Image.sha256, Face.id)
-            )
-            for sha, chip in rows:
-                out.setdefault(sha, bytes(chip))
-    return out
+    """The aligned face chip (PNG bytes) of each enrolled image, by image SHA-256 (see
+    :meth:`~gallery.vectors.VectorStore.image_chips`)."""
+    return _repository(gallery).image_chips(sha256s)
 
 
 # --------------------------------------------------------------------------------------------

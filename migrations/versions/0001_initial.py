@@ -24,7 +24,8 @@ depends_on: Union[str, Sequence[str], None] = None
 APPLICATION_ID = 0x46524E53
 
 
-def upgrade() -> None:
+def _create_embedders() -> None:
+    """The embedders table."""
     op.create_table(
         "embedders",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -37,6 +38,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", "version", name="uq_embedders_name_version"),
         sa.CheckConstraint("dim > 0", name="ck_embedders_dim_positive"),
     )
+
+
+def _create_subjects() -> None:
+    """The subjects table."""
     op.create_table(
         "subjects",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,6 +54,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_subjects"),
         sa.UniqueConstraint("external_id", name="uq_subjects_external_id"),
     )
+
+
+def _create_images() -> None:
+    """The images table and its indexes."""
     op.create_table(
         "images",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,6 +81,10 @@ def upgrade() -> None:
         sa.CheckConstraint("n_faces >= 0", name="ck_images_n_faces_nonneg"),
     )
     op.create_index("ix_images_subject_id", "images", ["subject_id"])
+
+
+def _create_faces() -> None:
+    """The faces table and its indexes."""
     op.create_table(
         "faces",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,6 +100,10 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_faces_image_id", "faces", ["image_id"])
+
+
+def _create_embeddings() -> None:
+    """The embeddings table and its indexes."""
     op.create_table(
         "embeddings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -108,13 +125,27 @@ def upgrade() -> None:
     )
     op.create_index("ix_embeddings_face_id", "embeddings", ["face_id"])
     op.create_index("ix_embeddings_embedder_id", "embeddings", ["embedder_id"])
+
+
+def _create_gallery_meta() -> None:
+    """The gallery_meta table."""
     op.create_table(
         "gallery_meta",
         sa.Column("key", sa.String(100), nullable=False),
         sa.Column("value", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("key", name="pk_gallery_meta"),
     )
+
+
+def upgrade() -> None:
+    _create_embedders()
+    _create_subjects()
+    _create_images()
+    _create_faces()
+    _create_embeddings()
+    _create_gallery_meta()
     op.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
 
 
 def downgrade() -> None:

@@ -21,7 +21,8 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
-def upgrade() -> None:
+def _create_queries() -> None:
+    """The queries table and its indexes."""
     op.create_table(
         "queries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,6 +50,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_queries_created_at", "queries", ["created_at"])
     op.create_index("ix_queries_case_id", "queries", ["case_id"])
+
+
+def _create_query_inputs() -> None:
+    """The query_inputs table and its indexes."""
     op.create_table(
         "query_inputs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -67,6 +72,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("query_id", "position", name="uq_query_inputs_query_id_position"),
     )
     op.create_index("ix_query_inputs_query_id", "query_inputs", ["query_id"])
+
+
+def _create_query_candidates() -> None:
+    """The query_candidates table and its indexes."""
     op.create_table(
         "query_candidates",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -95,6 +104,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_query_candidates_query_id", "query_candidates", ["query_id"])
     op.create_index("ix_query_candidates_subject_id", "query_candidates", ["subject_id"])
+
+
+def _create_audit_events() -> None:
+    """The audit_events table and its indexes."""
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -113,6 +126,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_events_action", "audit_events", ["action"])
     op.create_index("ix_audit_events_ts", "audit_events", ["ts"])
+
+
+def _create_audit_triggers() -> None:
+    """The triggers that make audit_events append-only."""
     op.execute(
         "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
         "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
@@ -121,6 +138,14 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
         "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
     )
+
+
+def upgrade() -> None:
+    _create_queries()
+    _create_query_inputs()
+    _create_query_candidates()
+    _create_audit_events()
+    _create_audit_triggers()
 
 
 def downgrade() -> None:

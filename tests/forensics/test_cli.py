@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from forensics.cli import app
 
-
 runner = CliRunner()
 
 
@@ -56,6 +55,7 @@ def test_search_finds_the_person_with_an_unseen_photo(enrolled, data_dir):
     assert out["embedder"].startswith("dlib-resnet@v1")
 
 
+@pytest.mark.slow
 def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir, png_header):
     folder = tmp_path / "batch" / "someone"
     folder.mkdir(parents=True)

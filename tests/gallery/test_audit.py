@@ -1,4 +1,4 @@
-"""Tests of the hash-chained audit log: appending, verification, tamper detection, export."""
+"""gallery/audit.py: the hash-chained audit log: appending, verification, tamper detection, export."""
 
 from __future__ import annotations
 

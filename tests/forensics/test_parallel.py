@@ -1,4 +1,5 @@
-"""Enrollment in worker processes writes the same gallery as enrollment in one process."""
+"""forensics/parallel.py: enrollment in worker processes writes the same gallery as enrollment in
+one process."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def _gallery_rows(db):
     return [(owners[int(i)].external_id, owners[int(i)].image_sha256) for i in ids], vecs
 
 
+@pytest.mark.slow
 def test_workers_enroll_the_same_gallery_in_the_same_order(tmp_path, small_gallery_dir, pipeline):
     bad = small_gallery_dir / "Al_Gore" / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
@@ -62,6 +64,7 @@ def test_workers_enroll_the_same_gallery_in_the_same_order(tmp_path, small_galle
     np.testing.assert_allclose(v1, v2, atol=1e-5)  # one thread per worker: summation order differs
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_what_was_committed_and_a_rerun_finishes(tmp_path, data_dir):
     """Ctrl-C in a terminal reaches the whole process group: the workers ignore it, the main
     process stops, keeps every committed batch, records the interruption; a rerun completes."""

@@ -1,0 +1,142 @@
+"""gallery/db.py: creating, opening, upgrading and refusing gallery databases."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from gallery import GalleryError, GalleryNotFoundError, GalleryVersionError, NotAGalleryError, head_revision, open_gallery
+from gallery.db import known_revisions, make_engine, upgrade_to_head
+from gallery.models import APPLICATION_ID, Base
+
+
+def file_sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_init_creates_schema_at_head_with_pragmas(gal, db_path):
+    assert known_revisions() == ["0001", "0002"]
+    assert gal.revision == head_revision() == "0002"
+    with gal.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert c.exec_driver_sql("PRAGMA application_id").scalar() == APPLICATION_ID
+        tables = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"subjects", "images", "faces", "embeddings", "embedders", "queries", "query_inputs",
+            "query_candidates", "audit_events", "gallery_meta", "alembic_version"} <= tables
+    assert gal.get_meta("created_by")
+    assert gal.integrity_check() == []
+    # reopening is a no-op
+    gal.close()
+    with open_gallery(db_path, create=False) as g2:
+        assert g2.revision == "0002"
+
+
+def test_models_match_migrations(gal):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with gal.engine.connect() as conn:
+        mc = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(mc, Base.metadata) == []
+
+
+def test_upgrade_from_older_revision_keeps_data_and_backs_up(db_path):
+    engine = make_engine(db_path)
+    assert upgrade_to_head(engine, "0001") == "0001"
+    with engine.begin() as c:
+        c.exec_driver_sql(
+            "INSERT INTO subjects (external_id, meta, created_at) "
+            "VALUES ('OLD-1', '{}', '2024-01-01T00:00:00.000000Z')"
+        )
+    engine.dispose()
+
+    with pytest.raises(GalleryError, match="needs an upgrade") as ei:
+        open_gallery(db_path, upgrade=False)
+    assert "`forensics gallery init`" in str(ei.value)  # the command that upgrades it
+
+    with open_gallery(db_path) as g:
+        assert g.revision == "0002"
+        repo = g.repository()
+        assert repo.get_subject("OLD-1") is not None
+        assert g.get_meta("last_upgrade")["from"] == "0001"
+    backup = db_path.with_name(db_path.name + ".bak-0001")
+    assert backup.exists()
+    con = sqlite3.connect(backup)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+    con.close()
+
+
+def test_new_gallery_records_its_creation(gal):
+    assert gal.get_meta("created_at") == gal.get_meta("last_upgrade")["at"]
+    assert gal.get_meta("last_upgrade")["from"] is None and gal.get_meta("last_upgrade")["to"] == "0002"
+
+
+def test_refuses_database_from_newer_version(gal, db_path):
+    gal.close()
+    con = sqlite3.connect(db_path)
+    con.execute("UPDATE alembic_version SET version_num = '0099_future_feature'")
+    con.commit()
+    con.close()
+    before = file_sha(db_path)
+    with pytest.raises(GalleryVersionError) as ei:
+        open_gallery(db_path)
+    msg = str(ei.value)
+    assert "newer version of forensics" in msg and "Upgrade forensics" in msg
+    assert "0099_future_feature" in msg
+    assert file_sha(db_path) == before  # untouched
+
+
+def test_not_a_sqlite_file(tmp_path):
+    p = tmp_path / "notes.db"
+    p.write_text("this is not a database, just some text " * 10)
+    with pytest.raises(NotAGalleryError, match="not a SQLite database"):
+        open_gallery(p)
+    assert p.read_text().startswith("this is not")
+
+
+def test_other_applications_sqlite_db_is_refused_untouched(tmp_path):
+    p = tmp_path / "other.db"
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    con.commit()
+    con.close()
+    before = file_sha(p)
+    with pytest.raises(NotAGalleryError, match="not a forensics gallery"):
+        open_gallery(p)
+    assert file_sha(p) == before
+
+
+def test_missing_file_without_create(tmp_path):
+    p = tmp_path / "nope.db"
+    with pytest.raises(GalleryNotFoundError, match="forensics gallery init"):
+        open_gallery(p, create=False)
+    assert not p.exists()
+
+
+def test_in_memory_gallery(enroll, dim):
+    with open_gallery(":memory:") as g:
+        r = g.repository()
+        e = r.get_or_create_embedder("m", "1", dim)
+        enroll(r, e, "A")
+        assert r.count_embeddings(e) == 1
+
+
+def test_backup_is_a_consistent_copy(gal, repo, emb, enroll, tmp_path):
+    enroll(repo, emb, "B-1", n_images=2)
+    copy = gal.backup(tmp_path / "copy.db")
+    with open_gallery(copy, create=False) as g2:
+        assert g2.repository().count_images() == 2
+
+
+def test_foreign_keys_enforced(gal, sha):
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        with gal.session() as s:
+            s.execute(text(
+                "INSERT INTO images (subject_id, sha256, n_faces, enrolled_at) "
+                "VALUES (999, :h, 0, '2024-01-01T00:00:00.000000Z')"), {"h": sha("fk")})
