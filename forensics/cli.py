@@ -603,9 +603,9 @@ def train_inverter(
     max_minutes: Optional[float] = typer.Option(None, help="Stop gracefully, with a checkpoint, after M minutes."),
     export: Optional[Path] = typer.Option(None, help="Write the best weights here (+ .json sidecar) at the end."),
 ):
-    """Train the sketch-inversion network (needs the chip cache: python -m forensics.inversion.data).
+    """Train the sketch-inversion network (needs the chip cache: python -m forensics.training.data).
     Seeded; logs to runs/<name>/train.log; checkpoints, resumes, keeps the best on validation."""
-    from forensics.inversion.train import main as train_main
+    from forensics.training.trainer import main as train_main
 
     argv = ["--config", str(config)] + (["--resume"] if resume else []) + (["--device", device] if device else [])
     argv += (["--max-minutes", str(max_minutes)] if max_minutes else []) + (["--export", str(export)] if export else [])

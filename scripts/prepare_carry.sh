@@ -7,7 +7,7 @@
 # then the device tool's run, with carry [".dev/carry/chips.npz", ".dev/carry/dlib_face_recognition_resnet_model_v1.dat"]:
 #   OUT=$OUT bash scripts/gpu_runs.sh MINUTES CONFIG...
 # The CUFS test cache (6 MB) no longer fits beside the tree's ~7 MB under the 64 MiB limit; training
-# then skips its held-out CUFS evaluation, which `python -m forensics.inversion.train --evaluate W`
+# then skips its held-out CUFS evaluation, which `python -m forensics.training.trainer --evaluate W`
 # does here afterwards.
 #
 # About 7 minutes on 2 CPU cores (MTCNN + dlib landmarks on ~5,700 images); reuses a cache already built.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 mkdir -p .dev/carry runs/cache
 # built under runs/cache (beside it the unencoded chips.aligned.npz, ~0.5 GB, which is not carried)
-[ -f runs/cache/chips.npz ] || "$PY" -m forensics.inversion.data --out runs/cache/chips.npz
+[ -f runs/cache/chips.npz ] || "$PY" -m forensics.training.data --out runs/cache/chips.npz
 cp runs/cache/chips.npz runs/cache/chips_cufs_test.npz .dev/carry/
 "$PY" - <<'PY'
 import shutil

@@ -2,7 +2,7 @@
 
 The weights are a plain PyTorch state_dict (``forensics/weights/sketch_inverter.pt`` by default)
 with a JSON sidecar beside it (``sketch_inverter.json``: name, version, sha256, config, metrics)
-as written by ``python -m forensics.inversion.train``. The file's SHA-256 is checked against the
+as written by ``python -m forensics.training.trainer``. The file's SHA-256 is checked against the
 sidecar before anything is unpickled; a missing file, a missing or unreadable sidecar and a
 checksum mismatch are each a clear `ModelWeightsError`.
 """
