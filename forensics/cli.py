@@ -221,7 +221,7 @@ def build_roundtrip(g, pipeline, inverter, whiten: bool):
     from forensics.roundtrip import roundtrip_index
     from forensics.whitening import load_whitening
 
-    white = load_whitening(pipeline.embedder.info.key) if whiten else None
+    white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None
     with lazy_progress_bar("round-trip gallery vectors") as progress:
         return roundtrip_index(g.repository(), g.path, pipeline.embedder, inverter, white, progress)
 
@@ -306,7 +306,7 @@ def search(
     result = search_photo(open_db(db), make_pipeline(embedder, weights, face), image, top)
     if as_json:
         print(json.dumps({"probe": str(image), "probe_sha256": result.probe_sha256[0],
-                          "embedder": result.embedder.key, "gallery_size": result.gallery_size,
+                          "embedder": result.embedder.key.slug, "gallery_size": result.gallery_size,
                           "candidates": [c.to_dict() for c in result.candidates]}, indent=2))
         return
     print_candidates(result.candidates, f"{image} (sha256 {result.probe_sha256[0][:16]}…)")

@@ -153,7 +153,7 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
             target=f"{len(items)} file(s)",
             details={"enrolled": report.enrolled, "duplicates": report.duplicates,
                      "failed": [[str(p), why] for p, why in report.failures], "source": source,
-                     "embedder": emb_info.key, "interrupted": interrupted},
+                     "embedder": emb_info.key.slug, "interrupted": interrupted},
             input_hashes=report.input_hashes,
             outcome="interrupted" if interrupted else ("ok" if not report.failures else "partial"),
         )

@@ -79,7 +79,7 @@ def probe_embeddings(pipeline: FacePipeline, records, mode: str, inverter=None, 
         raise ForensicsError(f"--mode {mode} needs the sketch-inversion network")
     raw, inv, _ = sketch_vectors(pipeline.embedder, np.stack([r.chip for r in records]), raw,
                                  inverter if mode != "raw" else None, mirror=sketches)
-    vecs, _, _ = mode_probes(raw, inv, "fusion" if mode == "roundtrip" else mode, pipeline.embedder.info.key,
+    vecs, _, _ = mode_probes(raw, inv, "fusion" if mode == "roundtrip" else mode, pipeline.embedder.info.key.slug,
                              inverter.info.sha256 if inverter is not None else None, whitening)
     if mode == "roundtrip":
         vecs = np.concatenate([vecs, roundtrip_probes(inv, whitening)[:, None, :]], axis=1)
@@ -103,7 +103,7 @@ def evaluate(gallery: Gallery, pipeline: FacePipeline, probes: list[tuple[Path, 
         raise ForensicsError("the gallery is empty: enroll photos first")
     info = pipeline.embedder.info
     repo.ensure_embedder_compatible(info.name, info.version, info.dim)
-    white = load_whitening(info.key) if whitening and probe_kind == "sketch" else None
+    white = load_whitening(info.key.slug) if whitening and probe_kind == "sketch" else None
     index = gallery_index(repo, gallery.path, white) if gallery.path else None
     indexes = [index, index]  # the index each probe column is searched in
     if mode == "roundtrip":

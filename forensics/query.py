@@ -101,7 +101,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         from forensics.inversion.invert import load_inverter
 
         inverter = load_inverter()
-    whitening = load_whitening(pipeline.embedder.info.key) if whitening else None
+    whitening = load_whitening(pipeline.embedder.info.key.slug) if whitening else None
     if calibration is None:
         from forensics.calibration import load_calibration
 
@@ -126,7 +126,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     timings["invert_s"] = time.perf_counter() - t
 
     vecs, w, offsets = mode_probes(raw_vecs, synth_vecs, "fusion" if rt_index is not None else mode,
-                                   pipeline.embedder.info.key, inverter.info.sha256 if inverter is not None else None,
+                                   pipeline.embedder.info.key.slug, inverter.info.sha256 if inverter is not None else None,
                                    whitening)
     # (b, m, d) -> every sketch's raw vectors, then every sketch's inverted ones
     probes, weights = vecs.transpose(1, 0, 2).reshape(-1, vecs.shape[2]), np.repeat(w, len(records))

@@ -73,7 +73,7 @@ def _dbapi(s: Session) -> Any:
 
 
 def _info(e: Embedder) -> EmbedderInfo:
-    return EmbedderInfo(e.id, e.name, e.version, e.dim, e.weights_sha256)
+    return EmbedderInfo(e.name, e.version, e.dim, e.weights_sha256, id=e.id)
 
 
 def normalize_vector(vector: Any, dim: int) -> np.ndarray:
