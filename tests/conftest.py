@@ -33,6 +33,12 @@ def pipeline():
 LFW_PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
 
 
+@pytest.fixture(scope="session")
+def lfw_people() -> list[str]:
+    """The LFW people of `small_gallery_dir`, one folder each."""
+    return list(LFW_PEOPLE)
+
+
 @pytest.fixture()
 def small_gallery_dir(tmp_path, data_dir) -> Path:
     """A folder per person with 2 LFW photos each (subject = folder name)."""

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from forensics.cli import app
 
-from conftest import LFW_PEOPLE
 
 runner = CliRunner()
 
@@ -151,8 +150,8 @@ def test_clear_errors_not_tracebacks(tmp_path):
     assert res.exit_code == 2 and "x.db" in res.output
 
 
-def test_help_teaches():
+def test_help_teaches(lfw_people):
     for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
         res = run(*cmd, "--help")
         assert "Usage" in res.output
-    assert LFW_PEOPLE  # the fixture's people exist in the data (checked by small_gallery_dir)
+    assert lfw_people  # the fixture's people exist in the data (checked by small_gallery_dir)
