@@ -56,7 +56,7 @@ def test_search_finds_the_person_with_an_unseen_photo(enrolled, data_dir):
     assert out["embedder"].startswith("dlib-resnet@v1")
 
 
-def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
+def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir, png_header):
     folder = tmp_path / "batch" / "someone"
     folder.mkdir(parents=True)
     shutil.copy(data_dir / "lfw" / "deepfunneled_250" / "Al_Gore" / "Al_Gore_0001.jpg", folder / "good.jpg")
@@ -68,9 +68,7 @@ def test_bad_files_are_listed_and_the_rest_enrolled(tmp_path, data_dir):
     Image.new("RGB", (1, 1)).save(folder / "one_pixel.png")
     Image.new("RGB", (300, 300), (200, 180, 160)).save(folder / "no_face.png")
     (folder / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
-    from test_images import _png_header
-
-    (folder / "huge.png").write_bytes(_png_header(30000, 30000))
+    (folder / "huge.png").write_bytes(png_header(30000, 30000))
     db = tmp_path / "g.db"
     res = run("enroll", tmp_path / "batch", "--db", db, "--workers", 2, ok=False)  # failures come back from workers
     assert res.exit_code == 1

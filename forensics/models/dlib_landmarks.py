@@ -13,7 +13,7 @@ walks 500 depth-4 trees on intensity differences, and adds the chosen leaves' sh
 This module parses the file in pure Python at load time (no converted weights in the repository)
 and runs the cascade with numpy, with dlib's numerics: float32 shapes, pixel positions rounded
 as `floor(x + 0.5)`, RGB intensity `(r + g + b) // 3`, pixels outside the image read as 0, and
-integer output points. `tests/test_dlib_landmarks.py` compares it with dlib-bin.
+integer output points. `tests/forensics/models/test_dlib_landmarks.py` compares it with dlib-bin.
 
 File format (dlib/serialize.h): every number is a packed integer (a control byte whose low four
 bits give the byte count and whose bit 0x80 is the sign, then the little-endian magnitude); a

@@ -28,6 +28,7 @@ def test_patch_discriminator_shape_and_losses():
         PatchDiscriminator({"bass": 8})
 
 
+@pytest.mark.slow
 def test_discriminator_learns_to_tell_pairs_apart(face_like):
     """A few LSGAN steps separate true photos from a constant grey 'synthesis'."""
     torch.manual_seed(0)
@@ -44,6 +45,7 @@ def test_discriminator_learns_to_tell_pairs_apart(face_like):
         assert d(sketch, photo).mean() - d(sketch, synth).mean() > 0.6  # targets 1 and 0
 
 
+@pytest.mark.slow
 def test_spectral_norm_discriminator_has_unit_spectral_norms_and_still_learns(face_like):
     """With spectral_norm every convolution's weight (as used) has largest singular value ~1 and no
     instance norm is left; the discriminator still separates true pairs from a grey 'synthesis'."""

@@ -45,6 +45,7 @@ def test_checkpoint_round_trip_restores_step_and_weights(tmp_path, tiny_inverter
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_train_resume_and_export(tmp_path, chip_cache_path, monkeypatch, fake_dlib, tiny_inverter):
     monkeypatch.setattr(T, "load_loss_network", lambda cfg, device: fake_dlib())
     cfg = load_config(None, {"name": "t", "cache": str(chip_cache_path), "model": tiny_inverter, "batch_size": 2,
@@ -85,6 +86,7 @@ def test_evaluator_perfect_when_synth_is_the_photo(chip_cache_path, fake_dlib):
         Evaluator(ChipCache(chip_cache_path), fake_dlib(), "cpu", selection="best")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spectral_norm", [False, True])
 def test_train_with_adversarial_loss_checkpoints_and_resumes_the_discriminator(
         tmp_path, chip_cache_path, monkeypatch, fake_dlib, tiny_inverter, spectral_norm):
