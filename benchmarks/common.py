@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from forensics.datasets import LFW_DUPLICATES, read_manifest
-from forensics.inversion.data import fs2k_val_identities
+from forensics.training.data import fs2k_val_identities
 
 WORK = Path(__file__).resolve().parent / "work"
 RESULTS = Path(__file__).resolve().parent / "results"

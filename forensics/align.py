@@ -108,7 +108,7 @@ def dlib_chip_transform(points: np.ndarray, size: int = CHIP_SIZE, padding: floa
     dlib (get_face_chip_details, chip_details, extract_image_chip) fits a similarity from the
     padded template, in chip units, to the landmarks and samples chip pixel u at template
     coordinate u + 0.5. Checked against dlib-bin's get_face_chip: mean abs pixel difference 0.5
-    (interpolation rounding), tests/test_dlib_landmarks.py.
+    (interpolation rounding), tests/forensics/models/test_dlib_landmarks.py.
     """
     chip_pts = (padding + DLIB_5PT_TEMPLATE) / (2 * padding + 1) * size
     chip_to_img = similarity_transform(chip_pts, np.asarray(points, dtype=np.float64))  # fitted this way round

@@ -106,7 +106,7 @@ class Forensics:
         from forensics.whitening import load_whitening
 
         pipeline = self.pipeline()
-        white = load_whitening(pipeline.embedder.info.key) if whiten else None
+        white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None
         return GalleryIndexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
 
     # -- enroll, search, query, evaluate -------------------------------------------------------

@@ -82,7 +82,7 @@ def load_calibration(embedder: EmbedderInfo, mode: str, path: Path = CALIBRATION
     if not Path(path).is_file():
         return None
     data = json.loads(Path(path).read_text())
-    d = data.get(f"{embedder.key}|{mode}")
+    d = data.get(f"{embedder.key.slug}|{mode}")
     if d is None or d.get("space") != space:
         return None
     return ScoreCalibration(d["embedder"], d["mode"], np.array(d["grid"]), np.array(d["survival"]),

@@ -282,7 +282,7 @@ def search(
     result = forensics_app(db, None, embedder, weights, face).search_photo(image, top)
     if as_json:
         print(json.dumps({"probe": str(image), "probe_sha256": result.probe_sha256[0],
-                          "embedder": result.embedder.key, "gallery_size": result.gallery_size,
+                          "embedder": result.embedder.key.slug, "gallery_size": result.gallery_size,
                           "candidates": [c.to_dict() for c in result.candidates]}, indent=2))
         return
     print_candidates(result.candidates, f"{image} (sha256 {result.probe_sha256[0][:16]}…)")
@@ -552,9 +552,9 @@ def train_inverter(
     max_minutes: Optional[float] = typer.Option(None, help="Stop gracefully, with a checkpoint, after M minutes."),
     export: Optional[Path] = typer.Option(None, help="Write the best weights here (+ .json sidecar) at the end."),
 ):
-    """Train the sketch-inversion network (needs the chip cache: python -m forensics.inversion.data).
+    """Train the sketch-inversion network (needs the chip cache: python -m forensics.training.data).
     Seeded; logs to runs/<name>/train.log; checkpoints, resumes, keeps the best on validation."""
-    from forensics.inversion.train import main as train_main
+    from forensics.training.trainer import main as train_main
 
     argv = ["--config", str(config)] + (["--resume"] if resume else []) + (["--device", device] if device else [])
     argv += (["--max-minutes", str(max_minutes)] if max_minutes else []) + (["--export", str(export)] if export else [])

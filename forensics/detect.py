@@ -1,4 +1,4 @@
-"""Face detection with MTCNN (`forensics.mtcnn`: facenet-pytorch's networks, whose weights ship in
+"""Face detection with MTCNN (`forensics.models.mtcnn`: facenet-pytorch's networks, whose weights ship in
 its wheel: nothing is downloaded), face choice, and alignment of the chosen face.
 
 Images are grouped by size and detected in batches. The smallest face size searched for decides
@@ -20,7 +20,7 @@ import numpy as np
 
 from forensics.align import CHIP_SIZE, align_dlib, dlib_box_from_mtcnn
 from forensics.models.dlib_landmarks import load_shape_predictor
-from forensics.mtcnn import DEFAULT_THRESHOLDS, MTCNN
+from forensics.models.mtcnn import DEFAULT_THRESHOLDS, MTCNN
 
 FACE_SELECTION = ("largest", "central")
 

@@ -168,7 +168,7 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
                 progress(len(results))
     finally:
         report.seconds = time.perf_counter() - t0
-        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key, operator)
+        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, operator)
         if report.enrolled and gallery.path is not None:
             GalleryIndexes(gallery).plain()  # brought up to date, as the kind kept in the gallery
     return report

@@ -185,8 +185,8 @@ class ParallelPipeline:
         for res in computed:
             emb = getattr(res, "embedding", None)
             if emb is not None and emb.embedder != self.embedder_info:
-                raise ForensicsError(f"a worker's embedder ({emb.embedder.key}) is not the expected one "
-                                     f"({self.embedder_info.key}): its weights file changed during the run?")
+                raise ForensicsError(f"a worker's embedder ({emb.embedder.key.slug}) is not the expected one "
+                                     f"({self.embedder_info.key.slug}): its weights file changed during the run?")
         return merge(slots, pending, computed)
 
     @staticmethod

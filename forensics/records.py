@@ -7,19 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gallery.records import EmbedderInfo, EmbedderKey  # the one definition, shared with the gallery
 
-@dataclass(frozen=True)
-class EmbedderInfo:
-    """Which network produced a vector: vectors of different embedders are never compared."""
-
-    name: str
-    version: str
-    dim: int
-    weights_sha256: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}/{self.dim}"
+__all__ = ["EmbedderInfo", "EmbedderKey", "Embedding", "FaceRecord", "Candidate", "SearchResult"]
 
 
 @dataclass

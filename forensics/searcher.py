@@ -69,10 +69,10 @@ class Searcher:
 
             inverter = load_inverter()
         inverter = inverter if self.mode.needs_inverter else None
-        whitening = load_whitening(info.key) if whiten and self.kind == "sketch" else None
+        whitening = load_whitening(info.key.slug) if whiten and self.kind == "sketch" else None
         offsets = None
         if self.mode.name in ("fusion", "roundtrip"):
-            offsets = load_offsets(info.key, inverter.info.sha256,
+            offsets = load_offsets(info.key.slug, inverter.info.sha256,
                                    space=whitening.space_id if whitening is not None else None)
         return ProbeModels(self.pipeline.embedder, inverter, whitening, offsets)
 

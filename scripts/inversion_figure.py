@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main():
     from forensics.datasets import default_data_dir, read_manifest
-    from forensics.inversion.data import fs2k_val_identities
+    from forensics.training.data import fs2k_val_identities
     from forensics.inversion.invert import invert_chips, load_inverter
     from forensics.models.registry import load_embedder
     from forensics.pipeline import FacePipeline

@@ -9,7 +9,7 @@
 #   dlib_face_recognition_resnet_model_v1.dat
 #                 dlib's descriptor weights: the identity and perceptual critic of the training losses.
 # The held-out CUFS test chips (runs/cache/chips_cufs_test.npz) stay here: no training run looks at
-# them, and `python -m forensics.inversion.train --evaluate W` measures the exported weights on them
+# them, and `python -m forensics.training.trainer --evaluate W` measures the exported weights on them
 # afterwards, on this machine.
 #
 #   scripts/prepare_carry.sh
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 mkdir -p .dev/carry runs/cache
 # built under runs/cache (beside it the unencoded chips.aligned.npz, ~0.5 GB, which is not carried)
-[ -f runs/cache/chips.npz ] || "$PY" -m forensics.inversion.data --out runs/cache/chips.npz
+[ -f runs/cache/chips.npz ] || "$PY" -m forensics.training.data --out runs/cache/chips.npz
 cp runs/cache/chips.npz .dev/carry/
 "$PY" - <<'PY'
 import shutil

@@ -37,7 +37,7 @@ def main() -> int:
     data = default_data_dir(required=True)
     pipe = FacePipeline(embedder=load_embedder())
     kept, raw, _, photos = training_pair_vectors(pipe, data, training_sketches(data))
-    key = pipe.embedder.info.key
+    key = pipe.embedder.info.key.slug
 
     def rank1(q: np.ndarray, g: np.ndarray) -> float:
         s = q @ g.T

@@ -32,6 +32,21 @@ def pipeline():
     return FacePipeline(embedder=load_embedder())
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no pixel data worth the name)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="session")
+def png_header():
+    """`png_header(width, height)`: the bytes of a PNG whose header claims that size."""
+    return _png_header
+
+
 LFW_PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
 
 
@@ -54,16 +69,92 @@ def small_gallery_dir(tmp_path, data_dir, lfw_people) -> Path:
     return root
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height (no pixel data worth the name)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+# ---------------------------------------------------------------------------- sketch inverter
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+#: a tiny inverter configuration: fast to build and to train for a step or two
+TINY_INVERTER = {"base": 4, "n_res": 1}
 
 
 @pytest.fixture(scope="session")
-def png_header():
-    """``png_header(width, height)``: the bytes of a PNG whose header claims that size."""
-    return _png_header
+def tiny_inverter() -> dict:
+    return dict(TINY_INVERTER)
+
+
+@pytest.fixture(scope="session")
+def dlib_resnet():
+    """dlib's ResNet (PyTorch port), loaded once."""
+    from forensics.models.dlib_resnet import load_dlib_resnet
+
+    try:
+        return load_dlib_resnet()
+    except (ImportError, FileNotFoundError) as e:  # pragma: no cover
+        pytest.skip(f"dlib weights unavailable: {e}")
+
+
+@pytest.fixture(scope="session")
+def fake_dlib():
+    """A class of tiny stand-ins for dlib's ResNet (0..255 RGB 150x150 in; 128-D out, 4 feature
+    maps): each instance is fresh and seeded alike."""
+    import torch
+
+    class FakeDlib(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(1)
+            self.convs = torch.nn.ModuleList([torch.nn.Conv2d(3, 4, 5, 5)] +
+                                             [torch.nn.Conv2d(4, 4, 3, 2, 1) for _ in range(3)])
+            self.fc = torch.nn.Linear(4, 128)
+            self.requires_grad_(False)
+
+        def forward_features(self, x):
+            x, feats = x / 128.0 - 1.0, []
+            for c in self.convs:
+                x = torch.relu(c(x))
+                feats.append(x)
+            return self.fc(x.mean((2, 3))), feats
+
+        def forward(self, x):
+            return self.forward_features(x)[0]
+
+    return FakeDlib
+
+
+def _face_like(rng, n):
+    """Smooth random images (JPEG-friendly), uint8 (n,150,150,3)."""
+    import numpy as np
+    import torch
+
+    low = rng.uniform(0, 255, (n, 10, 10, 3)).astype(np.float32)
+    t = torch.nn.functional.interpolate(torch.from_numpy(low).permute(0, 3, 1, 2), size=(150, 150), mode="bilinear")
+    return t.permute(0, 2, 3, 1).round().clamp(0, 255).byte().numpy()
+
+
+@pytest.fixture(scope="session")
+def face_like():
+    """`face_like(rng, n)`: smooth random uint8 (n,150,150,3) images."""
+    return _face_like
+
+
+@pytest.fixture(scope="session")
+def chip_cache_path(tmp_path_factory):
+    """A tiny synthetic chip cache standing in for the real one (CUFS/FS2K pairs, LFW photos)."""
+    import numpy as np
+
+    from forensics.training.data import Item, write_cache
+
+    rng = np.random.default_rng(0)
+    chips, items = [], []
+    for ds, split, n in [("cufs", "train", 3), ("cufs", "test", 2), ("fs2k", "train", 3), ("fs2k", "val", 4)]:
+        ph = _face_like(rng, n)
+        for i in range(n):
+            ident = f"{ds}_{split}_{i}"
+            grey = ph[i].mean(2, keepdims=True).repeat(3, 2).astype(np.uint8)
+            chips += [ph[i], 255 - grey]
+            items += [Item(None, ds, split, "photo", ident, "s", -1, f"{ident}_p"),
+                      Item(None, ds, split, "sketch", ident, "s", 0 if ds == "fs2k" else -1, f"{ident}_s")]
+    for i, c in enumerate(_face_like(rng, 4)):
+        chips.append(c)
+        items.append(Item(None, "lfw", "train", "photo", f"lfw_{i}", "lfw", -1, f"lfw_{i}"))
+    path = tmp_path_factory.mktemp("cache") / "chips.npz"
+    write_cache(path, chips, items, ["mtcnn"] * len(items), {"test": True})
+    return path

@@ -2,7 +2,7 @@
 
 The weights are a plain PyTorch state_dict (``forensics/weights/sketch_inverter.pt`` by default)
 with a JSON sidecar beside it (``sketch_inverter.json``: name, version, sha256, config, metrics)
-as written by ``python -m forensics.inversion.train``. The file's SHA-256 is checked against the
+as written by ``python -m forensics.training.trainer``. The file's SHA-256 is checked against the
 sidecar before anything is unpickled; a missing file, a missing or unreadable sidecar and a
 checksum mismatch are each a clear `ModelWeightsError`.
 """
@@ -10,8 +10,9 @@ checksum mismatch are each a clear `ModelWeightsError`.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def load_inverter(path: str | Path | None = None, device: str | torch.device = "
         raise ModelWeightsError(
             f"{path}: SHA-256 {actual[:16]}… does not match {expected[:16]}… in {side.name}; "
             "the weights file is corrupt or not the one the sidecar describes")
-    import io
-
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         model = SketchInverter(model_cfg)

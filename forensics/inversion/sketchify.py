@@ -190,44 +190,34 @@ def _border_fill(mask: np.ndarray) -> np.ndarray:
     return out.astype(bool)
 
 
-def _background(photo: Image.Image, halo: float, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Soft weights in [0, 1] of "plain backdrop" (the artist leaves it white).
-
-    Returns ``(bg, near_bg, face_level)``: masks at full resolution (``bg``: how much to fade
-    strokes, ``near_bg``: where to drop shading and colour, which also covers the band where the
-    silhouette blends into the backdrop) and the median brightness of the central
-    face region. Computed at 1/f resolution (the mask is smooth).
-    Backdrop = colour close to a uniform top corner (chromaticity tight, brightness loose, so
-    uneven lighting is fine), untextured, and outside the central face ellipse; backdrop-coloured
-    pixels next to confident backdrop join it (one region-growing step). Pure black fill left by
-    rotating/alignment tools (CUFS, deep-funneled LFW) is erased.
-    """
-    w, h = photo.size
-    f = max(1, int(round(min(w, h) / 50.0)))
-    # black fill left by rotating/alignment tools, connected to the border (full resolution:
-    # the wedges can be a pixel or two wide)
-    fill_full = None
+def _alignment_fill(arr: np.ndarray) -> np.ndarray | None:
+    """Black fill left by rotating/alignment tools, connected to the border (full resolution: the
+    wedges can be a pixel or two wide); None when there is none."""
+    h, w = arr.shape[:2]
     border = (arr[0], arr[-1], arr[:, 0], arr[:, -1])
-    if min(int(b.max(axis=1).min()) for b in border) <= 4:
-        # fill is ~0 with sparse JPEG ringing; even the darkest hair is a few levels brighter
-        maxc = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
-        dark = np.asarray(Image.fromarray(maxc).filter(ImageFilter.BoxBlur(1))) <= 4
-        fill_full = _border_fill(dark)
-    if fill_full is not None and fill_full.sum() < 0.002 * h * w:
-        fill_full = None  # a few dark pixels at the border: just a dark photo
-    small = photo.reduce(f) if f > 1 else photo
-    rgb = _f32(small)
-    sh, sw = rgb.shape[:2]
-    grey = rgb @ _LUMA
+    if min(int(b.max(axis=1).min()) for b in border) > 4:
+        return None
+    # fill is ~0 with sparse JPEG ringing; even the darkest hair is a few levels brighter
+    maxc = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2])
+    dark = np.asarray(Image.fromarray(maxc).filter(ImageFilter.BoxBlur(1))) <= 4
+    fill = _border_fill(dark)
+    if fill.sum() < 0.002 * h * w:
+        return None  # a few dark pixels at the border: just a dark photo
+    return fill
+
+
+def _flatness(grey: np.ndarray) -> np.ndarray:
+    """1 where the image is untextured (local std < .02), 0 where textured (> .06)."""
     m1 = _blur(grey, 1.0)
     m2 = _blur(grey * grey, 1.0)
     local_std = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
-    flat = np.clip(1.5 - local_std * 25.0, 0.0, 1.0)  # std < .02 flat, > .06 textured
+    return np.clip(1.5 - local_std * 25.0, 0.0, 1.0)
 
-    if fill_full is None:
-        fill = np.zeros((sh, sw), dtype=bool)
-    else:
-        fill = np.asarray(Image.fromarray(fill_full.astype(np.uint8) * 255).reduce(f)) > 127 if f > 1 else fill_full
+
+def _corner_similarity(rgb: np.ndarray, grey: np.ndarray, fill: np.ndarray) -> tuple[np.ndarray, float]:
+    """How close every pixel is to the colour of a uniform top corner (chromaticity tight,
+    brightness loose), and the summed confidence (0..2) that the two top corners are plain backdrop."""
+    sh, sw = grey.shape
     chrom = rgb / (rgb.sum(axis=-1, keepdims=True) + 0.05)
     k = max(2, int(round(0.1 * min(sh, sw))))
     regions = ((slice(0, k), slice(0, k)), (slice(0, k), slice(sw - k, sw)))  # top corners
@@ -248,25 +238,58 @@ def _background(photo: Image.Image, halo: float, arr: np.ndarray) -> tuple[np.nd
         d2 = np.sum((chrom - c_chrom) ** 2, axis=-1) * np.float32(1.0 / 0.04**2)
         d2 += (grey - float(colour @ _LUMA)) ** 2 * np.float32(1.0 / 0.15**2)
         sim = np.maximum(sim, conf * np.exp(-0.5 * d2))
-    # the face itself is never backdrop (aligned crops: it sits in the middle)
+    return sim, top_conf
+
+
+def _face_radius(sh: int, sw: int) -> np.ndarray:
+    """Normalised distance from the central face ellipse's centre (aligned crops: the face is in the middle)."""
     yy = (np.arange(sh, dtype=np.float32)[:, None] - 0.52 * sh) / (0.36 * sh)
     xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.32 * sw)
-    r = np.sqrt(yy * yy + xx * xx)
-    sim *= np.clip((r - 0.8) * 2.0, 0.0, 1.0)
+    return np.sqrt(yy * yy + xx * xx)
+
+
+def _clutter_fade(sh: int, sw: int) -> np.ndarray:
+    """Fading towards the top and side borders, sparing head, hair and shoulders."""
+    yy = (np.arange(sh, dtype=np.float32)[:, None] - 0.5 * sh) / (0.52 * sh)
+    yy = np.where(yy > 0.0, 0.45 * yy, yy)
+    xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.42 * sw)
+    return np.clip((np.sqrt(yy * yy + xx * xx) - 1.0) * 2.5, 0.0, 0.9)
+
+
+def _background(photo: Image.Image, halo: float, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Soft weights in [0, 1] of "plain backdrop" (the artist leaves it white).
+
+    Returns ``(bg, near_bg, face_level)``: masks at full resolution (``bg``: how much to fade
+    strokes, ``near_bg``: where to drop shading and colour, which also covers the band where the
+    silhouette blends into the backdrop) and the median brightness of the central
+    face region. Computed at 1/f resolution (the mask is smooth).
+    Backdrop = colour close to a uniform top corner (chromaticity tight, brightness loose, so
+    uneven lighting is fine), untextured, and outside the central face ellipse; backdrop-coloured
+    pixels next to confident backdrop join it (one region-growing step). Pure black fill left by
+    rotating/alignment tools (CUFS, deep-funneled LFW) is erased.
+    """
+    w, h = photo.size
+    f = max(1, int(round(min(w, h) / 50.0)))
+    fill_full = _alignment_fill(arr)
+    rgb = _f32(photo.reduce(f) if f > 1 else photo)
+    sh, sw = rgb.shape[:2]
+    grey = rgb @ _LUMA
+    if fill_full is None:
+        fill = np.zeros((sh, sw), dtype=bool)
+    else:
+        fill = np.asarray(Image.fromarray(fill_full.astype(np.uint8) * 255).reduce(f)) > 127 if f > 1 else fill_full
+    sim, top_conf = _corner_similarity(rgb, grey, fill)
+    r = _face_radius(sh, sw)
+    sim *= np.clip((r - 0.8) * 2.0, 0.0, 1.0)  # the face itself is never backdrop
     face_level = float(np.median(grey[r < 0.6])) if np.any(r < 0.6) else float(np.median(grey))
-    bg = sim * flat
+    bg = sim * _flatness(grey)
     if fill.any():
         bg = np.maximum(bg, fill.astype(np.float32))
     bg = np.maximum(bg, sim * np.clip(_blur(bg, 3.0 / f) * 2.5, 0.0, 1.0))
     clutter = 1.0 - top_conf / 2.0
     if clutter > 0.0:
-        # cluttered backdrop (top corners not plain): artists leave it out all the same, so fade
-        # the drawing towards the top and side borders, sparing head, hair and shoulders
-        yy = (np.arange(sh, dtype=np.float32)[:, None] - 0.5 * sh) / (0.52 * sh)
-        yy = np.where(yy > 0.0, 0.45 * yy, yy)
-        xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.42 * sw)
-        outside = np.clip((np.sqrt(yy * yy + xx * xx) - 1.0) * 2.5, 0.0, 0.9)
-        bg = np.maximum(bg, clutter * outside)
+        # cluttered backdrop (top corners not plain): artists leave it out all the same
+        bg = np.maximum(bg, clutter * _clutter_fade(sh, sw))
     near = np.maximum(bg, np.clip(_blur(bg, halo / f) * 2.0, 0.0, 1.0))
     if f > 1:
         bg, near = (
@@ -395,6 +418,33 @@ def sketchify(
     style = _STYLE_ALIASES.get(style, style)
     if style not in STYLES:
         raise ValueError(f"unknown sketch style {style!r}; expected one of {STYLES}")
+    photo = _rgb_photo(photo)
+    img = Image.fromarray(photo, mode="RGB")
+    h, w = photo.shape[:2]
+    # parameters are tuned for ~200-250 px aligned faces; stroke sizes scale with the image
+    scale = float(np.clip(min(h, w) / 200.0, 0.4, 4.0))
+    if randomize:
+        rng = np.random.default_rng() if rng is None else rng
+        p = _draw_params(style, rng)
+    else:
+        rng = None
+        p = dict(_CANON[style])
+    grey_img = _exposed_grey(img, rng)
+    bg, near_bg, face_level = _background(img, 2.5 * scale, photo)
+    # exposure normalization towards a light face (at most 1.6x brighter, never darker)
+    p["gain"] = float(np.clip(0.72 / max(face_level, 1e-3), 1.0, 1.6))
+    if style == "line":
+        out = _line_drawing(_f32(grey_img), p, scale, bg, rng)
+    else:
+        out = _pencil_drawing(img, grey_img, style, p, scale, bg, near_bg, rng)
+    out8 = _tone_curve(out, p["gamma"])
+    if rng is None:
+        return np.ascontiguousarray(np.repeat(out8[..., None], 3, axis=2) if out8.ndim == 2 else out8)
+    return _on_paper(out8, rng)
+
+
+def _rgb_photo(photo: np.ndarray) -> np.ndarray:
+    """The photo as contiguous (H, W, 3) uint8 RGB (greyscale repeated, alpha dropped); checks its shape."""
     photo = np.asarray(photo)
     if photo.ndim == 2:
         photo = np.repeat(photo[..., None], 3, axis=2)
@@ -402,57 +452,63 @@ def sketchify(
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {photo.shape}")
     if photo.dtype != np.uint8:
         photo = np.clip(photo, 0, 255).astype(np.uint8)
-    photo = np.ascontiguousarray(photo[..., :3])
-    img = Image.fromarray(photo, mode="RGB")
-    h, w = photo.shape[:2]
-    # parameters are tuned for ~200-250 px aligned faces; stroke sizes scale with the image
-    scale = float(np.clip(min(h, w) / 200.0, 0.4, 4.0))
+    return np.ascontiguousarray(photo[..., :3])
 
-    if randomize:
-        rng = np.random.default_rng() if rng is None else rng
-        p = _draw_params(style, rng)
-    else:
-        rng = None
-        p = dict(_CANON[style])
 
+def _exposed_grey(img: Image.Image, rng: np.random.Generator | None) -> Image.Image:
+    """The photo in greyscale; randomized, with the exposure and contrast of the reference photo
+    varied (the artist's rendering follows them)."""
     grey_img = img.convert("L")
-    if rng is not None:
-        # exposure/contrast of the reference photo differ; the artist's rendering follows
-        c, b = rng.uniform(0.85, 1.15), rng.uniform(-12.0, 12.0)
-        lut = np.clip((np.arange(256.0) - 128.0) * c + 128.0 + b, 0.0, 255.0) + 0.5
-        grey_img = grey_img.point(lut.astype(np.uint8).tolist())
-    grey = _f32(grey_img)
-    bg, near_bg, face_level = _background(img, 2.5 * scale, photo)
-    # exposure normalization towards a light face (at most 1.6x brighter, never darker)
-    p["gain"] = float(np.clip(0.72 / max(face_level, 1e-3), 1.0, 1.6))
-
-    if style == "line":
-        out = _xdog(np.minimum(grey * p["gain"], 1.0) if p["gain"] > 1.0 else grey, p, scale)
-        out = 1.0 - (1.0 - out) * (1.0 - bg)
-        if rng is not None and rng.random() < 0.5:
-            out = _soften(out, rng.uniform(0.3, 0.75) * scale)
-    else:
-        bank = _hatch_bank(_bucket(max(h, w)))
-        if rng is None:
-            ai, li = _HATCH_ANGLES.index(45.0), 0
-        else:
-            ai, li = int(rng.integers(len(_HATCH_ANGLES))), int(rng.integers(len(_HATCH_LENGTHS)))
-        hatch = _crop(bank[ai, li], h, w, rng)
-        out = _pencil(grey_img, grey, p, scale, bg, near_bg, hatch)
-        if rng is not None and rng.random() < 0.5:
-            out = _soften(out, rng.uniform(0.3, 0.75) * scale)
-        if style == "colour":
-            out = _colourize(img, out, p, near_bg)
-
-    # contrast / gamma of the drawing, via an 8-bit lookup table
-    out8 = _u8(out)
-    if p["gamma"] != 1.0:
-        lut = np.round(255.0 * (np.arange(256) / 255.0) ** p["gamma"]).astype(np.uint8)
-        out8 = lut[out8]
-    grey_out = out8.ndim == 2
     if rng is None:
-        return np.ascontiguousarray(np.repeat(out8[..., None], 3, axis=2) if grey_out else out8)
+        return grey_img
+    c, b = rng.uniform(0.85, 1.15), rng.uniform(-12.0, 12.0)
+    lut = np.clip((np.arange(256.0) - 128.0) * c + 128.0 + b, 0.0, 255.0) + 0.5
+    return grey_img.point(lut.astype(np.uint8).tolist())
 
+
+def _line_drawing(grey: np.ndarray, p: dict, scale: float, bg: np.ndarray,
+                  rng: np.random.Generator | None) -> np.ndarray:
+    """The ``line`` style: XDoG strokes, faded on the backdrop, sometimes softened; float (H, W)."""
+    out = _xdog(np.minimum(grey * p["gain"], 1.0) if p["gain"] > 1.0 else grey, p, scale)
+    out = 1.0 - (1.0 - out) * (1.0 - bg)
+    if rng is not None and rng.random() < 0.5:
+        out = _soften(out, rng.uniform(0.3, 0.75) * scale)
+    return out
+
+
+def _pencil_drawing(img: Image.Image, grey_img: Image.Image, style: str, p: dict, scale: float, bg: np.ndarray,
+                    near_bg: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """The ``pencil`` and ``colour`` styles: hatched pencil, sometimes softened, colour laid over for
+    ``colour``; float (H, W) or (H, W, 3)."""
+    h, w = bg.shape
+    bank = _hatch_bank(_bucket(max(h, w)))
+    if rng is None:
+        ai, li = _HATCH_ANGLES.index(45.0), 0
+    else:
+        ai, li = int(rng.integers(len(_HATCH_ANGLES))), int(rng.integers(len(_HATCH_LENGTHS)))
+    hatch = _crop(bank[ai, li], h, w, rng)
+    out = _pencil(grey_img, _f32(grey_img), p, scale, bg, near_bg, hatch)
+    if rng is not None and rng.random() < 0.5:
+        out = _soften(out, rng.uniform(0.3, 0.75) * scale)
+    if style == "colour":
+        out = _colourize(img, out, p, near_bg)
+    return out
+
+
+def _tone_curve(out: np.ndarray, gamma: float) -> np.ndarray:
+    """The drawing as uint8, with its contrast / gamma applied via an 8-bit lookup table."""
+    out8 = _u8(out)
+    if gamma != 1.0:
+        lut = np.round(255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
+        out8 = lut[out8]
+    return out8
+
+
+def _on_paper(out8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomized drawing as scanned: misaligned with the photo, on toned, blotchy, grainy paper,
+    often JPEG re-compressed. (H, W, 3) uint8."""
+    h, w = out8.shape[:2]
+    grey_out = out8.ndim == 2
     sk = Image.fromarray(out8, mode="L" if grey_out else "RGB")
     # misalignment between photo and sketch
     coeffs = _affine_coeffs(

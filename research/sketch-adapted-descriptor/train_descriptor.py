@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from forensics.inversion.data import ChipCache, ChipDataset, eval_cache_path
+from forensics.training.data import ChipCache, ChipDataset, eval_cache_path
 from forensics.models.dlib_resnet import load_dlib_resnet
 from forensics.inversion.invert import load_inverter
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np, torch
 ROOT = Path(__file__).resolve().parents[2]; sys.path.insert(0, str(ROOT / "benchmarks"))
 from forensics.datasets import default_data_dir, read_manifest
-from forensics.inversion.data import fs2k_val_identities
+from forensics.training.data import fs2k_val_identities
 from forensics.inversion.invert import load_inverter
 from forensics.models.registry import load_embedder
 from forensics.pipeline import FacePipeline, PipelineFailure

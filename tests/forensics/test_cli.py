@@ -152,7 +152,7 @@ def test_clear_errors_not_tracebacks(tmp_path):
     assert res.exit_code == 2 and "x.db" in res.output
 
 
-def test_help_teaches():
+def test_help_teaches(lfw_people):
     for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
         res = run(*cmd, "--help")
         assert "Usage" in res.output

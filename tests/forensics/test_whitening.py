@@ -96,7 +96,7 @@ def test_calibration_applies_only_in_its_space(tmp_path):
                           space="pca-whitening:abc")
     save_calibrations([cal], path)
     info = EmbedderInfo("test", "1", D, "0" * 64)
-    assert info.key == KEY
+    assert info.key.slug == KEY
     assert load_calibration(info, "fusion", path, space="pca-whitening:abc").space == "pca-whitening:abc"
     assert load_calibration(info, "fusion", path) is None
     assert json.loads(path.read_text())[f"{KEY}|fusion"]["space"] == "pca-whitening:abc"

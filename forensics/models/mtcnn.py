@@ -16,7 +16,7 @@ on a CPU); here all boxes of a batch, and every level of the image pyramid, are 
 area-resized at once from the images' summed-area tables, which give the same averages
 `adaptive_avg_pool2d` (interpolate's "area" mode) computes. NMS is done in numpy, with
 torchvision's rule for the first two stages and facenet's own "Min" procedure for the last.
-`tests/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
+`tests/forensics/models/test_mtcnn.py` checks boxes, scores and landmarks against `facenet_pytorch.MTCNN`.
 """
 
 from __future__ import annotations
@@ -315,29 +315,43 @@ class MTCNN:
         """images: (B, H, W, 3) uint8. Faces smaller than `min_face` px are not searched for."""
         t1, t2, t3 = thresholds or self.thresholds
         images = np.require(images, np.uint8, ["C"])
-        n_img, h, w, _ = images.shape
+        n_img = len(images)
         # one summed-area table per image gives every pyramid level and every crop (area resizing)
         sat = summed_area_tables(images)
-        whole = (np.arange(n_img), np.zeros(n_img, np.int64), np.full(n_img, h), np.zeros(n_img, np.int64),
-                 np.full(n_img, w))
+        boxes, img_of = self._proposals(sat, min_face, t1)
+        if boxes is None:
+            return [_empty() for _ in range(n_img)]
+        boxes, img_of = self._refine(sat, boxes, img_of, t2)
+        boxes, img_of, points = self._output(sat, boxes, img_of, t3)
+        return [FaceBoxes(boxes=boxes[img_of == i, :4], probs=boxes[img_of == i, 4], points=points[img_of == i])
+                for i in range(n_img)]
 
-        # stage 1: P-Net over the pyramid
+    def _pyramid_scales(self, h: int, w: int, min_face: int) -> list[float]:
+        """Image scales at which P-Net's 12 px window sees faces of `min_face` px and larger."""
         scales, m = [], 12.0 / min_face
         minl = min(h, w) * m
         while minl >= 12:
             scales.append(m)
             m *= self.factor
             minl *= self.factor
+        return scales
+
+    def _proposals(self, sat: torch.Tensor, min_face: int, threshold: float):
+        """Stage 1, P-Net over the pyramid: squared candidate boxes (x1, y1, x2, y2, score) and their
+        image index, after NMS per scale (0.5) and per image (0.7); (None, None) when there are none."""
+        n_img, h, w = sat.shape[0], sat.shape[1] - 1, sat.shape[2] - 1
+        whole = (np.arange(n_img), np.zeros(n_img, np.int64), np.full(n_img, h), np.zeros(n_img, np.int64),
+                 np.full(n_img, w))
         cands = []
-        for scale in scales:
+        for scale in self._pyramid_scales(h, w, min_face):
             level = area_crops(sat, *whole, (int(h * scale + 1), int(w * scale + 1)))
             reg, prob = self.pnet((level - 127.5) * 0.0078125)
-            b = _candidate_boxes(reg.numpy(), prob[:, 1].numpy(), scale, t1)
+            b = _candidate_boxes(reg.numpy(), prob[:, 1].numpy(), scale, threshold)
             if len(b):
                 keep = batched_nms(b[:, :4], b[:, 4], b[:, 9].astype(np.int64), 0.5)
                 cands.append(b[keep])
         if not cands:
-            return [_empty() for _ in range(n_img)]
+            return None, None
         b = np.concatenate(cands)
         img_of = b[:, 9].astype(np.int64)
         keep = batched_nms(b[:, :4], b[:, 4], img_of, 0.7)
@@ -345,43 +359,40 @@ class MTCNN:
         bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
         boxes = np.stack([b[:, 0] + b[:, 5] * bw, b[:, 1] + b[:, 6] * bh,
                           b[:, 2] + b[:, 7] * bw, b[:, 3] + b[:, 8] * bh, b[:, 4]], axis=1)
-        boxes = _rerec(boxes)
+        return _rerec(boxes), img_of
 
-        # stage 2: R-Net
+    def _refine(self, sat: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, threshold: float):
+        """Stage 2, R-Net on 24x24 crops: threshold, NMS 0.7, box regression, squared."""
         crops, boxes, img_of = self._crops(sat, boxes, img_of, 24)
-        if len(boxes):
-            reg, prob = _chunked(self.rnet, crops)
-            score = prob[:, 1].numpy()
-            ok = score > t2
-            boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
-            img_of, reg = img_of[ok], reg.numpy()[ok]
-            keep = batched_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
-            boxes, img_of, reg = boxes[keep], img_of[keep], reg[keep]
-            boxes = _rerec(_bbreg(boxes, reg))
+        if not len(boxes):
+            return boxes, img_of
+        reg, prob = _chunked(self.rnet, crops)
+        score = prob[:, 1].numpy()
+        ok = score > threshold
+        boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
+        img_of, reg = img_of[ok], reg.numpy()[ok]
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
+        boxes, img_of, reg = boxes[keep], img_of[keep], reg[keep]
+        return _rerec(_bbreg(boxes, reg)), img_of
 
-        # stage 3: O-Net
-        points = np.zeros((0, 5, 2))
+    def _output(self, sat: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, threshold: float):
+        """Stage 3, O-Net on 48x48 crops: threshold, the 5 landmarks, box regression, NMS 0.7 ("Min")."""
         crops, boxes, img_of = self._crops(sat, boxes, img_of, 48)
-        if len(boxes):
-            reg, lms, prob = _chunked(self.onet, crops)
-            score = prob[:, 1].numpy()
-            ok = score > t3
-            boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
-            img_of, reg, lms = img_of[ok], reg.numpy()[ok], lms.numpy()[ok]
-            bw = boxes[:, 2] - boxes[:, 0] + 1
-            bh = boxes[:, 3] - boxes[:, 1] + 1
-            px = bw[:, None] * lms[:, :5] + boxes[:, 0:1] - 1
-            py = bh[:, None] * lms[:, 5:] + boxes[:, 1:2] - 1
-            points = np.stack([px, py], axis=2)
-            boxes = _bbreg(boxes, reg)
-            keep = _facenet_min_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
-            boxes, img_of, points = boxes[keep], img_of[keep], points[keep]
-
-        out = []
-        for i in range(n_img):
-            sel = img_of == i
-            out.append(FaceBoxes(boxes=boxes[sel, :4], probs=boxes[sel, 4], points=points[sel]))
-        return out
+        if not len(boxes):
+            return boxes, img_of, np.zeros((0, 5, 2))
+        reg, lms, prob = _chunked(self.onet, crops)
+        score = prob[:, 1].numpy()
+        ok = score > threshold
+        boxes = np.concatenate([boxes[ok, :4], score[ok, None]], axis=1)
+        img_of, reg, lms = img_of[ok], reg.numpy()[ok], lms.numpy()[ok]
+        bw = boxes[:, 2] - boxes[:, 0] + 1
+        bh = boxes[:, 3] - boxes[:, 1] + 1
+        px = bw[:, None] * lms[:, :5] + boxes[:, 0:1] - 1
+        py = bh[:, None] * lms[:, 5:] + boxes[:, 1:2] - 1
+        points = np.stack([px, py], axis=2)
+        boxes = _bbreg(boxes, reg)
+        keep = _facenet_min_nms(boxes[:, :4], boxes[:, 4], img_of, 0.7)
+        return boxes[keep], img_of[keep], points[keep]
 
     @staticmethod
     def _crops(sat: torch.Tensor, boxes: np.ndarray, img_of: np.ndarray, size: int):

@@ -23,7 +23,7 @@ as 8-bit greyscale JPEGs. Qualities (defaults) are set by what can be carried: a
 CUFS/FS2K chips at 90, LFW chips at 85, CUFS test (not carried) at 95. No image file is copied:
 the caches live under ``runs/`` (git-ignored).
 
-CLI: ``python -m forensics.inversion.data --out runs/cache/chips.npz``.
+CLI: ``python -m forensics.training.data --out runs/cache/chips.npz``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-log = logging.getLogger("forensics.inversion.data")
+from forensics.inversion.sketchify import sketchify
+
+log = logging.getLogger("forensics.training.data")
 
 CACHE_VERSION = 1
 DEFAULT_CACHE = Path("runs/cache/chips.npz")
@@ -282,7 +284,7 @@ class ChipCache:
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"{self.path}: chip cache not found; build it with "
-                f"`python -m forensics.inversion.data --out {self.path}`")
+                f"`python -m forensics.training.data --out {self.path}`")
         with np.load(self.path, allow_pickle=False) as z:
             self.jpeg = z["jpeg"]
             self.offsets = z["offsets"]
@@ -390,8 +392,6 @@ class ChipDataset(Dataset):
         return self.length
 
     def sample(self, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        from forensics.inversion.sketchify import sketchify
-
         rng = np.random.default_rng([self.seed, int(k)])
         real = rng.random() < self.p_real
         if real:

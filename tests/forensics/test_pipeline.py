@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from forensics.errors import NoFaceError
@@ -71,6 +72,7 @@ def test_centred_fallback_is_placed_like_the_sketches(pipeline, tmp_path):
     assert abs(centre[0] - w / 2) < 0.15 * w and 0.3 * h < centre[1] < 0.7 * h
 
 
+@pytest.mark.slow
 def test_large_faces_are_searched_first_and_small_ones_only_where_none_was_found(pipeline, data_dir):
     """Two passes: a mugshot-sized face is found by the cheap first pass alone; an image whose
     face is under the first pass's size gets the second pass and the same face as a single

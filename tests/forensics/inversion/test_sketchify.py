@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from forensics.inversion.sketchify import STYLES, sketchify, sketchify_file
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _toy_face(h: int = 150, w: int = 150, seed: int = 0) -> np.ndarray:
@@ -142,14 +139,13 @@ def test_sketchify_file(tmp_path, face):
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not (DATA / "cufs" / "manifest.csv").exists(), reason="needs ../shared/data")
-def test_real_photos_give_sketch_like_output():
-    with open(DATA / "cufs" / "manifest.csv", newline="") as fh:
+def test_real_photos_give_sketch_like_output(data_dir):
+    with open(data_dir / "cufs" / "manifest.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["kind"] == "photo"]
     picks = [r for r in sorted(rows, key=lambda r: r["identity"])][::101][:6]
     rng = np.random.default_rng(0)
     for r in picks:
-        photo = np.asarray(Image.open(DATA / "cufs" / r["file"]).convert("RGB"))
+        photo = np.asarray(Image.open(data_dir / "cufs" / r["file"]).convert("RGB"))
         line = sketchify(photo, "line", rng=rng)[..., 0]
         assert (line > 200).mean() > 0.7, r["file"]
         for style in STYLES:

@@ -10,7 +10,7 @@ more stably than the log loss:
 - discriminator: ½·mean((D(s, photo) − 1)²) + ½·mean(D(s, synth)²)
 - inverter (generator): mean((D(s, synth) − 1)²), weighted by ``loss.adversarial``
 
-Off by default (``loss.adversarial = 0``); `forensics.inversion.train` creates the
+Off by default (``loss.adversarial = 0``); `forensics.training.trainer` creates the
 discriminator and its optimizer only when the weight is positive, and checkpoints both.
 """
 
@@ -32,7 +32,7 @@ class DiscriminatorConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     start_step: int = 0  # generator steps before the adversarial term is switched on
     # spectral normalisation of every convolution (Miyato et al. 2018), instead of instance norm: caps
-    # how fast the discriminator can win (session 6's plain one separated real from synthesized
+    # how fast the discriminator can win (the first, plain one of the GAN trials separated real from synthesized
     # pairs within ~1,000 steps, after which its term gave the inverter little to follow)
     spectral_norm: bool = False
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from forensics.mtcnn import MTCNN, _facenet_min_nms, batched_nms
+from forensics.models.mtcnn import MTCNN, _facenet_min_nms, batched_nms
 
 
 def _greedy_nms(boxes, scores, threshold):
@@ -51,7 +51,7 @@ def test_last_stage_nms_uses_overlap_over_the_smaller_box():
 
 
 def test_importing_the_detector_does_not_import_torchvision():
-    code = "import sys, forensics.detect, forensics.mtcnn; print('torchvision' in sys.modules)"
+    code = "import sys, forensics.detect, forensics.models.mtcnn; print('torchvision' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -65,6 +65,7 @@ def _images(data_dir, dataset, kind, n, size):
     return np.stack([im for im in imgs if im.shape[:2] == size][:n])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset,kind,size,min_face", [
     ("lfw", "photo", (250, 250), 50),
     ("lfw", "photo", (250, 250), 20),

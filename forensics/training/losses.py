@@ -4,7 +4,7 @@
 - ``identity``: 1 - cosine(dlib(synth), dlib(photo)) on dlib's 128-D descriptors: what the
   search will compare, so it is the loss that matters for recognition;
 - ``identity_whitened`` (off by default): the same in the sketch search space that queries search
-  in since session 7 (`forensics.whitening`: unit descriptors, minus the mean, times the partial
+  in (`forensics.whitening`: unit descriptors, minus the mean, times the partial
   whitening matrix), so that the directions the search weighs more are weighed more in training;
 - ``perceptual``: distance between dlib's intermediate feature maps of synth and photo, each
   map unit-normalised along channels per position (as LPIPS does), averaged over the 4 levels;
@@ -13,7 +13,7 @@
 - ``tv``: total variation (mean absolute difference of neighbouring pixels, 0..1 units);
 - ``adversarial`` (off by default): a conditional PatchGAN term; it needs the sketch and a
   discriminator with its own optimizer, so the training loop adds it
-  (`forensics.inversion.adversarial`), not `InversionLoss`.
+  (`forensics.training.adversarial`), not `InversionLoss`.
 
 `InversionLoss` computes the photo side's dlib features without gradients, once per batch.
 """
@@ -36,7 +36,7 @@ class LossWeights:
     perceptual: float = 1.0
     tv: float = 0.0
     perceptual_p: int = 2  # 1: L1, 2: squared L2 between normalised feature maps
-    adversarial: float = 0.0  # conditional PatchGAN term (forensics.inversion.adversarial); applied by train.py
+    adversarial: float = 0.0  # conditional PatchGAN term (forensics.training.adversarial); applied by the trainer
     identity_whitened: float = 0.0  # identity term in the sketch search space (forensics/weights/whitening.json)
 
     @classmethod

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,13 +9,11 @@ import torch
 from forensics.models.dlib_resnet import (
     WEIGHTS_NAME,
     DlibResNet,
-    default_weights_path,
     embed_chips,
     load_dlib_resnet,
     parse_dlib_resnet,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from forensics.models.weight_files import dlib_resnet_weights_path, shape_predictor_weights_path
 
 # One photo each of 29 different LFW people (deep-funneled, 250x250).
 LFW_PEOPLE = [
@@ -45,23 +41,20 @@ def model() -> DlibResNet:
 
 
 @pytest.fixture(scope="module")
-def dlib_mod():
-    if not DATA.is_dir():
-        pytest.skip(f"face data not found at {DATA}")
+def dlib_mod(data_dir):
     return pytest.importorskip("dlib", reason="dlib (the dlib-bin wheel) is needed as the reference")
 
 
 @pytest.fixture(scope="module")
-def chips(dlib_mod) -> np.ndarray:
+def chips(dlib_mod, data_dir) -> np.ndarray:
     """150x150 RGB chips cut by dlib itself (detector + 5-point predictor + get_face_chip)."""
-    import face_recognition_models
     from PIL import Image
 
     detector = dlib_mod.get_frontal_face_detector()
-    predictor = dlib_mod.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    predictor = dlib_mod.shape_predictor(str(shape_predictor_weights_path()))
     out = []
     for rel in LFW_FILES + CUFS_FILES:
-        path = DATA / rel
+        path = data_dir / rel
         if not path.is_file():
             continue
         img = np.asarray(Image.open(path).convert("RGB"))
@@ -71,7 +64,7 @@ def chips(dlib_mod) -> np.ndarray:
         box = max(dets, key=lambda r: r.area())
         out.append(dlib_mod.get_face_chip(img, predictor(img, box), size=150, padding=0.25))
     if len(out) < 24:
-        pytest.skip(f"only {len(out)} face chips could be made from {DATA} (need 24)")
+        pytest.skip(f"only {len(out)} face chips could be made from {data_dir} (need 24)")
     return np.stack(out)
 
 
@@ -87,8 +80,9 @@ def test_parse_structure():
     assert sum(c.weight.size + c.bias.size + 2 * c.gamma.size for c in net.convs) + net.fc_weight.size > 5.5e6
 
 
+@pytest.mark.slow
 def test_matches_dlib(model, chips, dlib_mod):
-    ref_net = dlib_mod.face_recognition_model_v1(str(default_weights_path()))
+    ref_net = dlib_mod.face_recognition_model_v1(str(dlib_resnet_weights_path()))
     ref = np.array([np.asarray(ref_net.compute_face_descriptor(c)) for c in chips], dtype=np.float64)
     got = embed_chips(model, chips, batch_size=16)
     assert got.dtype == np.float32 and got.shape == (len(chips), 128)
@@ -99,7 +93,7 @@ def test_matches_dlib(model, chips, dlib_mod):
 
 
 def test_weights_metadata(model):
-    assert model.weights_path == default_weights_path()
+    assert model.weights_path == dlib_resnet_weights_path()
     assert model.weights_path.name == WEIGHTS_NAME + ".dat"
     assert len(model.weights_sha256) == 64
     assert not model.training
@@ -107,7 +101,7 @@ def test_weights_metadata(model):
 
 
 def test_bad_files_raise(tmp_path):
-    data = default_weights_path().read_bytes()
+    data = dlib_resnet_weights_path().read_bytes()
 
     truncated = tmp_path / "truncated.dat"
     truncated.write_bytes(data[: len(data) // 2])
