@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,20 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/forensics demo
 
-test: setup
+# The report tests render the HTML report in headless Chromium: installed here (Debian's package,
+# needs root and apt-get) where it is missing, never from inside a test; a missing browser fails them.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the report rendering tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# Everything: unit tests and the end-to-end tests through the CLI on real images.
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The quick lane (a few minutes): everything not marked slow.
+test-fast: setup browser
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

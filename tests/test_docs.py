@@ -161,3 +161,17 @@ def test_no_work_period_wording_in_docs_scripts_research_configs():
             if f.is_file() and f.suffix in {".md", ".py", ".sh", ".json", ".jsonl", ".log", ".txt"}:
                 hits += [f"{f.relative_to(ROOT)}: {m.group(0)}" for m in pattern.finditer(f.read_text(encoding="utf-8"))]
     assert not hits, "\n".join(hits)
+
+
+def test_architecture_module_table_matches_the_tree():
+    """docs/architecture.md's table of modules names every product module (a package row such as
+    `forensics/training/` covers its modules) and only paths that exist."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = "\n".join(line for line in text.splitlines() if line.startswith("| `"))
+    named = set(re.findall(r"`((?:forensics|gallery|migrations)/[\w/.]*)`", table))
+    assert named, "no module table found"
+    assert not [p for p in named if not (ROOT / p).exists()], "the table names paths that do not exist"
+    modules = [p.relative_to(ROOT).as_posix() for pkg in ("forensics", "gallery")
+               for p in (ROOT / pkg).rglob("*.py") if p.name != "__init__.py"]
+    covered = lambda m: m in named or any(n.endswith("/") and m.startswith(n) for n in named)  # noqa: E731
+    assert not [m for m in modules if not covered(m)], "modules missing from docs/architecture.md"
