@@ -70,10 +70,10 @@ def load_offsets(embedder_key: str, inverter_sha256: str, path: Path = FUSION_FI
                          np.asarray(d["offset_inverted"], np.float32), int(d["n_pairs"]), d.get("space"))
 
 
-def fusion_probes(raw: np.ndarray, inverted: np.ndarray, offsets: FusionOffsets | None) -> tuple[np.ndarray, np.ndarray]:
-    """(probe vectors (2m, d), weights (2m,)) for m sketches: adjusted raw ones, then adjusted inverted ones."""
-    if offsets is not None:
-        raw, inverted = unit_rows(raw + offsets.offset_raw), unit_rows(inverted + offsets.offset_inverted)
-    m = len(raw)
-    weights = np.concatenate([np.full(m, 1 - FUSION_WEIGHT_INVERTED), np.full(m, FUSION_WEIGHT_INVERTED)])
-    return np.concatenate([raw, inverted]).astype(np.float32), weights
+def apply_offsets(raw: np.ndarray, inverted: np.ndarray, offsets: FusionOffsets | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The sketches' and synthesized photos' vectors each moved by its offset and re-normalised
+    (unchanged without offsets). Weighting the two scores is `forensics.probes`' job."""
+    if offsets is None:
+        return raw, inverted
+    return unit_rows(raw + offsets.offset_raw), unit_rows(inverted + offsets.offset_inverted)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forensics.errors import ForensicsError
-from forensics.fusion import FUSION_WEIGHT_INVERTED, FusionOffsets, unit_rows
+from forensics.fusion import FUSION_WEIGHT_INVERTED, FusionOffsets, apply_offsets, unit_rows
 from forensics.models.registry import Embedder
 from forensics.modes import get_mode
 
@@ -167,9 +167,7 @@ class _Vectors:
         self.space = INDEX_WHITENED if self.whitened else INDEX_PLAIN
         self.raw_fused = self.inv_fused = None
         if self.mode in ("fusion", "roundtrip"):
-            o = self.offsets
-            self.raw_fused = unit_rows(self.raw + o.offset_raw) if o is not None else self.raw
-            self.inv_fused = unit_rows(self.inverted + o.offset_inverted) if o is not None else self.inverted
+            self.raw_fused, self.inv_fused = apply_offsets(self.raw, self.inverted, self.offsets)
 
     def probe_set(self, rows: list[int]) -> ProbeSet:
         b = len(rows)

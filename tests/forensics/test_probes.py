@@ -30,8 +30,9 @@ class Embedder:
         return unit_rows(thirds.astype(np.float32) @ BASIS)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture()
 def stand_in_inverter(monkeypatch):
+    """The inverter replaced by a cheap deterministic stand-in (255 - chip)."""
     monkeypatch.setattr(invert_mod, "invert_chips", lambda inv, chips: 255 - chips)
 
 
@@ -44,6 +45,7 @@ def mirror_mean(e, chips):
     return unit_rows(unit_rows(e.embed(chips)) + unit_rows(e.embed(mirrored(chips))))
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_photo_probe_is_the_stored_kind_of_vector():
     recs = records(1)
     (s,) = build_probes(ProbeModels(Embedder()), "raw", recs, kind="photo").sets
@@ -52,6 +54,7 @@ def test_photo_probe_is_the_stored_kind_of_vector():
     np.testing.assert_allclose(p.vector, recs[0].embedding.vector, atol=1e-6)
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_sketch_probes_are_mirror_averaged_and_whitened():
     e, recs = Embedder(), records(2)
     w = fit_whitening(unit_rows(rng.standard_normal((200, D))), "stand-in@1/8")
@@ -63,6 +66,7 @@ def test_sketch_probes_are_mirror_averaged_and_whitened():
                                atol=1e-5)
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_fusion_moves_each_probe_by_its_offset_and_weights_them():
     e, recs = Embedder(), records(1)
     shift, zero = np.full(D, 0.3, np.float32), np.zeros(D, np.float32)
@@ -75,6 +79,7 @@ def test_fusion_moves_each_probe_by_its_offset_and_weights_them():
     np.testing.assert_allclose(s.probes[1].vector, mirror_mean(e, 255 - chips)[0], atol=1e-5)
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_roundtrip_adds_the_synthesized_photo_against_roundtrip_vectors():
     e, recs = Embedder(), records(2)
     (s,) = build_probes(ProbeModels(e, inverter=object()), "roundtrip", recs).sets
@@ -87,11 +92,13 @@ def test_roundtrip_adds_the_synthesized_photo_against_roundtrip_vectors():
     assert s.probes[-1].index == INDEX_ROUNDTRIP
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_ungrouped_records_give_one_set_each():
     sets = build_probes(ProbeModels(Embedder(), inverter=object()), "inverted", records(3), grouped=False).sets
     assert len(sets) == 3 and all(len(s.probes) == 1 and s.probes[0].label == "sketch 1" for s in sets)
 
 
+@pytest.mark.usefixtures("stand_in_inverter")
 def test_modes_that_need_the_inverter_say_so():
     with pytest.raises(ForensicsError, match="inversion"):
         build_probes(ProbeModels(Embedder()), "fusion", records(1))
