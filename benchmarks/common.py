@@ -25,6 +25,7 @@ from pathlib import Path
 from forensics.datasets import LFW_DUPLICATES, read_manifest
 from forensics.training.data import fs2k_val_identities
 
+ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / "work"
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,6 +50,15 @@ def machine_description() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "faiss": faiss.__version__}
+
+
+def code_version() -> dict:
+    """The commit of the code a benchmark ran (and whether the working tree had changes), recorded
+    in its results file: docs/benchmarks.md says which code each table measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
 
 
 def lfw_photo_probes(data: Path) -> tuple[list[dict], list[dict]]:

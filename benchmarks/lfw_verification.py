@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import machine_description
+from common import code_version, machine_description
 
 from forensics.datasets import default_data_dir
 
@@ -160,7 +160,7 @@ def main():
         note = f"  (from {r['reused_from']})" if r.get("reused_from") else ""
         print(f"{r['pipeline']:58} {r['accuracy']:9.2%} {r['std']:7.2%} {r['no_face']:8d} {r['seconds']:8.0f}{note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "machine": machine_description()}, indent=2))
+    args.out.write_text(json.dumps({"rows": rows, "machine": machine_description(), "code": code_version()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import (RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, lfw_photo_probes, machine_description,
+from common import (RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, lfw_photo_probes, code_version, machine_description,
                     write_manifest)
 
 from forensics.datasets import default_data_dir
@@ -45,7 +45,7 @@ def main():
     print(f"{'forensics':12} {row['rank1']:7.1%} {row['rank5']:7.1%} {row['rank10']:7.1%} {row['failed']:7d}")
     print(f"{'dlib (notes)':12} {0.899:7.1%} {0.957:7.1%} {0.967:7.1%}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "photo_identification.json").write_text(json.dumps(row | {"machine": machine_description()}, indent=2))
+    (RESULTS / "photo_identification.json").write_text(json.dumps(row | {"machine": machine_description(), "code": code_version()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import machine_description
+from common import code_version, machine_description
 
 from forensics.datasets import default_data_dir
 from forensics.detect import FaceDetector
@@ -57,7 +57,7 @@ def main():
     print("SKETCH_FALLBACK_LANDMARKS =", np.round(mean_rel, 4).tolist())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows_out, "fallback_landmarks": mean_rel.tolist(),
-                                     "machine": machine_description()}, indent=2))
+                                     "machine": machine_description(), "code": code_version()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, machine_description, write_manifest
+from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, code_version, machine_description, write_manifest
 from photo_identification import open_gallery_rows
 
 from forensics.datasets import default_data_dir
@@ -138,7 +138,7 @@ def main():
               f"(sketch/photo {q['identity_cos_sketch_vs_photo']:.3f})")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sketch_identification.json").write_text(json.dumps({"rows": results, "quality": quality,
-                                                                          "machine": machine_description()}, indent=2))
+                                                                          "machine": machine_description(), "code": code_version()}, indent=2))
     plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
 
 

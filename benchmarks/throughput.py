@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, WORK, forensics_cmd, machine_description, write_manifest
+from common import RESULTS, WORK, forensics_cmd, code_version, machine_description, write_manifest
 
 from forensics.datasets import LFW_DUPLICATES, default_data_dir, read_manifest
 
@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--skip-enroll", action="store_true")
     args = ap.parse_args()
     data = args.data or default_data_dir(required=True)
-    res = {"machine": machine_description(), "loadavg_start": os.getloadavg()[0]}
+    res = {"machine": machine_description(), "code": code_version(), "loadavg_start": os.getloadavg()[0]}
     if not args.skip_enroll:
         res["enroll"] = enroll_speed(data, args.n, args.skip_dlib)
         e = res["enroll"]

@@ -69,7 +69,11 @@ def header(results: dict) -> tuple[list[str], dict]:
 
 def machine_note(name: str, result: dict, usual: dict) -> list[str]:
     machine = machine_of(name, result)
-    return [] if machine == usual else [f"Measured on: {machine_text(machine)}.", ""]
+    code = result.get("code") or {}
+    where = [] if machine == usual else [f"Measured on: {machine_text(machine)}."]
+    what = [f"Code: commit `{code['commit']}`{' with uncommitted changes' if code.get('dirty') else ''}."] \
+        if code.get("commit") else ["Code: not recorded."]
+    return where + what + [""]
 
 
 def row_of(rows: list[dict], set_name: str, gallery: str, mode: str) -> dict:
@@ -161,6 +165,13 @@ def sketch_caveats(rows: list[dict], ref: dict) -> list[str]:
             "only (`scripts/select_whitening.py`), but the test figures of this and other settings had been seen "
             "before it was adopted (docs/models.md gives the order): read them as optimistic to an unknown degree. "
             "The same weights in the raw descriptor space, before the search space was adopted: docs/models.md.",
+            "- These figures were measured (at the commit named above) with `forensics evaluate`'s own ranking, "
+            "from before query, evaluate and photo search shared one ranking path (`forensics/ranking.py`): it "
+            "re-scored the 256 best images of each probe vector and took single-vector modes' FAISS scores as "
+            "they came, where a query pools the 64 best (widening until enough subjects) and re-scores them "
+            "exactly. Both now run the query's path, tested to give the same candidates and scores on a "
+            "1,024-subject gallery (`tests/forensics/test_searcher.py`); the tables have not been re-measured "
+            "since, so a figure may move by a probe or two when they are.",
             "- The roundtrip mode was adopted by a rule on FS2K val and the training pairs, written before any of "
             "its figures was seen (`research/roundtrip/`); CUFS test was run once, afterwards. It is measured on "
             "the closed galleries only (no open-set figure, no FPIR calibration yet), so it is an opt-in mode and "
@@ -195,7 +206,8 @@ def photo_section(ph: dict, ref: dict, machine: dict) -> list[str]:
             f"| forensics | {pct(ph['rank1'])} | {pct(ph['rank5'])} | {pct(ph['rank10'])} |",
             f"| dlib's own pipeline (baselines.md) | {pct(dlib['rank1'])} | {pct(dlib['rank5'])} | {pct(dlib['rank10'])} |",
             "", f"Bar: ≥ {pct(ph['dlib_baseline_rank1'])}% rank-1 — " + met(ph["rank1"] >= ph["dlib_baseline_rank1"])
-            + ".", ""]
+            + ".", "", "Measured with `forensics evaluate`'s ranking from before the one ranking path (see the "
+            "sketch identification notes); not re-measured since.", ""]
 
 
 def lfw_section(lfw: dict, ref: dict, machine: dict) -> list[str]:
