@@ -21,7 +21,8 @@ from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.indexes import GalleryIndexes
-from forensics.query import QueryOutcome, SubjectFilters, run_query, search_photo
+from forensics.filters import SubjectFilters
+from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
 
 Progress = Callable[[int, int], None]
@@ -154,6 +155,33 @@ class Forensics:
 
     def queries(self, limit: int = 50, case_id: str | None = None):
         return self.gallery().repository().list_queries(limit=limit, case_id=case_id)
+
+    @staticmethod
+    def check_report_target(out: Path) -> None:
+        """Before a query runs: its `--report` path has a known extension and a writable folder."""
+        import os
+
+        from forensics.reports import FORMATS
+
+        out = Path(out)
+        if out.suffix.lower().lstrip(".") not in FORMATS:
+            raise ForensicsError(f"--report {out}: the extension must be one of {', '.join('.' + f for f in FORMATS)}")
+        folder = out.parent if str(out.parent) else Path(".")
+        if not folder.is_dir():
+            raise ForensicsError(f"--report {out}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ForensicsError(f"--report {out}: the folder {folder} is not writable")
+        if out.is_dir():
+            raise ForensicsError(f"--report {out}: that is a folder; give a file name")
+
+    def query_report(self, query_id: str, out: Path) -> Path:
+        """The report of a query just stored; if it cannot be written, the error says the query is
+        stored and how to export its report again."""
+        try:
+            return self.report(query_id, out)
+        except (OSError, ForensicsError) as e:
+            raise ForensicsError(f"the query is stored as {query_id}, but its report could not be written to "
+                                 f"{out} ({e}); export it with `forensics report {query_id} -o FILE`") from None
 
     def report(self, query_id: str, out: Path, fmt: str | None = None) -> Path:
         from forensics.reports import export_report

@@ -271,7 +271,7 @@ def enroll(
 @handle_errors
 def search(
     image: Path = typer.Argument(..., help="A face photo to search the gallery with."),
-    top: int = typer.Option(10, "--top", "-k", help="How many subjects to return."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="How many subjects to return."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     face: str = FaceOption,
     db: Path = DbOption,
@@ -313,7 +313,7 @@ def print_candidates(cands, title: str):
 def evaluate(
     probes: Path = typer.Option(..., help="CSV manifest of probes: path,subject_id (the true subject)."),
     out: Path = typer.Option(..., help="JSON-lines output: one line per probe, in manifest order."),
-    top: int = typer.Option(10, "--top", "-k", help="Candidates kept per probe."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="Candidates kept per probe."),
     mode: str = typer.Option("raw", help="How each probe is searched, as in `query --mode`: " + modes_help()),
     probe_kind: str = typer.Option("auto", help="photo or sketch (sketches get the detection fallbacks); auto: "
                                    "sketch for inverted/fusion/roundtrip, photo for raw."),
@@ -375,15 +375,15 @@ def query(
     """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
     is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
     from forensics.errors import ForensicsError
+    from forensics.filters import SubjectFilters
     from forensics.modes import get_mode
-    from forensics.query import SubjectFilters
-    from forensics.reports import FORMATS
 
     get_mode(mode)
-    if report is not None and report.suffix.lower().lstrip(".") not in FORMATS:
-        raise ForensicsError(f"--report {report}: the extension must be one of "
-                             f"{', '.join('.' + f for f in FORMATS)}")
-
+    if top <= 0:
+        raise ForensicsError(f"--top must be at least 1, not {top}")
+    fx = forensics_app(db, operator, embedder, weights, face)
+    if report is not None:
+        fx.check_report_target(report)
     conditions = {}
     for w in where:
         if "=" not in w:
@@ -391,18 +391,20 @@ def query(
         k, v = w.split("=", 1)
         conditions[k.strip()] = v.strip()
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
-    fx = forensics_app(db, operator, embedder, weights, face)
+    filters.check_shape()
     with lazy_progress_bar("round-trip gallery vectors") as progress:
         q = fx.query(sketches, top=top, mode=mode, case_id=case, filters=filters, whiten=whiten, progress=progress)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
-    written = fx.report(q.query_uid, report) if report else None
+    written = fx.query_report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
+                          "subjects_searched": q.subjects_searched,
                           "candidates": [c.to_dict() for c in q.candidates],
                           "report": str(written) if written else None}, indent=2))
         return
-    print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects)")
+    searched = "" if q.subjects_searched == q.gallery_size else f", {q.subjects_searched} searched after the filters"
+    print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects{searched})")
     if written:
         console.print(f"report: {written}")
 

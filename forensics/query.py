@@ -22,39 +22,12 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics import __version__
 from forensics.errors import ForensicsError
+from forensics.filters import SubjectFilters, all_subjects
 from forensics.images import png_bytes
 from forensics.modes import get_mode
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate, QueryParams, SearchResult
 from forensics.searcher import Searcher
-
-
-@dataclass
-class SubjectFilters:
-    """Metadata filters applied before ranking (None: no filter)."""
-
-    sex: str | None = None
-    born_between: tuple[int, int] | None = None
-    where: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"sex": self.sex, "born_between": list(self.born_between) if self.born_between else None,
-                "where": self.where}
-
-    def active(self) -> bool:
-        return bool(self.sex or self.born_between or self.where)
-
-    def __call__(self, owner) -> bool:
-        if self.sex and (owner.sex or "").lower() != self.sex.lower():
-            return False
-        if self.born_between:
-            lo, hi = self.born_between
-            if owner.birth_year is None or not lo <= owner.birth_year <= hi:
-                return False
-        for k, v in self.where.items():
-            if str((owner.meta or {}).get(k, "")) != v:
-                return False
-        return True
 
 
 @dataclass
@@ -66,6 +39,7 @@ class QueryOutcome:
     gallery_fingerprint: str
     timings: dict[str, float]
     inputs: list[dict]
+    subjects_searched: int | None = None  # after the filters; the FPIR is stated for this many
 
 
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
@@ -86,6 +60,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
         raise ForensicsError(f"--top must be at least 1, not {top}")
     operator = operator or getpass.getuser()
     filters = filters or SubjectFilters()
+    n_searched = filters.count(s for s in all_subjects(gallery.repository()) if s.n_embeddings)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     searcher = Searcher(gallery, pipeline, mode, "sketch", whiten=whitening, inverter=inverter, progress=progress)
@@ -94,13 +69,15 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     records = [pipeline.process_one(Path(p), kind="sketch") for p in sketches]
     timings["detect_embed_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    found = searcher.search(records, top, grouped=True, subject_filter=filters if filters.active() else None)
+    found = searcher.search(records, top, grouped=True, subject_filter=filters if filters.active() else None,
+                            n_searched=n_searched)
     timings["search_s"] = time.perf_counter() - t
     candidates = found.candidates[0]
     params = searcher.params(top, len(records), found.probes)
+    params.subjects_searched = n_searched
     outcome = QueryOutcome(uuid.uuid4().hex, candidates, mode, searcher.gallery_size(),
                            searcher.repo.gallery_fingerprint(searcher.embedder_row), timings,
-                           _stored_inputs(records, found.probes.synthesized))
+                           _stored_inputs(records, found.probes.synthesized), n_searched)
     _store(gallery, searcher, outcome, params, case_id, operator, filters, records)
     return outcome
 
@@ -133,6 +110,7 @@ def _store(gallery: Gallery, searcher: Searcher, q: QueryOutcome, params: QueryP
     audit.append_event(gallery, actor=operator, action="query", target=q.query_uid,
                        details={"case_id": case_id, "mode": q.mode, "top": params.top, "gallery_size": q.gallery_size,
                                 "gallery_fingerprint": q.gallery_fingerprint, "filters": filters.as_dict(),
+                                "subjects_searched": q.subjects_searched,
                                 "n_candidates": len(q.candidates)},
                        input_hashes=[r.sha256 for r in records])
 

@@ -93,6 +93,7 @@ class QueryParams:
     roundtrip: dict | None = None
     calibration: dict | None = None
     probes: list[dict] = field(default_factory=list)
+    subjects_searched: int | None = None  # after the subject filters; the FPIR is stated for this many
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,4 +115,5 @@ class QueryParams:
                    fusion_weight_inverted=None if weight is None else float(weight),
                    roundtrip=d.get("roundtrip") if isinstance(d.get("roundtrip"), dict) else None,
                    calibration=d.get("calibration") if isinstance(d.get("calibration"), dict) else None,
-                   probes=[p for p in d.get("probes") or [] if isinstance(p, dict)])
+                   probes=[p for p in d.get("probes") or [] if isinstance(p, dict)],
+                   subjects_searched=d.get("subjects_searched") if isinstance(d.get("subjects_searched"), int) else None)

@@ -91,14 +91,15 @@ class Searcher:
     # -- searching -----------------------------------------------------------------------------
 
     def search(self, records: list, top: int, grouped: bool = True,
-               subject_filter: SubjectFilter | None = None) -> SearchOutcome:
+               subject_filter: SubjectFilter | None = None, n_searched: int | None = None) -> SearchOutcome:
         """Ranked candidates for face `records`: one list for all of them (`grouped`: the
-        sketches of one query) or one list per record (evaluation probes)."""
+        sketches of one query) or one list per record (evaluation probes). The FPIR is stated for
+        `n_searched` subjects (those the filter keeps; default: the whole gallery)."""
         built = build_probes(self.models, self.mode.name, records, self.kind, grouped)
         ranked = rank(built.sets, self.indexes, self.owners, top, subject_filter, embedder_key=self.embedder_row.key)
         lists = [to_candidates(r, s) for r, s in zip(ranked, built.sets)]
         if self.calibration is not None:
-            n = self.gallery_size()
+            n = self.gallery_size() if n_searched is None else n_searched
             for c in (c for cands in lists for c in cands):
                 c.fpir = self.calibration.fpir(c.score, n)
         return SearchOutcome(lists, built)

@@ -112,6 +112,41 @@ def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs
     out = json.loads(run("query", sk, "--top", 5, "--born-between", 1975, 1985, "--where", "district=north",
                          "--json", "--db", gallery_db).stdout)
     assert {c["subject_id"] for c in out["candidates"]} == {"cufs_ar_test_102", "cufs_xm2vts_test_200"}
+    assert out["subjects_searched"] == 2 and out["gallery_size"] == 6  # the FPIR is stated for the 2 searched
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    assert shown["params"]["subjects_searched"] == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sex", "X"], "no subject in the gallery has that recorded sex (recorded values: F, M)"),
+    (["--where", "tattoo=yes"], "no subject in the gallery has the metadata key 'tattoo'"),
+    (["--born-between", 1995, 1980], "did you mean --born-between 1980 1995"),
+    (["--sex", "F", "--where", "district=north", "--born-between", 1970, 1974],
+     "the filters leave no subject of the 6 in the gallery to search"),
+    (["--top", 0], "--top must be at least 1"),
+    (["--report", "no-such-folder/r.html"], "the folder no-such-folder does not exist"),
+    (["--report", "r.docx"], "the extension must be one of"),
+])
+def test_a_search_that_cannot_find_anyone_is_refused_before_it_runs(gallery_db, cufs, args, message):
+    before = run("queries", "list", "--json", "--db", gallery_db).stdout
+    res = run("query", cufs[("cufs_ar_test_101", "sketch")], *args, "--db", gallery_db, ok=False)
+    assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert run("queries", "list", "--json", "--db", gallery_db).stdout == before  # nothing stored or audited
+
+
+def test_a_report_that_cannot_be_written_names_the_stored_query(gallery_db, cufs, tmp_path, monkeypatch):
+    import forensics.reports as reports
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports, "export_report", fail)
+    res = run("query", cufs[("cufs_ar_test_101", "sketch")], "--top", 2, "--report", tmp_path / "r.html",
+              "--db", gallery_db, ok=False)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "disk full" in said
+    uid = json.loads(run("queries", "list", "--json", "--limit", 1, "--db", gallery_db).stdout)[0]["query_uid"]
+    assert f"the query is stored as {uid}" in said and f"forensics report {uid} -o FILE" in said
 
 
 def test_raw_and_inverted_modes_and_bad_mode(gallery_db, cufs):

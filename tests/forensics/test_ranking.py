@@ -8,7 +8,7 @@ import pytest
 
 from forensics.errors import ForensicsError
 from forensics.probes import INDEX_PLAIN, Probe, ProbeSet
-from forensics.query import SubjectFilters
+from forensics.filters import SubjectFilters
 from forensics.ranking import OwnerLookup, rank, to_candidates
 from gallery.db import open_gallery
 from gallery.index import VectorIndex
