@@ -26,7 +26,8 @@ BAR_CUFS_OPEN_RANK1 = 0.8
 BAR_CUFS_CLOSED_RANK1 = 0.9
 BAR_FS2K_TIMES_RAW = 2
 BAR_ENROLL_SPEEDUP = 4
-BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "sketch_detection")
+BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "sketch_detection",
+              "calibration")
 
 
 def load(name: str):
@@ -317,8 +318,30 @@ def detection_section(det: dict, ref: dict, machine: dict) -> list[str]:
     return out + [""]
 
 
+def calibration_section(cal: dict, ref: dict, machine: dict) -> list[str]:
+    out = ["## Does the stated FPIR hold? (non-mated searches on same-population galleries)", "",
+           "`cd benchmarks && ../.venv/bin/python calibration.py` — per population, a gallery of that population's "
+           f"photos plus {cal['n_lfw_distractors']} LFW distractors, searched (mode {cal['mode']}) with the sketches "
+           "of people left out of it: every search is non-mated. The share of searches whose top candidate is "
+           "claimed at or below each FPIR level should be about the level; acceptance: observed ≤ max(2 × level, "
+           "level + 3 standard errors).", ""]
+    out += machine_note("calibration", cal, machine)
+    out += ["| population | gallery subjects | searches | claimed ≤ 0.1% | claimed ≤ 1% | claimed ≤ 10% | holds |",
+            "|---|---|---|---|---|---|---|"]
+    by_pop: dict[str, list[dict]] = {}
+    for r in cal["rows"]:
+        by_pop.setdefault(r["population"], []).append(r)
+    for name, rows in by_pop.items():
+        cells = [f"{pct(r['observed'])}% (bound {pct(r['bound'])}%)" for r in sorted(rows, key=lambda r: r["level"])]
+        holds = "yes" if all(r["holds"] for r in rows) else "**no**"
+        out.append(f"| {name} | {rows[0]['gallery_subjects']:,} | {rows[0]['n_searches']} | " + " | ".join(cells)
+                   + f" | {holds} |")
+    return out + ["", "Reliability plot: ![FPIR reliability](../benchmarks/results/calibration_reliability.png)", ""]
+
+
 SECTIONS = {"sketch_identification": sketch_section, "photo_identification": photo_section,
-            "lfw_verification": lfw_section, "throughput": speed_section, "sketch_detection": detection_section}
+            "lfw_verification": lfw_section, "throughput": speed_section, "sketch_detection": detection_section,
+            "calibration": calibration_section}
 
 
 def render() -> str:
