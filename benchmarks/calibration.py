@@ -113,7 +113,7 @@ def reliability_plot(per_population: dict[str, list[dict]], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("claimed FPIR of the top candidate (x)")
-    ax.set_ylabel("non-mated searches claimed <= x")
+    ax.set_ylabel("non-mated searches claimed <= x (none: drawn at 1e-4)")
     ax.set_title(f"FPIR reliability, mode {MODE}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
