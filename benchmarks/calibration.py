@@ -140,9 +140,12 @@ def main() -> None:
               f"{r['observed']:9.1%} {r['bound']:7.1%}  {'yes' if r['holds'] else 'NO'}")
     RESULTS.mkdir(exist_ok=True)
     reliability_plot(per_population, RESULTS / "calibration_reliability.png")
-    (RESULTS / "calibration.json").write_text(json.dumps(
-        {"mode": MODE, "n_lfw_distractors": len(lfw), "rows": rows, "machine": machine_description(),
-         "code": code_version()}, indent=2))
+    out = RESULTS / "calibration.json"
+    # --reuse re-reads earlier searches: they keep the record of the code and machine that ran them
+    measured = json.loads(out.read_text()) if args.reuse and out.is_file() else \
+        {"machine": machine_description(), "code": code_version()}
+    out.write_text(json.dumps({"mode": MODE, "n_lfw_distractors": len(lfw), "rows": rows,
+                               "machine": measured["machine"], "code": measured["code"]}, indent=2))
 
 
 if __name__ == "__main__":
