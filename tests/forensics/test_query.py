@@ -228,6 +228,7 @@ def test_a_blank_page_is_refused_and_a_guessed_face_is_flagged(tmp_path, gallery
     assert n_queries() == n_before + 1
 
 
+@pytest.mark.slow
 def test_roundtrip_mode_builds_its_index_once_and_purge_removes_from_it(tmp_path, gallery_db, cufs):
     """--mode roundtrip: a third score per sketch (the synthesized photo against the round-trip
     gallery vectors), recorded and explained; the derived index is computed once, brought up to
@@ -276,6 +277,7 @@ def test_roundtrip_mode_builds_its_index_once_and_purge_removes_from_it(tmp_path
     assert "cufs_ar_test_102" not in [c["subject_id"] for c in out["candidates"]]
 
 
+@pytest.mark.slow
 def test_evaluate_roundtrip_agrees_with_query(tmp_path, gallery_db, cufs):
     """`forensics evaluate --mode roundtrip` scores a sketch as `forensics query --mode roundtrip`."""
     db = copy_gallery(gallery_db, tmp_path / "copy.db")
@@ -294,6 +296,7 @@ def test_evaluate_roundtrip_agrees_with_query(tmp_path, gallery_db, cufs):
                                                                       abs=1e-5)
 
 
+@pytest.mark.slow
 def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, gallery_db):
     """The round-trip index is saved after every chunk of faces (stale until complete), so an
     interruption during a long build loses at most one chunk."""
