@@ -133,16 +133,20 @@ class Forensics:
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
                          operator=self.operator, filters=filters, whitening=whiten, progress=progress)
 
-    def evaluate(self, probes: list[tuple[Path, str]], out: Path, top: int = 10, mode: str = "raw",
-                 probe_kind: str = "auto", whiten: bool = True,
-                 progress: Callable[[int], None] | None = None) -> EvalSummary:
-        """Search every probe (path, true subject id; `read_probe_manifest`) as a query would;
-        write one JSON line per probe to `out`. Mode roundtrip: run `build_roundtrip` first to
-        see its progress (else the round-trip vectors are computed here, silently)."""
+    def searcher(self, mode: str = "raw", probe_kind: str = "auto", whiten: bool = True,
+                 progress: Progress | None = None):
+        """A search of this gallery set up once for many probes (`evaluate`); `probe_kind` auto:
+        photo for mode raw, else sketch. `progress(done, total)`: while round-trip vectors are
+        computed (mode roundtrip)."""
         from forensics.searcher import Searcher
 
         kind = probe_kind if probe_kind != "auto" else ("photo" if mode == "raw" else "sketch")
-        searcher = Searcher(self.gallery(), self.pipeline(), mode, kind, whiten=whiten)
+        return Searcher(self.gallery(), self.pipeline(), mode, kind, whiten=whiten, progress=progress)
+
+    def evaluate(self, searcher, probes: list[tuple[Path, str]], out: Path, top: int = 10,
+                 progress: Callable[[int], None] | None = None) -> EvalSummary:
+        """Search every probe (path, true subject id; `read_probe_manifest`) with `searcher` as a
+        query would; write one JSON line per probe to `out`."""
         return evaluate(searcher, probes, out, top=top, progress=progress)
 
     # -- stored queries, reports, audit --------------------------------------------------------
@@ -179,7 +183,7 @@ class Forensics:
         stored and how to export its report again."""
         try:
             return self.report(query_id, out)
-        except (OSError, ForensicsError) as e:
+        except Exception as e:  # any failure: the user must still learn the query is stored
             raise ForensicsError(f"the query is stored as {query_id}, but its report could not be written to "
                                  f"{out} ({e}); export it with `forensics report {query_id} -o FILE`") from None
 

@@ -333,10 +333,10 @@ def evaluate(
 
     items = read_probe_manifest(probes)
     fx = forensics_app(db, None, embedder, weights, face)
-    if mode == "roundtrip":  # computed first, with its own progress bar
-        build_roundtrip(fx, whiten and probe_kind != "photo")
+    with lazy_progress_bar("round-trip gallery vectors") as rt_progress:  # mode roundtrip: computed first
+        searcher = fx.searcher(mode, probe_kind, whiten, progress=rt_progress)
     with progress_bar(len(items), f"evaluating ({mode})") as advance:
-        s = fx.evaluate(items, out, top=top, mode=mode, probe_kind=probe_kind, whiten=whiten, progress=advance)
+        s = fx.evaluate(searcher, items, out, top=top, progress=advance)
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
@@ -403,7 +403,7 @@ def query(
                           "candidates": [c.to_dict() for c in q.candidates],
                           "report": str(written) if written else None}, indent=2))
         return
-    searched = "" if q.subjects_searched == q.gallery_size else f", {q.subjects_searched} searched after the filters"
+    searched = f", {q.subjects_searched} searched after the filters" if filters.active() else ""
     print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects{searched})")
     if written:
         console.print(f"report: {written}")

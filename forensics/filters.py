@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from forensics.errors import ForensicsError
 
-PAGE = 2000
+PAGE = 900  # ids per page: SQLite's classic limit of 999 parameters in one IN (...)
 
 
 @dataclass
@@ -41,7 +41,7 @@ class SubjectFilters:
     # -- one test per filter, and all together -------------------------------------------------
 
     def _sex_ok(self, s) -> bool:
-        return not self.sex or (s.sex or "").lower() == self.sex.lower()
+        return not self.sex or (s.sex or "").strip().lower() == self.sex.strip().lower()
 
     def _born_ok(self, s) -> bool:
         if not self.born_between:
@@ -106,13 +106,19 @@ class SubjectFilters:
 
     def _refuse_unknown(self, sexes: set[str], keys: set[str]) -> None:
         known = sorted(x for x in sexes if x)
-        if self.sex and self.sex.lower() not in {x.lower() for x in known}:
+        if self.sex and self.sex.strip().lower() not in {x.lower() for x in known}:
             raise ForensicsError(f"--sex {self.sex}: no subject in the gallery has that recorded sex "
                                  f"(recorded values: {', '.join(known) or 'none'})")
         unknown = [k for k in self.where if k not in keys]
         if unknown:
             raise ForensicsError(f"--where {unknown[0]}=...: no subject in the gallery has the metadata key "
                                  f"{unknown[0]!r} (keys: {', '.join(sorted(keys)) or 'none'})")
+
+
+def subjects_searched(repo, filters: SubjectFilters | None = None) -> int:
+    """How many subjects a search covers: those with vectors that the filters keep (a clear error
+    when the filters keep none). The FPIR of a candidate is stated for this many."""
+    return (filters or SubjectFilters()).count(s for s in all_subjects(repo) if s.n_embeddings)
 
 
 def all_subjects(repo, page: int = PAGE) -> Iterator:

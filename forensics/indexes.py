@@ -64,7 +64,8 @@ class GalleryIndexes:
         """The gallery's embedder (a clear error when the gallery is empty)."""
         emb = self.repo.gallery_embedder()
         if emb is None:
-            raise ForensicsError(f"the gallery {self.gallery.path} is empty: enroll photos first (`forensics enroll`)")
+            where = self.gallery.path or "(in memory)"
+            raise ForensicsError(f"the gallery {where} is empty: enroll photos first (`forensics enroll`)")
         return emb
 
     # -- load (rebuilt when stale) -------------------------------------------------------------
@@ -157,20 +158,22 @@ class GalleryIndexes:
         plain index is rebuilt, the whitened one deleted (the next sketch query rebuilds it), the
         round-trip ones keep their other (costly) vectors."""
         ids = np.asarray(sorted(int(i) for i in embedding_ids), dtype=np.int64)
+        for name in (INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW):  # first: an id may be reused by a later face
+            self._drop_vectors(name, ids)
+        self._delete(INDEX_WHITENED)
         if self.repo.gallery_embedder() is not None:
             self.plain()
         else:
             self._delete(INDEX_PLAIN)
-        self._delete(INDEX_WHITENED)
-        for name in (INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW):
-            self._drop_vectors(name, ids)
 
     def check(self) -> dict[str, list[IndexProblem]]:
         """Problems between each saved index and the database, by index name. The plain index is
         kept current by every change, so a missing or stale one is a problem; a derived one that
         is stale is not (it is brought up to date on its next use), but one that claims the current
         gallery state and disagrees with it is."""
-        out = {}
+        out: dict[str, list[IndexProblem]] = {}
+        if self.gallery.path is None:  # an in-memory gallery keeps no index files
+            return out
         emb = self.repo.gallery_embedder()
         fp = self.repo.gallery_fingerprint(emb) if emb is not None else None
         for name in SUFFIXES:

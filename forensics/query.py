@@ -22,7 +22,7 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics import __version__
 from forensics.errors import ForensicsError
-from forensics.filters import SubjectFilters, all_subjects
+from forensics.filters import SubjectFilters, subjects_searched
 from forensics.images import png_bytes
 from forensics.modes import get_mode
 from forensics.pipeline import FacePipeline
@@ -56,11 +56,9 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     get_mode(mode)
     if not sketches:
         raise ForensicsError("give at least one sketch")
-    if top <= 0:
-        raise ForensicsError(f"--top must be at least 1, not {top}")
     operator = operator or getpass.getuser()
     filters = filters or SubjectFilters()
-    n_searched = filters.count(s for s in all_subjects(gallery.repository()) if s.n_embeddings)
+    n_searched = subjects_searched(gallery.repository(), filters)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     searcher = Searcher(gallery, pipeline, mode, "sketch", whiten=whitening, inverter=inverter, progress=progress)

@@ -92,7 +92,8 @@ class _Keeper:
 
 def _retrieve(probe_sets, indexes, keep: _Keeper, top: int, n: int, embedder_key) -> list[set[int]]:
     """Per probe set, the pooled embedding ids: searched at k hits per probe, widened until `top`
-    kept subjects are pooled or k covers the gallery."""
+    kept subjects are pooled or k covers the gallery. An approximate (IVF) index can leave a set
+    short even then: that set pools every id, so a filter never loses candidates there either."""
     pools: list[set[int]] = [set() for _ in probe_sets]
     pending = list(range(len(probe_sets)))
     k = min(n, max(4 * top, 64))
@@ -105,15 +106,33 @@ def _retrieve(probe_sets, indexes, keep: _Keeper, top: int, n: int, embedder_key
             for (si, _), hit in zip(rows, ids):
                 pools[si].update(int(i) for i in hit if i >= 0)
         keep.owners.fetch(set().union(*(pools[si] for si in pending)))
-        pending = [si for si in pending
-                   if k < n and len({o.external_id for o in map(keep, pools[si]) if o is not None}) < top]
-        k = min(n, k * 4)
+        short = [si for si in pending if len({o.external_id for o in map(keep, pools[si]) if o is not None}) < top]
+        if k >= n:
+            _pool_everything(short, pools, indexes, keep)
+            break
+        pending, k = short, min(n, k * 4)
     return pools
 
 
+def _pool_everything(short: list[int], pools: list[set[int]], indexes, keep: _Keeper) -> None:
+    """Sets still short after a search of the whole gallery (only an approximate index misses):
+    every id is pooled and scored exactly."""
+    if not short or all(ix.kind == "flat" for ix in indexes.values()):
+        return
+    every = {int(i) for i in next(iter(indexes.values())).ids()}
+    keep.owners.fetch(every)
+    for si in short:
+        pools[si] |= every
+
+
 def _score(probe_set: ProbeSet, pool: list[int], indexes, keep: _Keeper, top: int) -> list[RankedSubject]:
-    """Exact scores of the pooled images that the filter keeps, best image per subject, fused."""
-    kept = [(eid, o) for eid, o in ((e, keep(e)) for e in pool) if o is not None]
+    """Exact scores of the pooled images that the filter keeps, best image per subject, fused.
+    An id some index of the set lacks (the gallery changed between building two of them) is left
+    out rather than scored in part."""
+    held = np.asarray(pool, dtype=np.int64)
+    for name in probe_set.indexes():
+        held = held[np.isin(held, indexes[name].ids())]
+    kept = [(eid, o) for eid, o in ((int(e), keep(int(e))) for e in held) if o is not None]
     if not kept:
         return []
     ids = np.asarray([eid for eid, _ in kept], dtype=np.int64)

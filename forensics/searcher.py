@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from gallery.db import Gallery
 
 from forensics.calibration import ScoreCalibration, load_calibration
+from forensics.filters import subjects_searched
 from forensics.fusion import FUSION_WEIGHT_INVERTED, load_offsets
 from forensics.indexes import GalleryIndexes
+from forensics.errors import ForensicsError
 from forensics.modes import get_mode
 from forensics.pipeline import FacePipeline
 from forensics.probes import (INDEX_PLAIN, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW, INDEX_WHITENED, BuiltProbes,
@@ -26,6 +28,9 @@ from forensics.ranking import OwnerLookup, SubjectFilter, rank, to_candidates
 from forensics.records import Candidate, QueryParams
 from forensics.roundtrip import describe_roundtrip
 from forensics.whitening import load_whitening
+
+
+PROBE_KINDS = ("sketch", "photo")
 
 
 @dataclass
@@ -48,6 +53,8 @@ class Searcher:
                  whiten: bool = True, inverter=None, calibrate: bool = True,
                  progress: Callable[[int, int], None] | None = None):
         self.mode = get_mode(mode)
+        if kind not in PROBE_KINDS:
+            raise ForensicsError(f"--probe-kind must be one of {', '.join(PROBE_KINDS)}, not {kind!r}")
         self.kind = kind
         self.pipeline = pipeline
         self.indexes_owner = GalleryIndexes(gallery)
@@ -61,6 +68,7 @@ class Searcher:
                                                inverter=self.models.inverter, whitening=self.models.whitening,
                                                progress=progress)
         self.owners = OwnerLookup(self.repo)
+        self._n_searched: int | None = None
 
     def _models(self, inverter, whiten: bool) -> ProbeModels:
         info = self.pipeline.embedder.info
@@ -99,13 +107,20 @@ class Searcher:
         ranked = rank(built.sets, self.indexes, self.owners, top, subject_filter, embedder_key=self.embedder_row.key)
         lists = [to_candidates(r, s) for r, s in zip(ranked, built.sets)]
         if self.calibration is not None:
-            n = self.gallery_size() if n_searched is None else n_searched
+            n = self.subjects_searched() if n_searched is None else n_searched
             for c in (c for cands in lists for c in cands):
                 c.fpir = self.calibration.fpir(c.score, n)
         return SearchOutcome(lists, built)
 
     def gallery_size(self) -> int:
+        """Every subject in the gallery (as stored with a query)."""
         return self.repo.count_subjects()
+
+    def subjects_searched(self) -> int:
+        """Subjects with vectors, counted once: an unfiltered search covers this many."""
+        if self._n_searched is None:
+            self._n_searched = subjects_searched(self.repo)
+        return self._n_searched
 
     def params(self, top: int, n_sketches: int, built: BuiltProbes) -> QueryParams:
         """The record of how this search was made (stored with a query, read by its report)."""

@@ -124,3 +124,12 @@ def test_enrolling_keeps_the_index_kind_set_by_rebuild_index(tmp_path, small_gal
     index = VectorIndex.load(db.with_suffix(".faiss"))
     assert index.kind == IVF and index.ntotal == 4
     assert runner.invoke(app, ["gallery", "check", "--db", str(db)]).exit_code == 0
+
+
+def test_an_in_memory_gallery_has_no_index_files_to_check():
+    g = open_gallery(":memory:")
+    repo = g.repository()
+    emb = repo.get_or_create_embedder("test", "1", D, "0" * 64)
+    add(repo, emb, "A")
+    ix = GalleryIndexes(g)
+    assert ix.path("plain") is None and ix.check() == {} and ix.plain().ntotal == 2

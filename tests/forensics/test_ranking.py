@@ -99,3 +99,22 @@ def test_bad_requests_are_clear_errors(gallery):
     other = ProbeSet([Probe("p", "drawn", "whitened", centers[0].astype(np.float32), 1.0)])
     with pytest.raises(ForensicsError, match="whitened"):
         rank([other], indexes, OwnerLookup(repo), top=3)
+
+
+def test_filters_lose_no_candidate_on_an_approximate_index(gallery):
+    """An IVF index visits only some lists: a filter keeping few subjects must still find them all."""
+    repo, _, emb, centers = gallery
+    ivf = VectorIndex.build(*repo.iter_embeddings(emb), emb.key, "ivf", nlist=2, nprobe=1)
+    only = SubjectFilters(sex="F", born_between=(1951, 1955))  # S01, S03, S05
+    (ranked,) = rank([probe_set(centers[20])], {INDEX_PLAIN: ivf}, OwnerLookup(repo), top=5, subject_filter=only)
+    assert {r.external_id for r in ranked} == {"S01", "S03", "S05"}
+
+
+def test_an_id_missing_from_one_index_is_left_out_not_a_crash(gallery):
+    repo, indexes, emb, centers = gallery
+    ids, vecs = repo.iter_embeddings(emb)
+    partial = VectorIndex.build(ids[3:], vecs[3:], emb.key)  # a derived index built before 3 faces came
+    both = ProbeSet([Probe("a", "drawn", INDEX_PLAIN, centers[0].astype(np.float32) / np.linalg.norm(centers[0]), .5),
+                     Probe("b", "synthesized", "other", centers[0].astype(np.float32) / np.linalg.norm(centers[0]), .5)])
+    (ranked,) = rank([both], {**indexes, "other": partial}, OwnerLookup(repo), top=30)
+    assert ranked and all(r.owner.embedding_id not in set(ids[:3].tolist()) for r in ranked)
