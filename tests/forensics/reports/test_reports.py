@@ -25,7 +25,8 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics.records import QueryParams
 from forensics.reports import FORMATS, ReportError, build_report, write_report
-from forensics.reports.data import STATEMENT, format_rate, load_accuracy, score_meaning
+from forensics.reports.accuracy import load_accuracy
+from forensics.reports.meaning import STATEMENT, format_rate, score_meaning
 from forensics.reports.formats import render_csv
 from forensics.reports.html import render_html
 
