@@ -295,7 +295,7 @@ def _shown_sketch(probe_scores: Optional[list[dict[str, Any]]], n_inputs: int) -
     if not positions:
         return 0, f"Sketch 1 of {n_inputs} shown (no per-sketch score was stored)."
     pos = max(positions)[1]
-    return pos, f"Sketch {pos + 1} of {n_inputs} shown: the sketch this candidate scores highest against."
+    return pos, f"Sketch {pos + 1} of {n_inputs} shown: the one whose drawn sketch scores highest against this candidate."
 
 
 def _gallery_record(subject: Optional[SubjectInfo], image_sha256: Optional[str]) -> Optional[dict[str, Any]]:

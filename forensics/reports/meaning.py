@@ -87,9 +87,8 @@ def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]])
     reference = (calibration or {}).get("reference")
     like = f"galleries like its calibration set ({reference})" if reference else "galleries like its calibration set"
     return (
-        f"The FPIR is an estimate, valid for {like}. In a gallery whose people look like the "
-        "person sketched (same capture, age group or ethnicity) chance resemblances are more "
-        "common than this figure says."
+        f"The FPIR is an estimate, valid for {like}. In a gallery of people who look like the person "
+        "sketched (same capture, age group or ethnicity) chance resemblances are more common."
     )
 
 

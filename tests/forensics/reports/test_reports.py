@@ -33,6 +33,10 @@ from forensics.reports.html import render_html
 DIM = 16
 N_SUBJECTS = 14
 N_CANDIDATES = 12  # in the gallery; one more candidate was removed from it
+#: images in the HTML: each candidate's aligned face, each sketch's aligned and synthesized face
+#: (section 2), and in each of the N_CANDIDATES + 1 comparison rows its sketch (the aligned one: the
+#: original files of this gallery do not exist) and that sketch's synthesized face
+N_IMAGES = N_CANDIDATES + 4 + 2 * (N_CANDIDATES + 1)
 LONG_NAME = "W" * 300
 HOSTILE = {
     "script": "<script>alert(1)</script>",
@@ -269,7 +273,7 @@ def test_html_self_contained(outputs):
     assert not re.search(r"<(?:link|script|iframe|object|embed)\b", text, re.I)
     assert "@import" not in text
     srcs = re.findall(r"""<img[^>]*\ssrc="([^"]*)""", text)
-    assert len(srcs) == N_CANDIDATES + 4
+    assert len(srcs) == N_IMAGES
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
 
@@ -444,7 +448,7 @@ def test_browser_renders_without_overflow(outputs, tmp_path):
         assert im.size == (1280, 2000)
     for width in (1280, 500):  # 500: about the narrowest window chromium makes
         found = check_in_browser(text, tmp_path, width)
-        assert found["images"] == N_CANDIDATES + 4, found
+        assert found["images"] == N_IMAGES, found
         assert found["bad_images"] == [], found
         assert found["scroll_width"] <= found["inner_width"], found
         assert found["too_wide"] == [], found
