@@ -184,3 +184,12 @@ def test_missing_or_changed_originals_are_said_plainly(case, tmp_path):
     finally:
         sketch.write_bytes(kept_sketch)
         photo.write_bytes(kept_photo)
+
+
+def test_pdf_pages_are_full_and_ids_whole(case, tmp_path, pdf_pages_check):
+    out = tmp_path / "r.pdf"
+    run("report", case["query"]["query_id"], "--format", "pdf", "-o", out, "--db", case["db"])
+    r = case["report"]
+    tokens = [r["query"]["query_uid"], r["gallery"]["fingerprint"], *(i["sha256"] for i in r["inputs"]),
+              *(c["image_sha256"] for c in r["candidates"]), *(f["sha256"] for f in r["models"]["files"])]
+    pdf_pages_check(out.read_bytes(), tokens)
