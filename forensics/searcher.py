@@ -108,7 +108,8 @@ class Searcher:
         return self.repo.count_subjects()
 
     def params(self, top: int, n_sketches: int, built: BuiltProbes) -> QueryParams:
-        """The record of how this search was made (stored with a query, read by its report)."""
+        """The record of how this search was made, with every model and data file it read and its
+        SHA-256 (`forensics.provenance`); stored with a query and printed by its report."""
         m = self.models
         fusion_mode = self.mode.name in ("fusion", "roundtrip")
         fusion = None
