@@ -61,7 +61,10 @@ def screenshot(html: Path, out: Path, work: Path) -> None:
                     f"--user-data-dir={work / 'profile'}", f"--window-size={WIDTH},{HEIGHT}",
                     f"--screenshot={shot}", html.as_uri()], capture_output=True, timeout=120, check=True)
     with Image.open(shot) as im:
-        im.crop((0, BAND[0], WIDTH, BAND[1])).save(out, optimize=True)
+        band = im.convert("RGB").crop((0, BAND[0], WIDTH, BAND[1]))
+    # 256 colours, dithered: a third of the size, and the faces still read as photos
+    band.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+        out, optimize=True)
 
 
 def main() -> None:
