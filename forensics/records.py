@@ -79,7 +79,10 @@ class QueryParams:
     `fusion`: the fusion offsets used (None: none applied or not a fusion mode);
     `fusion_weight_inverted`: the synthesized photo's share of the fusion score (None: no fusion);
     `roundtrip`: the round-trip score's description; `calibration`: the FPIR calibration used;
-    `probes`: every probe searched (label, kind, index, weight), in the order of per-probe scores.
+    `probes`: every probe searched (label, kind, index, weight), in the order of per-probe scores;
+    `models`: every model and data file the search read, with its SHA-256
+    (`forensics.provenance.ModelFile.to_dict()`: role, name, file, sha256); None in queries stored
+    before it was recorded.
     """
 
     mode: str
@@ -94,6 +97,7 @@ class QueryParams:
     calibration: dict | None = None
     probes: list[dict] = field(default_factory=list)
     subjects_searched: int | None = None  # after the subject filters; the FPIR is stated for this many
+    models: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,4 +120,5 @@ class QueryParams:
                    roundtrip=d.get("roundtrip") if isinstance(d.get("roundtrip"), dict) else None,
                    calibration=d.get("calibration") if isinstance(d.get("calibration"), dict) else None,
                    probes=[p for p in d.get("probes") or [] if isinstance(p, dict)],
-                   subjects_searched=d.get("subjects_searched") if isinstance(d.get("subjects_searched"), int) else None)
+                   subjects_searched=d.get("subjects_searched") if isinstance(d.get("subjects_searched"), int) else None,
+                   models=[m for m in d["models"] if isinstance(m, dict)] if isinstance(d.get("models"), list) else None)

@@ -24,6 +24,7 @@ from forensics.modes import get_mode
 from forensics.pipeline import FacePipeline
 from forensics.probes import (INDEX_PLAIN, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW, INDEX_WHITENED, BuiltProbes,
                               ProbeModels, build_probes)
+from forensics.provenance import search_files
 from forensics.ranking import OwnerLookup, SubjectFilter, rank, to_candidates
 from forensics.records import Candidate, QueryParams
 from forensics.roundtrip import describe_roundtrip
@@ -123,7 +124,8 @@ class Searcher:
         return self._n_searched
 
     def params(self, top: int, n_sketches: int, built: BuiltProbes) -> QueryParams:
-        """The record of how this search was made (stored with a query, read by its report)."""
+        """The record of how this search was made, with every model and data file it read and its
+        SHA-256 (`forensics.provenance`); stored with a query and printed by its report."""
         m = self.models
         fusion_mode = self.mode.name in ("fusion", "roundtrip")
         fusion = None
@@ -140,4 +142,6 @@ class Searcher:
             fusion=fusion, fusion_weight_inverted=FUSION_WEIGHT_INVERTED if fusion_mode else None,
             roundtrip=describe_roundtrip(rt.space) if rt is not None else None,
             calibration=self.calibration.describe() if self.calibration is not None else None,
-            probes=[p.describe() for p in built.sets[0].probes] if built.sets else [])
+            probes=[p.describe() for p in built.sets[0].probes] if built.sets else [],
+            models=[f.to_dict() for f in search_files(self.pipeline.embedder, m.inverter, m.whitening, m.offsets,
+                                                       self.calibration)])

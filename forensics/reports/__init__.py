@@ -11,7 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from .data import ACCURACY_FILE, REPORT_SCHEMA, STATEMENT, ReportError, build_report, load_accuracy
+from .accuracy import ACCURACY_FILE, load_accuracy
+from .data import REPORT_SCHEMA, ReportError, build_report
+from .meaning import STATEMENT
 
 #: The report formats and their file extensions.
 FORMATS: dict[str, str] = {"html": ".html", "pdf": ".pdf", "json": ".json", "csv": ".csv"}

@@ -25,13 +25,18 @@ from gallery.records import QueryCandidateSpec, QueryInputSpec
 
 from forensics.records import QueryParams
 from forensics.reports import FORMATS, ReportError, build_report, write_report
-from forensics.reports.data import STATEMENT, format_rate, load_accuracy, score_meaning
+from forensics.reports.accuracy import load_accuracy
+from forensics.reports.meaning import CHANCE_FPIR, STATEMENT, format_rate, not_a_lead, score_meaning
 from forensics.reports.formats import render_csv
 from forensics.reports.html import render_html
 
 DIM = 16
 N_SUBJECTS = 14
 N_CANDIDATES = 12  # in the gallery; one more candidate was removed from it
+#: images in the HTML: each candidate's aligned face, each sketch's aligned and synthesized face
+#: (section 2), and in each of the N_CANDIDATES + 1 comparison rows its sketch (the aligned one: the
+#: original files of this gallery do not exist) and that sketch's synthesized face
+N_IMAGES = N_CANDIDATES + 4 + 2 * (N_CANDIDATES + 1)
 LONG_NAME = "W" * 300
 HOSTILE = {
     "script": "<script>alert(1)</script>",
@@ -268,7 +273,7 @@ def test_html_self_contained(outputs):
     assert not re.search(r"<(?:link|script|iframe|object|embed)\b", text, re.I)
     assert "@import" not in text
     srcs = re.findall(r"""<img[^>]*\ssrc="([^"]*)""", text)
-    assert len(srcs) == N_CANDIDATES + 4
+    assert len(srcs) == N_IMAGES
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
 
@@ -345,6 +350,42 @@ def test_pdf(outputs):
     data = outputs["pdf"].read_bytes()
     assert data.startswith(b"%PDF-")
     assert _pdf_pages(data) >= 1
+
+
+def test_pdf_pages_full_and_ids_whole(case, outputs, pdf_pages_check):
+    gal, uid, _ = case
+    r = build_report(gal, uid)
+    shas = [c["image_sha256"] for c in r["candidates"]] + [i["sha256"] for i in r["inputs"]]
+    # min_share 0.6: the row of the 300-letter name is a third taller than the others
+    pdf_pages_check(outputs["pdf"].read_bytes(), [uid, r["gallery"]["fingerprint"], *shas], min_share=0.6)
+
+
+def test_not_a_lead_and_the_caveat_on_every_card(case, outputs):
+    gal, uid, _ = case
+    cands = build_report(gal, uid)["candidates"]
+    chance = [c for c in cands if c["fpir"] is not None and c["fpir"] >= CHANCE_FPIR]
+    assert [c["rank"] for c in chance] == [6] + list(range(8, N_CANDIDATES + 2))  # 0.9 and up; rank 7 uncalibrated
+    assert all(c["not_a_lead"].startswith("Not a lead") for c in chance)
+    assert all(c["not_a_lead"] is None for c in cands if c not in chance)
+    with_fpir = [c for c in cands if c["fpir"] is not None]
+    assert all("CUFS/FS2K train sketches vs. LFW" in c["fpir_caveat"] for c in with_fpir)
+    assert all(c["fpir_caveat"] is None for c in cands if c["fpir"] is None)
+    text = html_mod.unescape(outputs["html"].read_text(encoding="utf-8"))
+    assert text.count("Not a lead:") == len(chance)
+    assert text.count("The FPIR is an estimate, valid for galleries like its calibration set") == len(with_fpir)
+    assert "below zero" in not_a_lead(-0.02, 0.001) and not_a_lead(0.4, 0.3) is None
+
+
+def test_originals_not_on_disk_are_said_plainly(case, outputs):
+    gal, uid, _ = case
+    r = build_report(gal, uid)
+    assert [i["original"]["status"] for i in r["inputs"]] == ["missing", "missing"]
+    assert all(c["mugshot_original"]["status"] == "missing" for c in r["candidates"] if c["in_gallery"])
+    assert r["candidates"][-1]["mugshot_original"] is None and r["candidates"][-1]["gallery_record"] is None
+    text = outputs["html"].read_text(encoding="utf-8")
+    # in full for each sketch (section 2) and each candidate's photo; in each row, short
+    assert text.count("could not be read when this report was made") == 2 + N_CANDIDATES
+    assert text.count("Sketch 1: original file missing, not shown (see section 2).") == N_CANDIDATES + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,7 +484,7 @@ def test_browser_renders_without_overflow(outputs, tmp_path):
         assert im.size == (1280, 2000)
     for width in (1280, 500):  # 500: about the narrowest window chromium makes
         found = check_in_browser(text, tmp_path, width)
-        assert found["images"] == N_CANDIDATES + 4, found
+        assert found["images"] == N_IMAGES, found
         assert found["bad_images"] == [], found
         assert found["scroll_width"] <= found["inner_width"], found
         assert found["too_wide"] == [], found
