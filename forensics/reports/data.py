@@ -154,7 +154,7 @@ def _query_section(q: QueryRecord) -> dict[str, Any]:
     }
 
 
-def _gallery_section(repo: GalleryRepository, q: QueryRecord) -> dict[str, Any]:
+def _gallery_section(repo: GalleryRepository, q: QueryRecord, params: QueryParams) -> dict[str, Any]:
     """The gallery at query time and whether it is unchanged now (same fingerprint)."""
     current = None
     if q.embedder is not None:
@@ -165,6 +165,7 @@ def _gallery_section(repo: GalleryRepository, q: QueryRecord) -> dict[str, Any]:
     unchanged = None if (current is None or not q.gallery_fingerprint) else current == q.gallery_fingerprint
     return {
         "size": as_int(q.gallery_size),
+        "subjects_searched": as_int(params.subjects_searched) if params.subjects_searched is not None else None,
         "fingerprint": q.gallery_fingerprint,
         "current_fingerprint": current,
         "unchanged_since_query": unchanged,
@@ -329,7 +330,8 @@ def _candidate_entry(c: QueryCandidateRecord, q: QueryRecord, params: QueryParam
                      chips: Mapping[str, bytes], subjects: Mapping[str, SubjectInfo]) -> dict[str, Any]:
     detail = c.score_detail if isinstance(c.score_detail, Mapping) else {}
     score, fpir = num(c.score), num(detail.get("fpir"))
-    short, sentence = score_meaning(score, fpir, as_int(q.gallery_size), params.calibration)
+    searched = params.subjects_searched if params.subjects_searched is not None else as_int(q.gallery_size)
+    short, sentence = score_meaning(score, fpir, searched, params.calibration)
     sha = c.image_sha256.lower() if c.image_sha256 else None
     mugshot = image_entry(chips.get(sha)) if sha else None
     per_probe = detail.get("per_probe")
@@ -401,7 +403,7 @@ def build_report(
         },
         "statement": STATEMENT,
         "query": _query_section(q),
-        "gallery": _gallery_section(repo, q),
+        "gallery": _gallery_section(repo, q, params),
         "models": _models_section(q, params),
         "parameters": _param_rows(params),
         "filters": {"raw": plain(q.filters), "active": _filters_summary(q.filters)},

@@ -74,7 +74,7 @@ def score_meaning(
         tail = " (an upper bound: the score is above every non-mated score measured in calibration)"
     score_txt = f" (score {score:.3f} or higher)" if score is not None else ""
     sentence = (
-        f"A search for someone who is not in this gallery of {n} subjects returns a "
+        f"A search for someone who is not among the {n} subjects searched returns a "
         f"candidate this similar{score_txt} {short} of the time{tail}."
     )
     return short, sentence

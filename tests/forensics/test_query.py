@@ -105,7 +105,7 @@ def test_several_sketches_are_fused_into_one_list(gallery_db, cufs):
     assert len(out["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (raw, synthesized)
 
 
-def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs):
+def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs, tmp_path):
     sk = cufs[("cufs_ar_test_101", "sketch")]
     out = json.loads(run("query", sk, "--top", 2, "--sex", "F", "--json", "--db", gallery_db).stdout)
     assert len(out["candidates"]) == 2 and all(c["sex"] == "F" for c in out["candidates"])
@@ -115,6 +115,9 @@ def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs
     assert out["subjects_searched"] == 2 and out["gallery_size"] == 6  # the FPIR is stated for the 2 searched
     shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
     assert shown["params"]["subjects_searched"] == 2
+    run("report", out["query_id"], "--format", "json", "-o", tmp_path / "r.json", "--db", gallery_db)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["gallery"]["subjects_searched"] == 2 and report["gallery"]["size"] == 6
 
 
 @pytest.mark.parametrize("args,message", [

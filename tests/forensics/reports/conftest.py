@@ -11,7 +11,8 @@ TOP, BOTTOM = 20 / 297, 18 / 297
 
 
 def pages(pdf_bytes: bytes):
-    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 renders the PDF pages")
+    import pypdfium2 as pdfium  # a dev dependency: renders the PDF pages
+
     return pdfium.PdfDocument(pdf_bytes)
 
 
