@@ -124,7 +124,7 @@ class Forensics:
                       progress=progress)
 
     def search_photo(self, image: Path, top: int = 10) -> SearchResult:
-        return search_photo(self.gallery(), self.pipeline(), image, top)
+        return search_photo(self.gallery(), self.pipeline(), image, top, operator=self.operator)
 
     def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
               filters: SubjectFilters | None = None, whiten: bool = True,
@@ -161,9 +161,11 @@ class Forensics:
         return export_report(self.gallery(), query_id, fmt or Path(out).suffix.lower().lstrip("."), out, self.operator)
 
     def verify_audit(self):
-        from gallery.audit import verify_chain
+        """The chain, its append-only triggers and the stored rows against their sealed events
+        (`gallery.verify.GalleryVerdict`)."""
+        from gallery.verify import verify_gallery
 
-        return verify_chain(self.gallery())
+        return verify_gallery(self.gallery())
 
     def export_audit(self, fmt: str, out: Path) -> int:
         from gallery.audit import export_events

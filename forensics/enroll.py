@@ -1,9 +1,11 @@
 """Enrolling gallery photos: files, folders or a CSV manifest → subjects, images, faces, vectors.
 
 Each batch of images (32) is committed in one transaction as soon as it is embedded, every image
-all-or-nothing inside it (a SAVEPOINT each): a crash or Ctrl-C loses at most the batch in flight,
-never what was committed, and a failure never leaves half an image in the gallery.
-Duplicates (same SHA-256) are skipped and counted. The FAISS index is refreshed at the end.
+all-or-nothing inside it (a SAVEPOINT each), together with the audit event that seals it: a crash
+or Ctrl-C loses at most the batch in flight, never what was committed, a failure never leaves
+half an image in the gallery, and no image is ever stored without its audit event.
+Duplicates (same SHA-256) are skipped and counted. The FAISS index is brought up to date at the
+end, also when nothing was new (so a rerun after a crash repairs a stale index).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import DuplicateImageError, GalleryError
-from gallery.records import EmbedderInfo, FaceSpec, ImageSpec
+from gallery.records import EmbedderInfo, EnrollmentResult, FaceSpec, ImageSpec
 from gallery.repository import GalleryRepository
+from gallery.seal import SEAL_VERSION, image_digests, subject_digests
+from gallery.transaction import write_transaction
 
 from forensics.errors import ForensicsError
 from forensics.indexes import GalleryIndexes
@@ -110,10 +114,26 @@ def _enrollment(res, item: EnrollItem, embedder: EmbedderInfo, source: str) -> t
     return subject, image, [face]
 
 
-def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, EnrollItem],
-                  embedder: EmbedderInfo, source: str, report: EnrollReport) -> None:
-    """Enroll one batch of pipeline results in one transaction (each image all-or-nothing within
-    it) and count what happened to each in `report`."""
+def _commit_sealed(gallery: Gallery, enrollments: list, actor: str, source: str) -> list:
+    """Enroll `enrollments` in one transaction together with the audit event that seals what it
+    wrote (the digest of each image and subject, `gallery.seal`): no image is ever committed
+    without its event, whenever the process dies."""
+    with write_transaction(gallery) as s:
+        outcomes = GalleryRepository(s).add_enrollments(enrollments)
+        added = [o for o in outcomes if isinstance(o, EnrollmentResult)]
+        if added:
+            shas = [o.image_sha256 for o in added]
+            audit.append_event(s, actor=actor, action="enroll-batch", target=f"{len(added)} image(s)",
+                               details={"seal": SEAL_VERSION, "source": source, "images": image_digests(s, shas),
+                                        "subjects": subject_digests(s, {o.external_id for o in added})},
+                               input_hashes=shas)
+    return outcomes
+
+
+def _enroll_batch(gallery: Gallery, results: list, by_path: dict[str, EnrollItem], embedder: EmbedderInfo,
+                  source: str, actor: str, report: EnrollReport) -> None:
+    """Enroll one batch of pipeline results in one transaction with its audit event (each image
+    all-or-nothing within it) and count what happened to each in `report`."""
     to_add = []
     for res in results:
         if isinstance(res, Skipped):
@@ -122,7 +142,7 @@ def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, Enr
             report.failures.append((res.path, str(res.error)))
         else:
             to_add.append((res, _enrollment(res, by_path[str(res.path)], embedder, source)))
-    outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []
+    outcomes = _commit_sealed(gallery, [args for _, args in to_add], actor, source) if to_add else []
     for (res, _), outcome in zip(to_add, outcomes):
         report.input_hashes.append(res.sha256)
         if isinstance(outcome, DuplicateImageError):
@@ -135,10 +155,11 @@ def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, Enr
 
 
 def _audit(gallery: Gallery, report: EnrollReport, n_items: int, interrupted: bool, source: str,
-           embedder_key: str, operator: str | None) -> None:
+           embedder_key: str, actor: str) -> None:
+    """The run's summary event (each batch was sealed by its own event when it was committed)."""
     audit.append_event(
-        gallery, actor=operator or getpass.getuser(), action="enroll", target=f"{n_items} file(s)",
-        details={"enrolled": report.enrolled, "duplicates": report.duplicates,
+        gallery, actor=actor, action="enroll", target=f"{n_items} file(s)",
+        details={"seal": SEAL_VERSION, "enrolled": report.enrolled, "duplicates": report.duplicates,
                  "failed": [[str(p), why] for p, why in report.failures], "source": source,
                  "embedder": embedder_key, "interrupted": interrupted},
         input_hashes=report.input_hashes,
@@ -157,18 +178,19 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
     repo.ensure_embedder_compatible(emb_info.name, emb_info.version, emb_info.dim)
     embedder = repo.get_or_create_embedder(emb_info.name, emb_info.version, emb_info.dim, emb_info.weights_sha256)
     report = EnrollReport()
+    actor = operator or getpass.getuser()
     by_path = {str(it.path): it for it in items}
     done_paths: set[str] = set()
     try:
         for results in pipeline.process([it.path for it in items], kind="photo", batch_size=batch_size,
                                         known=repo.known_images, encode_chips=True):
-            _enroll_batch(repo, results, by_path, embedder, source, report)
+            _enroll_batch(gallery, results, by_path, embedder, source, actor, report)
             done_paths.update(str(res.path) for res in results)
             if progress:
                 progress(len(results))
     finally:
         report.seconds = time.perf_counter() - t0
-        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, operator)
-        if report.enrolled and gallery.path is not None:
-            GalleryIndexes(gallery).plain()  # brought up to date, as the kind kept in the gallery
+        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, actor)
+        if gallery.path is not None and repo.gallery_embedder() is not None:
+            GalleryIndexes(gallery).plain()  # brought up to date (even with nothing new), as the kind kept
     return report

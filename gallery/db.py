@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.pool import StaticPool
 
 import migrations
@@ -291,12 +292,15 @@ class Gallery(Database):
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus ``foreign_key_check``; an empty list means healthy."""
         problems: list[str] = []
-        with self.engine.connect() as conn:
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
-            if rows != ["ok"]:
-                problems.extend(rows)
-            for r in conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
-                problems.append(f"broken foreign key: table {r[0]} rowid {r[1]} -> {r[2]}")
+        try:
+            with self.engine.connect() as conn:
+                rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+                if rows != ["ok"]:
+                    problems.extend(rows)
+                for r in conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
+                    problems.append(f"broken foreign key: table {r[0]} rowid {r[1]} -> {r[2]}")
+        except SQLAlchemyDatabaseError as exc:  # so damaged that the check itself cannot run
+            problems.append(f"the database cannot be read: {exc.orig}")
         return problems
 
     def backup(self, dest: PathLike) -> Path:
