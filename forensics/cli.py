@@ -246,10 +246,13 @@ def enroll(
     weights: Optional[Path] = WeightsOption,
     workers: Optional[int] = typer.Option(None, help="Worker processes for detection and embedding (0: work in "
                                           "this process). Default: one per CPU core for 128 images or more."),
+    update_subjects: bool = typer.Option(False, "--update-subjects", help="Let the input change the name, sex or "
+                                         "birth year of subjects already in the gallery (audit-logged); without "
+                                         "it such a change is refused before anything is enrolled."),
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
     its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
-    from forensics.enroll import items_from_manifest, items_from_paths
+    from forensics.manifest import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
 
@@ -264,7 +267,8 @@ def enroll(
                   "if each file is a different person")
     fx = forensics_app(db, operator, embedder, weights, face)
     with progress_bar(len(items), "enrolling") as advance:
-        rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance)
+        rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance,
+                        update_subjects=update_subjects)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
                   f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
     if rep.failures:

@@ -10,9 +10,7 @@ from gallery.db import Gallery
 from gallery.errors import SubjectNotFoundError
 from gallery.index import FLAT, IndexProblem, VectorIndex
 from gallery.records import RemovedSubject
-from gallery.repository import GalleryRepository
-from gallery.seal import SEAL_VERSION, queries_citing, query_digests, subject_key
-from gallery.transaction import write_transaction
+from gallery.sealed import remove_subject_sealed
 
 from forensics.errors import ForensicsError
 from forensics.indexes import GalleryIndexes
@@ -23,29 +21,11 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
 
     The audit event keeps only the image hashes, so a purged person can no longer be found.
     """
-    with write_transaction(gallery) as s:
-        removed = _remove_sealed(s, external_id, operator)
-    GalleryIndexes(gallery).purge(removed.embedding_ids)
-    return removed
-
-
-def _remove_sealed(s, external_id: str, operator: str) -> RemovedSubject:
-    """Remove the subject in session `s` with its audit event, which keeps only hashes of a purged
-    person (the id's SHA-256 and the image hashes) and re-seals the stored queries whose
-    candidates lost the subject's id and name."""
-    repo = GalleryRepository(s)
-    info = repo.get_subject(external_id)
-    if info is None:
-        raise ForensicsError(f"no subject {external_id!r} in the gallery")
-    citing = queries_citing(s, info.id)
     try:
-        removed = repo.remove_subject(external_id)
+        removed = remove_subject_sealed(gallery, external_id, operator)
     except SubjectNotFoundError:
         raise ForensicsError(f"no subject {external_id!r} in the gallery") from None
-    audit.append_event(s, actor=operator, action="remove-subject", target="subject-sha256:" + subject_key(external_id),
-                       details={"images": len(removed.image_sha256s), "vectors": len(removed.embedding_ids),
-                                "seal": SEAL_VERSION, "queries": query_digests(s, citing)},
-                       input_hashes=list(removed.image_sha256s))
+    GalleryIndexes(gallery).purge(removed.embedding_ids)
     return removed
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery
 from gallery.records import QueryCandidateSpec, QueryInputSpec
-from gallery.repository import GalleryRepository
-from gallery.seal import SEAL_VERSION, query_digests, subject_key
-from gallery.transaction import write_transaction
+from gallery.seal import subject_key
+from gallery.sealed import save_query_sealed
 
 from forensics import __version__
 from forensics.errors import ForensicsError
@@ -124,19 +123,12 @@ def _store(gallery: Gallery, searcher: Searcher, q: QueryOutcome, params: QueryP
     """The query, its inputs and candidates in the gallery DB, and its audit event sealing them
     (the digest of the stored rows, `gallery.seal`), in one transaction."""
     inverter = searcher.models.inverter
-    with write_transaction(gallery) as s:
-        _save(GalleryRepository(s), searcher, q, params, case_id, operator, filters, inverter)
-        audit.append_event(s, actor=operator, action="query", target=q.query_uid,
-                           details={"case_id": case_id, "mode": q.mode, "top": params.top,
-                                    "gallery_size": q.gallery_size, "gallery_fingerprint": q.gallery_fingerprint,
-                                    "filters": filters.as_dict(), "n_candidates": len(q.candidates),
-                                    "seal": SEAL_VERSION, "digest": query_digests(s, [q.query_uid])[q.query_uid]},
-                           input_hashes=[r.sha256 for r in records])
-
-
-def _save(repo: GalleryRepository, searcher: Searcher, q: QueryOutcome, params: QueryParams, case_id, operator,
-          filters: SubjectFilters, inverter) -> None:
-    repo.save_query(
+    save_query_sealed(
+        gallery, actor=operator,
+        details={"case_id": case_id, "mode": q.mode, "top": params.top, "gallery_size": q.gallery_size,
+                 "gallery_fingerprint": q.gallery_fingerprint, "filters": filters.as_dict(),
+                 "n_candidates": len(q.candidates)},
+        input_hashes=[r.sha256 for r in records],
         query_uid=q.query_uid, case_id=case_id, operator=operator, mode=q.mode, params=params.to_dict(),
         embedder=searcher.embedder_row, inverter=dataclasses.asdict(inverter.info) if inverter is not None else None,
         gallery_size=q.gallery_size, gallery_fingerprint=q.gallery_fingerprint,

@@ -76,6 +76,19 @@ def parse_iso_utc(text: str) -> _dt.datetime:
     return value.astimezone(_dt.timezone.utc)
 
 
+#: Cell beginnings that spreadsheet programs run as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, or for text starting like a formula (:data:`FORMULA_START`) the same text after
+    an apostrophe, so that a spreadsheet shows it instead of running it. Every CSV the tool
+    writes passes its cells through this one rule."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def is_sha256_hex(text: Any) -> bool:
     """True when ``text`` is a SHA-256 digest as 64 lowercase hex characters."""
     return isinstance(text, str) and bool(_HEX64.match(text))

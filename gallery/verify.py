@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 from .audit import AuditRecord, VerifyResult, iter_events, verify_chain
 from .models import Image, Subject
 from .seal import image_digests, query_digests, subject_digests, subject_key
+from .sealed import ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REMOVED_PREFIX
 from .transaction import Source, check_source, read_transaction
 
 #: The triggers that refuse UPDATE and DELETE on ``audit_events`` (migration 0002).
 APPEND_ONLY_TRIGGERS = ("audit_events_no_delete", "audit_events_no_update")
-#: Audit actions whose events seal what they wrote.
-ENROLL_BATCH, QUERY, REMOVE_SUBJECT, ENROLL = "enroll-batch", "query", "remove-subject", "enroll"
+#: The summary event of an enrollment run (before sealing, the only event recording its images).
+ENROLL = "enroll"
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Seals:
         for sha in ev.input_hashes:
             self.images.pop(sha, None)
             self.unsealed_images.discard(sha)
-        key = (ev.target or "").removeprefix("subject-sha256:")
+        key = (ev.target or "").removeprefix(REMOVED_PREFIX)
         self.subjects.pop(key, None)
         self.queries.update(ev.details.get("queries", {}))
 
