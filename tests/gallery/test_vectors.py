@@ -42,7 +42,7 @@ def test_embedder_arguments_checked_and_weights_recorded_later(repo, dim):
         repo.get_or_create_embedder("m", "1", dim, "not-a-hash")
     e = repo.get_or_create_embedder("m", "1", dim)
     assert e.weights_sha256 is None
-    assert repo.get_or_create_embedder("m", "1", dim, "d" * 64) == EmbedderInfo(e.id, "m", "1", dim, "d" * 64)
+    assert repo.get_or_create_embedder("m", "1", dim, "d" * 64) == EmbedderInfo("m", "1", dim, "d" * 64, id=e.id)
 
 
 def test_vectors_batches_and_owners(repo, emb, enroll, sha, dim):
