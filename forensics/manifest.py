@@ -152,22 +152,36 @@ def items_from_manifest(manifest: Path) -> list[EnrollItem]:
     manifest = Path(manifest)
     if not manifest.is_file():
         raise ForensicsError(f"{manifest}: manifest not found")
-    reader = csv.DictReader(io.StringIO(_manifest_text(manifest), newline=""))
+    lines = _CountedLines(_manifest_text(manifest))
+    reader = csv.DictReader(lines)
     old_limit = csv.field_size_limit(MAX_FIELD)
     try:
         missing = {"path", "subject_id"} - set(reader.fieldnames or [])
         if missing:
             raise ForensicsError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}; "
                                  "the header must start with path,subject_id")
-        items, line = [], 1
-        for row in reader:
-            line = reader.line_num
-            items.append(_item(manifest, line, row))
+        items = [_item(manifest, reader.line_num, row) for row in reader]
     except csv.Error as exc:
-        raise ForensicsError(f"{manifest}, line {reader.line_num}: not valid CSV ({exc})") from None
+        raise ForensicsError(f"{manifest}, line {lines.n}: not valid CSV ({exc})") from None
     finally:
         csv.field_size_limit(old_limit)
     return check_consistent(items)
+
+
+class _CountedLines:
+    """The lines of a text, counting how many were handed out (the line a CSV error is on)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))
+        self.n = 0
+
+    def __iter__(self) -> "_CountedLines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.n += 1
+        return line
 
 
 # -- across items, and against the gallery -------------------------------------------------------
