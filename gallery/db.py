@@ -38,7 +38,7 @@ from .errors import (
 from .models import APPLICATION_ID, GalleryMeta
 from .repository import GalleryRepository
 from .transaction import Database, raw_connection
-from .util import iso_utc, tool_version
+from .util import iso_utc, remove_orphans, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.config import Config
@@ -390,7 +390,9 @@ def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
     """A new gallery at ``fpath``, made whole beside it and then linked into place in one step:
     no process ever sees a half-created gallery, and when several create the same one at once,
     the first link wins and the others open it."""
-    tmp = fpath.with_name(f".{fpath.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    prefix = f".{fpath.name}.new-"
+    remove_orphans(fpath.parent, prefix)  # left by a process killed while creating it
+    tmp = fpath.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     engine = make_engine(tmp, busy_timeout_ms=busy_timeout_ms)
     try:
         _upgrade(engine, tmp, str(fpath), None, upgrade=True, backup_on_upgrade=False)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import EmbedderMismatchError, GalleryError, IndexCorruptError
 from .records import EmbedderKey
-from .util import iso_utc, sha256_file, tool_version
+from .util import iso_utc, remove_orphans, sha256_file, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from .repository import GalleryRepository
@@ -526,24 +526,8 @@ def remove_stale_temporaries(path: PathLike) -> list[Path]:
     """Delete the temporary files :meth:`VectorIndex.save` left beside ``path`` (and its
     sidecar) when a process writing them was killed; those of live processes are kept."""
     path = Path(path)
-    removed = []
-    for name in (path.name, sidecar_path(path).name):
-        for tmp in path.parent.glob(f".{name}.tmp-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return [p for name in (path.name, sidecar_path(path).name)
+            for p in remove_orphans(path.parent, f".{name}.tmp-")]
 
 
 def _short(ids: Sequence[int], n: int = 8) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,6 +89,29 @@ def spreadsheet_safe(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (the owner of a temporary file named after it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_orphans(folder: Path, prefix: str) -> list[Path]:
+    """Delete the files in ``folder`` named ``<prefix><pid>`` or ``<prefix><pid>-<tag>`` whose
+    process no longer exists (the temporaries of a killed writer); returns them."""
+    removed = []
+    for p in folder.glob(f"{prefix}*"):
+        pid = p.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def is_sha256_hex(text: Any) -> bool:
