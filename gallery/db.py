@@ -390,9 +390,7 @@ def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
     """A new gallery at ``fpath``, made whole beside it and then linked into place in one step:
     no process ever sees a half-created gallery, and when several create the same one at once,
     the first link wins and the others open it."""
-    prefix = f".{fpath.name}.new-"
-    remove_orphans(fpath.parent, prefix)  # left by a process killed while creating it
-    tmp = fpath.with_name(f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = fpath.with_name(f".{fpath.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     engine = make_engine(tmp, busy_timeout_ms=busy_timeout_ms)
     try:
         _upgrade(engine, tmp, str(fpath), None, upgrade=True, backup_on_upgrade=False)
@@ -424,6 +422,8 @@ def open_gallery(
     ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false.
     """
     fpath = _file_path(path, create)
+    if fpath is not None:
+        remove_orphans(fpath.parent, f".{fpath.name}.new-")  # left by a process killed while creating it
     if fpath is not None and not fpath.exists():
         _create_file(fpath, busy_timeout_ms)
     label = str(fpath) if fpath is not None else MEMORY

@@ -609,6 +609,7 @@ def load_or_build(
     emb = repo.gallery_embedder()
     if emb is None:
         raise GalleryError("the gallery holds no vectors yet; enroll images first")
+    remove_stale_temporaries(path)
     fp = repo.gallery_fingerprint(emb)
     try:
         vi = VectorIndex.load(path, expected_embedder=emb.key)
