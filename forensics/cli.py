@@ -57,6 +57,8 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import DatabaseError
+
         from gallery.errors import GalleryError
 
         from forensics.errors import ForensicsError
@@ -65,6 +67,10 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except (ForensicsError, GalleryError) as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(2) from None
+        except DatabaseError as e:  # SQLite itself refused: a damaged file, a full disk, a lock held too long
+            err.print(f"[bold red]error:[/] the gallery database cannot be used: {escape(str(e.orig))} "
+                      "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: everything committed before the interruption is kept.")

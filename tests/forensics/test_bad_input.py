@@ -1,6 +1,6 @@
 """The bad-input corpus: every kind of bad input, generated here, is a clear error that names the
 file, line or field, and leaves the gallery as it was (`gallery check` and `audit verify` pass,
-the counts are equal).
+the counts are equal). A photo with five faces is not an error: photo search uses the largest.
 
 Each case builds its input in a folder, runs one command on a copy of a small enrolled gallery
 and says the exit code and a fragment of the message it expects.
@@ -228,6 +228,8 @@ CASES: dict[str, Case] = {
                                              "gone.jpg: file not found"),
     "no face": _file_case(lambda p: _noise().save(p), "noise.png", "noise.png: no face found"),
     "blank page": _file_case(lambda p: _blank().save(p), "blank.png", "blank.png: no face found"),
+    "five faces (photo search: the largest is used)": Case(
+        lambda d, p: ["search", _image(d, "five.png", _five_faces(p)), "--json"], 0, "five.png"),
     # -- the database and its index files
     "zero-byte database": Case(lambda d, p: ["enroll", str(p), "--db", _touch(d / "empty.db")], 2,
                                "empty (zero-byte) file"),
@@ -287,7 +289,8 @@ def test_bad_input_is_a_clear_error_and_the_gallery_is_unchanged(kind, base_gall
     args = CASES[kind].build(d, photo)
     own = [a for a in args if isinstance(a, Path) and a.suffix == ".db"]
     snapshot = {p: p.read_bytes() for p in d.glob("*") if p.is_file() and not p.is_fifo()} if own else {}
-    res = run(*args) if kind in OWN_DB else run(*args, "--db", db, "--workers", 0)
+    workers = ["--workers", 0] if args[0] == "enroll" else []
+    res = run(*args) if kind in OWN_DB else run(*args, "--db", db, *workers)
     out = " ".join(res.output.split())  # rich wraps long lines
     assert res.exit_code == CASES[kind].code, res.output
     assert CASES[kind].message in out, res.output
@@ -348,3 +351,19 @@ def test_exported_csv_neutralises_formulas(base_gallery, copy_gallery, tmp_path)
     rows = list(csv.reader(out.open(encoding="utf-8")))
     actors = [r[2] for r in rows[1:]]
     assert "'=cmd|' /C calc'!A0" in actors and not any(a.startswith("=") for a in actors)
+
+
+def test_a_damaged_page_is_reported_by_gallery_check(base_gallery, copy_gallery, tmp_path):
+    """4 KB of random bytes over a page of the database: SQLite's integrity check fails and
+    `gallery check` says so (exit 1); other commands give a clear error, not a traceback."""
+    base, _ = base_gallery
+    db = copy_gallery(base, tmp_path / "g.db")
+    data = bytearray(db.read_bytes())
+    page = 4096 * (len(data) // 4096 // 2)
+    data[page:page + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    db.write_bytes(bytes(data))
+    res = run("gallery", "check", "--db", db)
+    assert res.exit_code == 1 and "integrity" in res.output and "damaged" in res.output, res.output
+    for cmd in (["audit", "verify"], ["gallery", "list"]):
+        res = run(*cmd, "--db", db)
+        assert "Traceback" not in res.output and res.exit_code in (0, 1, 2), res.output
