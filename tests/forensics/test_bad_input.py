@@ -367,3 +367,21 @@ def test_a_damaged_page_is_reported_by_gallery_check(base_gallery, copy_gallery,
     for cmd in (["audit", "verify"], ["gallery", "list"]):
         res = run(*cmd, "--db", db)
         assert "Traceback" not in res.output and res.exit_code in (0, 1, 2), res.output
+
+
+def test_update_subjects_changes_a_stored_name_and_the_change_is_sealed(base_gallery, copy_gallery, tmp_path):
+    base, photo = base_gallery
+    db = copy_gallery(base, tmp_path / "g.db")
+    d = tmp_path / "in"
+    d.mkdir()
+    m = _manifest(d, [[str(photo), "Aaron_Peirsol", "Aaron P.", ""]])
+    res = run("enroll", "--manifest", m, "--update-subjects", "--db", db, "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "Aaron P." in run("gallery", "show", "Aaron_Peirsol", "--db", db).output
+    assert run("audit", "verify", "--db", db).exit_code == 0
+    con = sqlite3.connect(db)
+    con.execute("UPDATE subjects SET name='Aaron Peirsol' WHERE external_id='Aaron_Peirsol'")  # undone by hand
+    con.commit()
+    con.close()
+    res = run("audit", "verify", "--db", db)
+    assert res.exit_code == 1 and "1 subjects changed since their audit event" in res.output, res.output
