@@ -65,6 +65,7 @@ class Kill:
     """One enrollment killed: when, what was committed, and what it left behind."""
 
     after_s: float
+    running: bool
     images: int
     verify_ok: bool
     workers_left: int
@@ -84,7 +85,7 @@ class CrashRun:
 
     @property
     def ok(self) -> bool:
-        return (all(k.verify_ok and not k.workers_left for k in self.kills)
+        return (all(k.running and k.verify_ok and not k.workers_left for k in self.kills)
                 and self.final_exit in (0, 1) and self.final_images == self.expected
                 and self.final_verify_ok and self.final_check_ok and self.final_temporaries == 0)
 
@@ -157,11 +158,11 @@ def _count_images(db: Path) -> int:
 
 def _moment(proc: subprocess.Popen, db: Path, rng: random.Random, timeout_s: float = 300) -> None:
     """Wait for a random moment of the run: a quarter of the time during start-up (0.5-8 s), else
-    0-6 s after this run's first commit (mid-batch, mid-commit, mid-index-save alike)."""
+    0-3 s after this run's first commit (mid-batch, mid-commit alike)."""
     if rng.random() < 0.25:
         time.sleep(rng.uniform(0.5, 8.0))
         return
-    extra = rng.uniform(0.0, 6.0)
+    extra = rng.uniform(0.0, 3.0)
     before, deadline = _count_images(db), time.time() + timeout_s
     while _count_images(db) <= before and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -174,11 +175,12 @@ def kill_once(cmd: list[str], db: Path, rng: random.Random) -> Kill:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _moment(proc, db, rng)
     workers = children(proc.pid)
+    running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = _left_behind(workers)
     images, ok = _gallery_state(db)
-    return Kill(round(time.time() - t0, 2), images, ok, left)
+    return Kill(round(time.time() - t0, 2), running, images, ok, left)
 
 
 def crash_enroll(manifest: Path, db: Path, kills: int, seed: int, workers: int = 2) -> CrashRun:
@@ -246,9 +248,10 @@ def corpus_results() -> dict[str, int]:
 
 
 def print_table(run: CrashRun, tampers: dict[str, bool], corpus: dict[str, int]) -> None:
-    print(f"{'kill':>4} {'after s':>8} {'images':>7} {'verify':>7} {'workers left':>13}")
+    print(f"{'kill':>4} {'after s':>8} {'running':>8} {'images':>7} {'verify':>7} {'workers left':>13}")
     for i, k in enumerate(run.kills, 1):
-        print(f"{i:>4} {k.after_s:>8.1f} {k.images:>7} {'ok' if k.verify_ok else 'FAIL':>7} {k.workers_left:>13}")
+        print(f"{i:>4} {k.after_s:>8.1f} {'yes' if k.running else 'NO':>8} {k.images:>7} "
+              f"{'ok' if k.verify_ok else 'FAIL':>7} {k.workers_left:>13}")
     print(f"final run: exit {run.final_exit}, {run.final_images}/{run.expected} images, "
           f"verify {'ok' if run.final_verify_ok else 'FAIL'}, check {'ok' if run.final_check_ok else 'FAIL'}, "
           f"{run.final_temporaries} temporary files left")
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20)
-    ap.add_argument("--images", type=int, default=240)
+    ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=15)
     args = ap.parse_args(argv)
     data = default_data_dir(required=True)

@@ -312,9 +312,10 @@ def reliability_section(rel: dict, ref: dict, machine: dict) -> list[str]:
     out += machine_note("reliability", rel, machine)
     out += [f"`forensics enroll --workers 2` of {rel['images']} LFW photos killed with SIGKILL {len(kills)} times at "
             f"random moments (seed {rel['seed']}: during start-up, or a random delay after a commit), then run to the end.",
-            "", "| kill | after (s) | images committed | audit verify | workers left |", "|---|---|---|---|---|"]
-    out += [f"| {i} | {k['after_s']:.1f} | {k['images']} | {'ok' if k['verify_ok'] else '**failed**'} | "
-            f"{k['workers_left']} |" for i, k in enumerate(kills, 1)]
+            "", "| kill | after (s) | still running | images committed | audit verify | workers left |",
+            "|---|---|---|---|---|---|"]
+    out += [f"| {i} | {k['after_s']:.1f} | {'yes' if k['running'] else '**no**'} | {k['images']} | "
+            f"{'ok' if k['verify_ok'] else '**failed**'} | {k['workers_left']} |" for i, k in enumerate(kills, 1)]
     out += ["", f"Last run: exit {final['exit']}, {final['images']} of {final['expected']} photos enrolled, `audit verify` "
             f"{'ok' if final['verify_ok'] else '**failed**'}, `gallery check` {'ok' if final['check_ok'] else '**failed**'}, "
             f"{final['temporaries']} temporary files left.", "",

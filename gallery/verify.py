@@ -141,12 +141,11 @@ def _subjects_of(s: Session, shas: set[str]) -> set[str]:
 def verify_gallery(source: Source) -> GalleryVerdict:
     """The chain (:func:`verify_chain`), the append-only triggers, and every stored image,
     subject and query against the digests sealed in the chain (see the module)."""
-    check_source(source, "verify_gallery")
-    verdict = GalleryVerdict(verify_chain(source))
     seals = Seals()
-    for ev in iter_events(source):
-        seals.read(ev)
-    with read_transaction(source) as s:
+    with read_transaction(check_source(source, "verify_gallery")) as s:  # one snapshot for all of it
+        verdict = GalleryVerdict(verify_chain(s))
+        for ev in iter_events(s):
+            seals.read(ev)
         missing = _missing_triggers(s)
         stored = (image_digests(s), subject_digests(s), query_digests(s))
         unsealed_subjects = _subjects_of(s, seals.unsealed_images)
