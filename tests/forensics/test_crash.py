@@ -18,3 +18,27 @@ def test_enrollment_survives_kills_at_random_moments(tmp_path, data_dir):
     assert any(0 < k.images for k in run.kills), run.kills  # some kills landed after commits
     assert run.final_exit in (0, 1) and run.final_images == run.expected > 300, run
     assert run.final_verify_ok and run.final_check_ok and run.final_temporaries == 0, run
+
+
+def test_a_rerun_with_nothing_new_repairs_a_stale_index(tmp_path, small_gallery_dir):
+    """A run killed after its last commit but before its index save leaves a stale index: the
+    rerun (every file a duplicate) brings it up to date."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from forensics.cli import app
+    from gallery.db import open_gallery
+    from gallery.index import VectorIndex
+
+    runner = CliRunner()
+    db = tmp_path / "g.db"
+    assert runner.invoke(app, ["enroll", str(small_gallery_dir), "--db", str(db)]).exit_code == 0
+    g = open_gallery(db, create=False)
+    emb = g.repository().gallery_embedder()
+    stale = VectorIndex.build(np.arange(1), np.ones((1, emb.dim), np.float32), emb.key)
+    stale.save(db.with_suffix(".faiss"))  # as an earlier state of the gallery left it
+    g.close()
+    assert runner.invoke(app, ["gallery", "check", "--db", str(db)]).exit_code == 1
+    res = runner.invoke(app, ["enroll", str(small_gallery_dir), "--db", str(db)])
+    assert res.exit_code == 0 and "enrolled 0, duplicates skipped 10" in res.output, res.output
+    assert runner.invoke(app, ["gallery", "check", "--db", str(db)]).exit_code == 0
