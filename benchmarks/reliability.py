@@ -258,7 +258,7 @@ def print_table(run: CrashRun, tampers: dict[str, bool], corpus: dict[str, int])
     print(f"tampers detected: {sum(tampers.values())}/{len(tampers)}")
     for kind, found in tampers.items():
         print(f"  {'detected' if found else 'MISSED':>8}  {kind}")
-    print(f"bad-input corpus: {corpus['passed']}/{corpus['kinds']} kinds a clear error with the gallery unchanged")
+    print(f"bad-input corpus: {corpus['passed']}/{corpus['kinds']} kinds pass (a clear error, the gallery unchanged)")
 
 
 def main(argv: list[str] | None = None) -> int:

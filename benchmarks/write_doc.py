@@ -324,7 +324,8 @@ def reliability_section(rel: dict, ref: dict, machine: dict) -> list[str]:
             "| tamper | detected |", "|---|---|"]
     out += [f"| {kind} | {'yes' if found else '**no**'} |" for kind, found in tampers.items()]
     out += ["", f"Bad-input corpus (tests/forensics/test_bad_input.py): {corpus['passed']} of {corpus['kinds']} kinds "
-            "a clear error naming the file, line or field, with the gallery unchanged.", ""]
+            "pass, each a clear error naming the file, line or field (but a photo with five faces, searched with its "
+            "largest face), with the gallery unchanged.", ""]
     return out
 
 
