@@ -27,7 +27,7 @@ BAR_CUFS_CLOSED_RANK1 = 0.9
 BAR_FS2K_TIMES_RAW = 2
 BAR_ENROLL_SPEEDUP = 4
 BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "sketch_detection",
-              "calibration")
+              "calibration", "reliability")
 
 
 def load(name: str):
@@ -339,9 +339,32 @@ def calibration_section(cal: dict, ref: dict, machine: dict) -> list[str]:
     return out + ["", "Reliability plot: ![FPIR reliability](../benchmarks/results/calibration_reliability.png)", ""]
 
 
+def reliability_section(rel: dict, ref: dict, machine: dict) -> list[str]:
+    kills, final, tampers, corpus = rel["kills"], rel["final"], rel["tampers"], rel["corpus"]
+    out = ["## Reliability", "", "`.venv/bin/python benchmarks/reliability.py`", ""]
+    out += machine_note("reliability", rel, machine)
+    out += [f"`forensics enroll --workers 2` of {rel['images']} LFW photos killed with SIGKILL {len(kills)} times at "
+            f"random moments (seed {rel['seed']}: during start-up, or a random delay after a commit), then run to the end.",
+            "", "| kill | after (s) | still running | images committed | audit verify | workers left |",
+            "|---|---|---|---|---|---|"]
+    out += [f"| {i} | {k['after_s']:.1f} | {'yes' if k['running'] else '**no**'} | {k['images']} | "
+            f"{'ok' if k['verify_ok'] else '**failed**'} | {k['workers_left']} |" for i, k in enumerate(kills, 1)]
+    out += ["", f"Last run: exit {final['exit']}, {final['images']} of {final['expected']} photos enrolled, `audit verify` "
+            f"{'ok' if final['verify_ok'] else '**failed**'}, `gallery check` {'ok' if final['check_ok'] else '**failed**'}, "
+            f"{final['temporaries']} temporary files left.", "",
+            f"Tampering through SQLite, each on a copy of that gallery with one stored query: "
+            f"{sum(tampers.values())} of {len(tampers)} kinds detected by `audit verify`.", "",
+            "| tamper | detected |", "|---|---|"]
+    out += [f"| {kind} | {'yes' if found else '**no**'} |" for kind, found in tampers.items()]
+    out += ["", f"Bad-input corpus (tests/forensics/test_bad_input.py): {corpus['passed']} of {corpus['kinds']} kinds "
+            "pass, each a clear error naming the file, line or field (but a photo with five faces, searched with its "
+            "largest face), with the gallery unchanged.", ""]
+    return out
+
+
 SECTIONS = {"sketch_identification": sketch_section, "photo_identification": photo_section,
             "lfw_verification": lfw_section, "throughput": speed_section, "sketch_detection": detection_section,
-            "calibration": calibration_section}
+            "calibration": calibration_section, "reliability": reliability_section}
 
 
 def render() -> str:

@@ -20,8 +20,8 @@ from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
-from forensics.indexes import GalleryIndexes
 from forensics.filters import SubjectFilters
+from forensics.indexes import GalleryIndexes, foreign_index_files
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
 
@@ -51,7 +51,14 @@ class Forensics:
     # -- what it works on ----------------------------------------------------------------------
 
     def gallery(self, create: bool = False) -> Gallery:
+        """The gallery (opened once); `create`: a new one when there is none, unless index files
+        of another gallery lie where its indexes would go (they are never overwritten)."""
         if self._gallery is None:
+            foreign = foreign_index_files(self.db) if create else []
+            if foreign:
+                raise ForensicsError(f"{foreign[0]} exists but the gallery {self.db} does not: it was built from "
+                                     "another gallery; refusing to create a new gallery that would overwrite it "
+                                     "(restore the gallery, move the index away, or give another --db)")
             self._gallery = open_gallery(self.db, create=create)
         return self._gallery
 
@@ -112,20 +119,23 @@ class Forensics:
 
     # -- enroll, search, query, evaluate -------------------------------------------------------
 
-    def enroll(self, items, source: str = "cli", workers: int = 0, progress: Callable[[int], None] | None = None):
-        """Enroll `items` (forensics.enroll.EnrollItem); detection and embedding in `workers`
-        processes (0: this one). Returns the EnrollReport."""
+    def enroll(self, items, source: str = "cli", workers: int = 0, progress: Callable[[int], None] | None = None,
+               update_subjects: bool = False):
+        """Enroll `items` (forensics.manifest.EnrollItem); detection and embedding in `workers`
+        processes (0: this one). A stored subject's name, sex or birth year is changed only with
+        `update_subjects`. Returns the EnrollReport."""
         from forensics.enroll import enroll
 
         if workers:
             with self.pipeline(workers) as pipeline:
                 g = self.gallery(create=True)  # while the workers start
-                return enroll(g, pipeline, items, source=source, operator=self.operator, progress=progress)
+                return enroll(g, pipeline, items, source=source, operator=self.operator, progress=progress,
+                              update_subjects=update_subjects)
         return enroll(self.gallery(create=True), self.pipeline(), items, source=source, operator=self.operator,
-                      progress=progress)
+                      progress=progress, update_subjects=update_subjects)
 
     def search_photo(self, image: Path, top: int = 10) -> SearchResult:
-        return search_photo(self.gallery(), self.pipeline(), image, top)
+        return search_photo(self.gallery(), self.pipeline(), image, top, operator=self.operator)
 
     def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
               filters: SubjectFilters | None = None, whiten: bool = True,
@@ -193,9 +203,11 @@ class Forensics:
         return export_report(self.gallery(), query_id, fmt or Path(out).suffix.lower().lstrip("."), out, self.operator)
 
     def verify_audit(self):
-        from gallery.audit import verify_chain
+        """The chain, its append-only triggers and the stored rows against their sealed events
+        (`gallery.verify.GalleryVerdict`)."""
+        from gallery.verify import verify_gallery
 
-        return verify_chain(self.gallery())
+        return verify_gallery(self.gallery())
 
     def export_audit(self, fmt: str, out: Path) -> int:
         from gallery.audit import export_events

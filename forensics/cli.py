@@ -17,8 +17,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from forensics import __version__
 from forensics.modes import DEFAULT_SKETCH_MODE, modes_help
@@ -55,6 +57,8 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import DatabaseError
+
         from gallery.errors import GalleryError
 
         from forensics.errors import ForensicsError
@@ -62,7 +66,11 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (ForensicsError, GalleryError) as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(2) from None
+        except DatabaseError as e:  # SQLite itself refused: a damaged file, a full disk, a lock held too long
+            err.print(f"[bold red]error:[/] the gallery database cannot be used: {escape(str(e.orig))} "
+                      "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: everything committed before the interruption is kept.")
@@ -123,7 +131,7 @@ def forensics_app(db: Path, operator: Optional[str] = None, embedder: str = "dli
 def gallery_init(db: Path = DbOption):
     """Create the gallery database, or upgrade an older one to this version's schema."""
     g = forensics_app(db).init_gallery()
-    console.print(f"gallery ready: {db} (schema {g.revision})")
+    console.print(f"gallery ready: {escape(str(db))} (schema {g.revision})", highlight=False)
 
 
 @gallery_app.command("list")
@@ -134,8 +142,8 @@ def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How ma
     subjects, totals = forensics_app(db).subjects(limit=limit, offset=offset)
     t = Table("subject id", "name", "sex", "born", "images", "vectors")
     for s in subjects:
-        t.add_row(s.external_id, s.name or "", s.sex or "", str(s.birth_year or ""), str(s.n_images),
-                  str(s.n_embeddings))
+        t.add_row(Text(s.external_id), Text(s.name or ""), Text(s.sex or ""), str(s.birth_year or ""),
+                  str(s.n_images), str(s.n_embeddings))
     console.print(t)
     console.print(f"{totals['subjects']} subjects, {totals['images']} images; "
                   f"embedder: {totals['embedder'] or 'none yet'}")
@@ -146,13 +154,14 @@ def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How ma
 def gallery_show(subject_id: str, db: Path = DbOption):
     """Show one subject: metadata and every enrolled image with its SHA-256."""
     s = forensics_app(db).subject(subject_id)
-    console.print(f"[bold]{s.external_id}[/] {s.name or ''}  sex={s.sex or '-'} born={s.birth_year or '-'}", highlight=False)
+    console.print(f"[bold]{escape(s.external_id)}[/] {escape(s.name or '')}  sex={escape(s.sex or '-')} "
+                  f"born={s.birth_year or '-'}", highlight=False)
     if s.meta:
         console.print(json.dumps(s.meta, ensure_ascii=False), highlight=False, markup=False)
     t = Table("image id", "sha256", "size", "faces", "source", "original path", "enrolled")
     for im in s.images:
-        t.add_row(str(im.id), im.sha256, f"{im.width}x{im.height}", str(im.n_faces), im.source or "",
-                  im.original_path or "", str(im.enrolled_at or ""))
+        t.add_row(str(im.id), im.sha256, f"{im.width}x{im.height}", str(im.n_faces), Text(im.source or ""),
+                  Text(im.original_path or ""), str(im.enrolled_at or ""))
     console.print(t)
 
 
@@ -169,21 +178,25 @@ def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str]
             raise ForensicsError("removing a subject needs confirmation: pass --yes when not at a terminal")
         typer.confirm(f"remove subject {subject_id!r} and all its images from {db}?", abort=True)
     removed = forensics_app(db, operator).remove_subject(subject_id)
-    console.print(f"removed {removed.external_id}: {len(removed.image_sha256s)} image(s), "
-                  f"{len(removed.embedding_ids)} vector(s)")
+    console.print(f"removed {escape(removed.external_id)}: {len(removed.image_sha256s)} image(s), "
+                  f"{len(removed.embedding_ids)} vector(s)", highlight=False)
 
 
 @gallery_app.command("check")
 @handle_errors
 def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
-    """Compare the FAISS index with the database (the source of truth); exit 1 on any problem."""
+    """Run SQLite's integrity check on the database, then compare the FAISS index with it (the
+    source of truth); exit 1 on any problem."""
     problems = forensics_app(db, operator).check()
     if not problems:
-        console.print("[green]ok[/]: the database and the index agree")
+        console.print("[green]ok[/]: SQLite integrity check passed; the database and the index agree")
         return
     for p in problems:
-        console.print(f"[red]{p.kind}[/]: {p.message}", highlight=False)
-    console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
+        console.print(f"[red]{p.kind}[/]: {escape(p.message)}", highlight=False)
+    if any(p.kind == "integrity" for p in problems):
+        console.print("the database file is damaged: restore it from a backup (the index was not checked)")
+    else:
+        console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
     raise typer.Exit(1)
 
 
@@ -239,10 +252,13 @@ def enroll(
     weights: Optional[Path] = WeightsOption,
     workers: Optional[int] = typer.Option(None, help="Worker processes for detection and embedding (0: work in "
                                           "this process). Default: one per CPU core for 128 images or more."),
+    update_subjects: bool = typer.Option(False, "--update-subjects", help="Let the input change the name, sex or "
+                                         "birth year of subjects already in the gallery (audit-logged); without "
+                                         "it such a change is refused before anything is enrolled."),
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
     its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
-    from forensics.enroll import items_from_manifest, items_from_paths
+    from forensics.manifest import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
 
@@ -252,12 +268,13 @@ def enroll(
     if not items:
         raise ForensicsError("no image files found in the given paths")
     if not manifest and len(items) > 5 and len({it.subject_id for it in items}) == 1:
-        err.print(f"[yellow]note:[/] all {len(items)} files go to ONE subject {items[0].subject_id!r} "
+        err.print(f"[yellow]note:[/] all {len(items)} files go to ONE subject {escape(repr(items[0].subject_id))} "
                   "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
                   "if each file is a different person")
     fx = forensics_app(db, operator, embedder, weights, face)
     with progress_bar(len(items), "enrolling") as advance:
-        rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance)
+        rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance,
+                        update_subjects=update_subjects)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
                   f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
     if rep.failures:
@@ -285,13 +302,13 @@ def search(
                           "embedder": result.embedder.key.slug, "gallery_size": result.gallery_size,
                           "candidates": [c.to_dict() for c in result.candidates]}, indent=2))
         return
-    print_candidates(result.candidates, f"{image} (sha256 {result.probe_sha256[0][:16]}…)")
+    print_candidates(result.candidates, f"{escape(str(image))} (sha256 {result.probe_sha256[0][:16]}…)")
 
 
 def warn_assumed_face(path, detection_method: str | None) -> None:
     """Say on stderr when a sketch's face position was assumed, not detected."""
     if detection_method == "centred-portrait-fallback":
-        err.print(f"[yellow]warning:[/] {path}: no face was detected; its position was ASSUMED from the "
+        err.print(f"[yellow]warning:[/] {escape(str(path))}: no face was detected; its position was ASSUMED from the "
                   "framing of a standard frontal portrait. Look at the aligned sketch (forensics invert "
                   "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
 
@@ -304,7 +321,8 @@ def print_candidates(cands, title: str):
         t.add_column(col)
     for c in cands:
         fpir = [f"{c.fpir:.2%}" if c.fpir is not None else "n/a"] if show_fpir else []
-        t.add_row(str(c.rank), c.subject_id, c.name or "", f"{c.score:.3f}", *fpir, c.image_sha256[:16] + "…")
+        t.add_row(str(c.rank), Text(c.subject_id), Text(c.name or ""), f"{c.score:.3f}", *fpir,
+                  c.image_sha256[:16] + "…")
     console.print(t)
 
 
@@ -340,7 +358,7 @@ def evaluate(
     png = write_cmc_plot({mode: s.cmc}, cmc or Path(out).with_suffix(".cmc.png"), title=f"CMC ({mode})")
     console.print(f"probes {s.n_probes} (failed {s.n_failed}): rank-1 {s.rank_k(1):.1%}  rank-5 {s.rank_k(5):.1%}  "
                   f"rank-10 {s.rank_k(10):.1%}")
-    console.print(f"wrote {out} and {png}")
+    console.print(f"wrote {escape(str(out))} and {escape(str(png))}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,7 +424,7 @@ def query(
     searched = f", {q.subjects_searched} searched after the filters" if filters.active() else ""
     print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects{searched})")
     if written:
-        console.print(f"report: {written}")
+        console.print(f"report: {escape(str(written))}", highlight=False)
 
 
 @app.command()
@@ -420,7 +438,7 @@ def report(
 ):
     """Export the match report of a stored query."""
     path = forensics_app(db, operator).report(query_id, out, fmt)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {escape(str(path))}", highlight=False)
 
 
 @queries_app.command("list")
@@ -436,9 +454,9 @@ def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show a
     t = Table("time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
     t.add_column("query id", no_wrap=True, min_width=32)
     for q in rows:
-        t.add_row(str(q.created_at)[:19], q.case_id or "", q.operator or "", q.mode or "",
-                  str(q.n_inputs), q.top_external_id or "", f"{q.top_score:.3f}" if q.top_score is not None else "",
-                  q.query_uid)
+        t.add_row(str(q.created_at)[:19], Text(q.case_id or ""), Text(q.operator or ""), Text(q.mode or ""),
+                  str(q.n_inputs), Text(q.top_external_id or ""),
+                  f"{q.top_score:.3f}" if q.top_score is not None else "", Text(q.query_uid))
     console.print(t)
 
 
@@ -457,16 +475,17 @@ def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Optio
                                           "image_sha256": c.image_sha256, "detail": c.score_detail}
                                          for c in q.candidates]}, indent=2, default=str))
         return
-    console.print(f"[bold]query {q.query_uid}[/] {q.created_at} case={q.case_id} operator={q.operator} "
-                  f"mode={q.mode}", highlight=False)
+    console.print(f"[bold]query {escape(q.query_uid)}[/] {q.created_at} case={escape(str(q.case_id))} "
+                  f"operator={escape(str(q.operator))} mode={escape(str(q.mode))}", highlight=False)
     console.print(f"gallery: {q.gallery_size} subjects, fingerprint {q.gallery_fingerprint}; embedder {q.embedder}; "
-                  f"inverter {q.inverter}", highlight=False)
+                  f"inverter {escape(str(q.inverter))}", highlight=False)
     for i in q.inputs:
-        console.print(f"input {i.position}: {i.original_path} sha256 {i.sha256}", highlight=False)
+        console.print(f"input {i.position}: {escape(str(i.original_path))} sha256 {i.sha256}", highlight=False)
     t = Table("rank", "subject id", "name", "score", "FPIR", "image sha256")
     for c in q.candidates:
         fpir = (c.score_detail or {}).get("fpir")
-        t.add_row(str(c.rank), c.subject_external_id or "(removed)", c.subject_name or "", f"{c.score:.3f}",
+        t.add_row(str(c.rank), Text(c.subject_external_id or "(removed)"), Text(c.subject_name or ""),
+                  f"{c.score:.3f}",
                   f"{fpir:.2%}" if fpir is not None else "n/a", (c.image_sha256 or "")[:16] + "…")
     console.print(t)
 
@@ -492,7 +511,7 @@ def audit_export(out: Path = typer.Option(..., "-o", "--out", help="Output file.
                  fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: Path = DbOption):
     """Export every audit event, in order."""
     n = forensics_app(db).export_audit(fmt, out)
-    console.print(f"wrote {n} events to {out}")
+    console.print(f"wrote {n} events to {escape(str(out))}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,7 +542,7 @@ def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, penci
     from forensics.inversion.sketchify import sketchify_file
 
     sketchify_file(photo, out, style, seed)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {escape(str(out))}")
 
 
 @app.command()
@@ -540,10 +559,10 @@ def invert(sketch: Path = typer.Argument(..., help="A face sketch (any size; the
     aligned_out = out.with_name(out.stem + "_aligned.png") if aligned else None
     r = invert_sketch_file(sketch, out, aligned_out, select=face)
     warn_assumed_face(sketch, r["detection"])
-    console.print(f"wrote {out} (detection: {r['detection']}; inverter {r['inverter'].name} "
+    console.print(f"wrote {escape(str(out))} (detection: {r['detection']}; inverter {r['inverter'].name} "
                   f"{r['inverter'].version}, sha256 {r['inverter'].sha256[:16]}…)", highlight=False)
     if aligned_out:
-        console.print(f"wrote {aligned_out}")
+        console.print(f"wrote {escape(str(aligned_out))}")
 
 
 @app.command("train-inverter")

@@ -42,7 +42,7 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     """Enroll the demo gallery, query it with 3 sketches, write their reports. `console` prints,
     `progress_bar(total, what)` shows progress, `show(candidates, title)` prints a candidate list."""
     from forensics.app import Forensics, ModelChoice
-    from forensics.enroll import items_from_manifest
+    from forensics.manifest import items_from_manifest
     from forensics.parallel import choose_workers
 
     data = data or default_data_dir()

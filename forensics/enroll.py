@@ -1,14 +1,15 @@
 """Enrolling gallery photos: files, folders or a CSV manifest → subjects, images, faces, vectors.
 
 Each batch of images (32) is committed in one transaction as soon as it is embedded, every image
-all-or-nothing inside it (a SAVEPOINT each): a crash or Ctrl-C loses at most the batch in flight,
-never what was committed, and a failure never leaves half an image in the gallery.
-Duplicates (same SHA-256) are skipped and counted. The FAISS index is refreshed at the end.
+all-or-nothing inside it (a SAVEPOINT each), together with the audit event that seals it: a crash
+or Ctrl-C loses at most the batch in flight, never what was committed, a failure never leaves
+half an image in the gallery, and no image is ever stored without its audit event.
+Duplicates (same SHA-256) are skipped and counted. The FAISS index is brought up to date at the
+end, also when nothing was new (so a rerun after a crash repairs a stale index).
 """
 
 from __future__ import annotations
 
-import csv
 import getpass
 import time
 from collections.abc import Callable
@@ -19,27 +20,13 @@ from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import DuplicateImageError, GalleryError
 from gallery.records import EmbedderInfo, FaceSpec, ImageSpec
-from gallery.repository import GalleryRepository
+from gallery.seal import SEAL_VERSION
+from gallery.sealed import enroll_sealed
 
-from forensics.errors import ForensicsError
+from forensics.images import png_bytes
 from forensics.indexes import GalleryIndexes
-from forensics.images import iter_image_files, png_bytes
 from forensics.intake import PipelineFailure, Skipped
-
-SUBJECT_FROM = ("dir", "stem")
-MANIFEST_FIELDS = ("path", "subject_id", "name", "sex", "birth_year")
-
-
-@dataclass
-class EnrollItem:
-    """One file to enroll and the subject it belongs to."""
-
-    path: Path
-    subject_id: str
-    name: str | None = None
-    sex: str | None = None
-    birth_year: int | None = None
-    meta: dict = field(default_factory=dict)
+from forensics.manifest import LIMITS, EnrollItem, check_against_gallery, check_consistent, check_text
 
 
 @dataclass
@@ -56,49 +43,6 @@ class EnrollReport:
         return self.enrolled + self.duplicates + len(self.failures)
 
 
-def items_from_paths(paths: list[Path], subject_from: str = "dir") -> list[EnrollItem]:
-    """Files and folders (recursive): the subject is the parent folder's name or the file stem."""
-    if subject_from not in SUBJECT_FROM:
-        raise ForensicsError(f"--subject-from must be one of {', '.join(SUBJECT_FROM)}, not {subject_from!r}")
-    files = iter_image_files([Path(p) for p in paths])
-    return [EnrollItem(f, f.parent.name if subject_from == "dir" else f.stem) for f in files]
-
-
-def items_from_manifest(manifest: Path) -> list[EnrollItem]:
-    """A CSV with columns `path,subject_id[,name,sex,birth_year,...]`; other columns go to metadata.
-
-    Relative paths are taken relative to the manifest's folder.
-    """
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise ForensicsError(f"{manifest}: manifest not found")
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = {"path", "subject_id"} - set(reader.fieldnames or [])
-        if missing:
-            raise ForensicsError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}; "
-                                 "the header must start with path,subject_id")
-        items = []
-        for line, row in enumerate(reader, start=2):
-            if not (row.get("path") or "").strip() or not (row.get("subject_id") or "").strip():
-                raise ForensicsError(f"{manifest}, line {line}: empty path or subject_id")
-            p = Path(row["path"].strip())
-            by = (row.get("birth_year") or "").strip()
-            try:
-                birth_year = int(by) if by else None
-            except ValueError:
-                raise ForensicsError(f"{manifest}, line {line}: birth_year {by!r} is not a year") from None
-            items.append(EnrollItem(
-                path=p if p.is_absolute() else manifest.parent / p,
-                subject_id=row["subject_id"].strip(),
-                name=(row.get("name") or "").strip() or None,
-                sex=(row.get("sex") or "").strip() or None,
-                birth_year=birth_year,
-                meta={k: v for k, v in row.items() if k not in MANIFEST_FIELDS and k and v not in (None, "")},
-            ))
-    return items
-
-
 def _enrollment(res, item: EnrollItem, embedder: EmbedderInfo, source: str) -> tuple[dict, ImageSpec, list[FaceSpec]]:
     """The `(subject, image, faces)` the gallery enrolls for one pipeline result."""
     subject = {"external_id": item.subject_id, "name": item.name, "sex": item.sex,
@@ -110,10 +54,10 @@ def _enrollment(res, item: EnrollItem, embedder: EmbedderInfo, source: str) -> t
     return subject, image, [face]
 
 
-def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, EnrollItem],
-                  embedder: EmbedderInfo, source: str, report: EnrollReport) -> None:
-    """Enroll one batch of pipeline results in one transaction (each image all-or-nothing within
-    it) and count what happened to each in `report`."""
+def _enroll_batch(gallery: Gallery, results: list, by_path: dict[str, EnrollItem], embedder: EmbedderInfo,
+                  source: str, actor: str, report: EnrollReport) -> None:
+    """Enroll one batch of pipeline results in one transaction with its audit event (each image
+    all-or-nothing within it) and count what happened to each in `report`."""
     to_add = []
     for res in results:
         if isinstance(res, Skipped):
@@ -122,7 +66,7 @@ def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, Enr
             report.failures.append((res.path, str(res.error)))
         else:
             to_add.append((res, _enrollment(res, by_path[str(res.path)], embedder, source)))
-    outcomes = repo.add_enrollments([args for _, args in to_add]) if to_add else []
+    outcomes = enroll_sealed(gallery, [args for _, args in to_add], actor, {"source": source}) if to_add else []
     for (res, _), outcome in zip(to_add, outcomes):
         report.input_hashes.append(res.sha256)
         if isinstance(outcome, DuplicateImageError):
@@ -135,10 +79,11 @@ def _enroll_batch(repo: GalleryRepository, results: list, by_path: dict[str, Enr
 
 
 def _audit(gallery: Gallery, report: EnrollReport, n_items: int, interrupted: bool, source: str,
-           embedder_key: str, operator: str | None) -> None:
+           embedder_key: str, actor: str) -> None:
+    """The run's summary event (each batch was sealed by its own event when it was committed)."""
     audit.append_event(
-        gallery, actor=operator or getpass.getuser(), action="enroll", target=f"{n_items} file(s)",
-        details={"enrolled": report.enrolled, "duplicates": report.duplicates,
+        gallery, actor=actor, action="enroll", target=f"{n_items} file(s)",
+        details={"seal": SEAL_VERSION, "enrolled": report.enrolled, "duplicates": report.duplicates,
                  "failed": [[str(p), why] for p, why in report.failures], "source": source,
                  "embedder": embedder_key, "interrupted": interrupted},
         input_hashes=report.input_hashes,
@@ -148,27 +93,34 @@ def _audit(gallery: Gallery, report: EnrollReport, n_items: int, interrupted: bo
 
 def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "cli",
            operator: str | None = None, batch_size: int = 32,
-           progress: Callable[[int], None] | None = None) -> EnrollReport:
+           progress: Callable[[int], None] | None = None, update_subjects: bool = False) -> EnrollReport:
     """Enroll `items` with `pipeline` (a `FacePipeline`, or a `ParallelPipeline` whose workers do the
-    work after intake); returns counts and per-file failures. See the module docstring."""
+    work after intake); returns counts and per-file failures. See the module docstring.
+
+    The items are checked against each other and against the stored subjects first (a subject
+    id given another name than it has is refused unless `update_subjects`), so a refused input
+    leaves the gallery as it was."""
     t0 = time.perf_counter()
     repo = gallery.repository()
+    check_text("--source", "source", source, LIMITS["source"])
+    check_against_gallery(check_consistent(items), repo.get_subject, update_subjects)
     emb_info = pipeline.embedder_info
     repo.ensure_embedder_compatible(emb_info.name, emb_info.version, emb_info.dim)
     embedder = repo.get_or_create_embedder(emb_info.name, emb_info.version, emb_info.dim, emb_info.weights_sha256)
     report = EnrollReport()
+    actor = operator or getpass.getuser()
     by_path = {str(it.path): it for it in items}
     done_paths: set[str] = set()
     try:
         for results in pipeline.process([it.path for it in items], kind="photo", batch_size=batch_size,
                                         known=repo.known_images, encode_chips=True):
-            _enroll_batch(repo, results, by_path, embedder, source, report)
+            _enroll_batch(gallery, results, by_path, embedder, source, actor, report)
             done_paths.update(str(res.path) for res in results)
             if progress:
                 progress(len(results))
     finally:
         report.seconds = time.perf_counter() - t0
-        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, operator)
-        if report.enrolled and gallery.path is not None:
-            GalleryIndexes(gallery).plain()  # brought up to date, as the kind kept in the gallery
+        _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, actor)
+        if gallery.path is not None and repo.gallery_embedder() is not None:
+            GalleryIndexes(gallery).plain()  # brought up to date (even with nothing new), as the kind kept
     return report

@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from forensics.errors import InputImageError
 from gallery.util import sha256_bytes, sha256_file  # noqa: F401  (one implementation, re-exported)
@@ -120,7 +121,7 @@ def decode_image(data: bytes, path: Path, sha256: str | None = None) -> LoadedIm
         raise InputImageError(path, f"is too small ({width}x{height} pixels) to hold a face",
                               f"use an image at least {MIN_SIDE}px on each side")
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img, _truncated_refused():
             img.load()  # forces a full decode: a truncated file fails here
             original_mode = img.mode
             img = ImageOps.exif_transpose(img) or img
@@ -130,6 +131,19 @@ def decode_image(data: bytes, path: Path, sha256: str | None = None) -> LoadedIm
     h, w = rgb.shape[:2]
     return LoadedImage(path=path, sha256=digest, size_bytes=len(data), width=w, height=h,
                        original_mode=original_mode, rgb=rgb)
+
+
+@contextmanager
+def _truncated_refused():
+    """PIL refusing truncated files while decoding, whatever another library set process-wide
+    (weasyprint, imported for PDF reports, sets `ImageFile.LOAD_TRUNCATED_IMAGES`, which would
+    let a half-copied photo be enrolled with grey where its second half was)."""
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 def iter_image_files(paths: list[Path]) -> list[Path]:

@@ -41,6 +41,19 @@ ROUNDTRIP_CHUNK = 256
 Progress = Callable[[int, int], None]
 
 
+def index_files(db: Path) -> dict[str, Path]:
+    """The derived index files of the gallery database `db`, by index name."""
+    return {name: Path(db).with_suffix(suffix) for name, suffix in SUFFIXES.items()}
+
+
+def foreign_index_files(db: Path) -> list[Path]:
+    """Index files (or their sidecars) at the places of `db`'s indexes while `db` itself does not
+    exist: they were built from another gallery, and a new gallery must not overwrite them."""
+    if Path(db).exists():
+        return []
+    return [p for path in index_files(db).values() for p in (path, sidecar_path(path)) if p.exists()]
+
+
 class GalleryIndexes:
     """The derived indexes of one gallery (an in-memory gallery's are built and never saved)."""
 
@@ -53,7 +66,7 @@ class GalleryIndexes:
     def path(self, name: str) -> Path | None:
         if name not in SUFFIXES:
             raise ValueError(f"unknown index {name!r}")
-        return None if self.gallery.path is None else Path(self.gallery.path).with_suffix(SUFFIXES[name])
+        return None if self.gallery.path is None else index_files(self.gallery.path)[name]
 
     def kind(self) -> tuple[str, int | None]:
         """(kind, nprobe) of the plain and whitened indexes, as kept in the database."""

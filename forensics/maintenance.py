@@ -5,13 +5,12 @@ Every action appends an audit event.
 
 from __future__ import annotations
 
-import hashlib
-
 from gallery import audit
 from gallery.db import Gallery
-from gallery.errors import IndexCorruptError, SubjectNotFoundError
+from gallery.errors import SubjectNotFoundError
 from gallery.index import FLAT, IndexProblem, VectorIndex
 from gallery.records import RemovedSubject
+from gallery.sealed import remove_subject_sealed
 
 from forensics.errors import ForensicsError
 from forensics.indexes import GalleryIndexes
@@ -22,27 +21,27 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
 
     The audit event keeps only the image hashes, so a purged person can no longer be found.
     """
-    repo = gallery.repository()
     try:
-        removed = repo.remove_subject(external_id)
-    except (SubjectNotFoundError, KeyError):
+        removed = remove_subject_sealed(gallery, external_id, operator)
+    except SubjectNotFoundError:
         raise ForensicsError(f"no subject {external_id!r} in the gallery") from None
     GalleryIndexes(gallery).purge(removed.embedding_ids)
-    # the audit log keeps only hashes of a purged person: the id's SHA-256 and the image hashes
-    audit.append_event(gallery, actor=operator, action="remove-subject",
-                       target="subject-sha256:" + hashlib.sha256(external_id.encode()).hexdigest(),
-                       details={"images": len(removed.image_sha256s), "vectors": len(removed.embedding_ids)},
-                       input_hashes=list(removed.image_sha256s))
     return removed
 
 
 def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProblem]:
-    """Problems between the saved indexes and the DB (empty: they agree), each message naming its index."""
+    """Problems found (empty: none): SQLite's integrity and foreign-key checks of the database,
+    then, if it is sound, between the saved indexes and the database, each message naming its
+    index. Audited when the database is sound (nothing is written to a damaged one)."""
+    integrity = [IndexProblem("integrity", f"SQLite integrity check: {m}", ()) for m in gallery.integrity_check()]
+    if integrity:
+        return integrity
     found = GalleryIndexes(gallery).check()
     problems = [IndexProblem(p.kind, f"{name} index: {p.message}" if name != "plain" else p.message, p.ids)
                 for name, probs in found.items() for p in probs]
     audit.append_event(gallery, actor=operator, action="gallery-check", target=str(gallery.path),
-                       details={"problems": [p.kind for p in problems]}, outcome="ok" if not problems else "problems")
+                       details={"integrity": "ok", "problems": [p.kind for p in problems]},
+                       outcome="ok" if not problems else "problems")
     return problems
 
 

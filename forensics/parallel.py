@@ -14,6 +14,8 @@ are run in this process (`choose_workers`); `make_pipeline` starts the workers a
 they load while this process opens the gallery.
 
 Workers ignore Ctrl-C: this process stops handing out work, and whatever was committed stays.
+Workers end by themselves when this process dies, whatever killed it (a watchdog thread in each
+notices that its parent changed: `PARENT_POLL_S`), so no worker outlives a killed enrollment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -79,13 +83,24 @@ class PipelineSpec:
 
 # --- in the worker processes ------------------------------------------------------------------
 
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_S = 0.25
+
 _PIPELINE = None
 _INIT_ERROR: BaseException | None = None
 
 
-def _init_worker(spec: PipelineSpec, threads: int) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this worker at once when `parent` is no longer its parent process (it died)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _init_worker(spec: PipelineSpec, threads: int, parent: int) -> None:
     global _PIPELINE, _INIT_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watchdog", daemon=True).start()
     import torch
 
     torch.set_num_threads(threads)
@@ -130,7 +145,7 @@ class ParallelPipeline:
             for k, v in WORKER_MALLOC.items():  # read by each worker's C library at its start
                 os.environ.setdefault(k, v)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(self.spec, threads))
+                                             initializer=_init_worker, initargs=(self.spec, threads, os.getpid()))
         return self._pool
 
     def start(self) -> ParallelPipeline:

@@ -19,6 +19,8 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery
 from gallery.records import QueryCandidateSpec, QueryInputSpec
+from gallery.seal import subject_key
+from gallery.sealed import save_query_sealed
 
 from forensics import __version__
 from forensics.errors import ForensicsError
@@ -93,9 +95,15 @@ def _stored_inputs(records, synthesized) -> list[dict]:
 
 def _store(gallery: Gallery, searcher: Searcher, q: QueryOutcome, params: QueryParams, case_id, operator,
            filters: SubjectFilters, records) -> None:
-    """The query, its inputs and candidates in the gallery DB, and its audit event."""
+    """The query, its inputs and candidates in the gallery DB, and its audit event sealing them
+    (the digest of the stored rows, `gallery.seal`), in one transaction."""
     inverter = searcher.models.inverter
-    searcher.repo.save_query(
+    save_query_sealed(
+        gallery, actor=operator,
+        details={"case_id": case_id, "mode": q.mode, "top": params.top, "gallery_size": q.gallery_size,
+                 "gallery_fingerprint": q.gallery_fingerprint, "filters": filters.as_dict(),
+                 "subjects_searched": q.subjects_searched, "n_candidates": len(q.candidates)},
+        input_hashes=[r.sha256 for r in records],
         query_uid=q.query_uid, case_id=case_id, operator=operator, mode=q.mode, params=params.to_dict(),
         embedder=searcher.embedder_row, inverter=dataclasses.asdict(inverter.info) if inverter is not None else None,
         gallery_size=q.gallery_size, gallery_fingerprint=q.gallery_fingerprint,
@@ -105,23 +113,25 @@ def _store(gallery: Gallery, searcher: Searcher, q: QueryOutcome, params: QueryP
                                        subject_name=c.name, image_sha256=c.image_sha256,
                                        score_detail={"fpir": c.fpir, **c.detail}) for c in q.candidates],
     )
-    audit.append_event(gallery, actor=operator, action="query", target=q.query_uid,
-                       details={"case_id": case_id, "mode": q.mode, "top": params.top, "gallery_size": q.gallery_size,
-                                "gallery_fingerprint": q.gallery_fingerprint, "filters": filters.as_dict(),
-                                "subjects_searched": q.subjects_searched,
-                                "n_candidates": len(q.candidates)},
-                       input_hashes=[r.sha256 for r in records])
 
 
-def search_photo(gallery: Gallery, pipeline: FacePipeline, image: Path, top: int = 10) -> SearchResult:
-    """Search the gallery with a face photo (raw descriptors, no inversion, no calibration)."""
+def search_photo(gallery: Gallery, pipeline: FacePipeline, image: Path, top: int = 10,
+                 operator: str | None = None) -> SearchResult:
+    """Search the gallery with a face photo (raw descriptors, no inversion, no calibration);
+    audit-logged (the probe's hash and the ranked subjects' hashed ids with their scores)."""
     t0 = time.perf_counter()
     searcher = Searcher(gallery, pipeline, "raw", "photo", whiten=False, calibrate=False)
     rec = pipeline.process_one(image, kind="photo")
     t1 = time.perf_counter()
     found = searcher.search([rec], top)
     t2 = time.perf_counter()
-    return SearchResult(candidates=found.candidates[0], embedder=pipeline.embedder.info,
-                        gallery_size=searcher.gallery_size(),
-                        gallery_fingerprint=searcher.repo.gallery_fingerprint(searcher.embedder_row),
-                        probe_sha256=[rec.sha256], timings={"embed_s": t1 - t0, "search_s": t2 - t1})
+    result = SearchResult(candidates=found.candidates[0], embedder=pipeline.embedder.info,
+                          gallery_size=searcher.gallery_size(),
+                          gallery_fingerprint=searcher.repo.gallery_fingerprint(searcher.embedder_row),
+                          probe_sha256=[rec.sha256], timings={"embed_s": t1 - t0, "search_s": t2 - t1})
+    audit.append_event(gallery, actor=operator or getpass.getuser(), action="search", target=rec.sha256,
+                       details={"top": top, "gallery_size": result.gallery_size,
+                                "gallery_fingerprint": result.gallery_fingerprint,
+                                "candidates": [[subject_key(c.subject_id), c.score] for c in result.candidates]},
+                       input_hashes=[rec.sha256])
+    return result

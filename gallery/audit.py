@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from .errors import AuditError
 from .models import AuditEvent, GalleryMeta
 from .transaction import Source, check_source, read_transaction, write_transaction
-from .util import canonical_json, iso_utc
+from .util import canonical_json, iso_utc, spreadsheet_safe
 
 #: ``prev_hash`` of the first event.
 GENESIS = "0" * 64
@@ -359,8 +359,10 @@ def export_events(
 
     ``out`` is a path or a text file; the number of events written is returned. With
     ``out=None`` the text itself is returned. JSONL lines are canonical JSON objects with the
-    :data:`EXPORT_FIELDS` keys; in CSV, ``details`` and ``input_hashes`` are canonical JSON text.
-    Each exported event can be re-verified with :func:`compute_hash`/:func:`event_payload`.
+    :data:`EXPORT_FIELDS` keys; in CSV, ``details`` and ``input_hashes`` are canonical JSON text,
+    and a text cell that starts like a spreadsheet formula gets an apostrophe in front
+    (:func:`gallery.util.spreadsheet_safe`; remove it before re-hashing). Each JSONL event can be
+    re-verified as is with :func:`compute_hash`/:func:`event_payload`.
     """
     if fmt not in ("jsonl", "csv"):
         raise AuditError(f"export format must be 'jsonl' or 'csv', not {fmt!r}")
@@ -383,7 +385,7 @@ def export_events(
             d = rec.to_dict()
             d["details"] = canonical_json(d["details"])
             d["input_hashes"] = canonical_json(d["input_hashes"])
-            w.writerow([d[k] for k in EXPORT_FIELDS])
+            w.writerow([spreadsheet_safe(d[k]) for k in EXPORT_FIELDS])
             n += 1
     return n
 

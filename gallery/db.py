@@ -15,13 +15,16 @@ transaction (``BEGIN IMMEDIATE``), with foreign keys off while tables are rebuil
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.pool import StaticPool
 
 import migrations
@@ -35,7 +38,7 @@ from .errors import (
 from .models import APPLICATION_ID, GalleryMeta
 from .repository import GalleryRepository
 from .transaction import Database, raw_connection
-from .util import iso_utc, tool_version
+from .util import iso_utc, remove_orphans, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.config import Config
@@ -172,9 +175,11 @@ def _state_of(raw: sqlite3.Connection) -> DatabaseState:
 def _check_header(path: Path) -> None:
     if path.is_dir():
         raise NotAGalleryError(f"{path} is a directory, not a forensics gallery database")
-    size = path.stat().st_size
-    if size == 0:
-        return
+    if path.stat().st_size == 0:
+        raise NotAGalleryError(
+            f"{path} is an empty (zero-byte) file, not a forensics gallery; refusing to create a gallery "
+            "over it (a truncated or wrongly copied gallery looks like this): restore the gallery from "
+            "a backup, or delete the file or give a new path to create one")
     with open(path, "rb") as fh:
         header = fh.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
@@ -184,12 +189,11 @@ def _check_header(path: Path) -> None:
         )
 
 
-def _classify(path: str, state: DatabaseState, *, create: bool) -> None:
+def _classify(path: str, state: DatabaseState) -> None:
     """Raise the right error if ``state`` is not a gallery we may open."""
     if state.empty:
-        if not create:
-            raise NotAGalleryError(f"{path} is an empty SQLite database, not a forensics gallery")
-        return
+        raise NotAGalleryError(f"{path} is an empty SQLite database, not a forensics gallery; refusing to "
+                               "create a gallery over it (delete it or give a new path to create one)")
     if state.application_id != APPLICATION_ID:
         raise NotAGalleryError(
             f"{path} is a SQLite database but not a forensics gallery "
@@ -291,12 +295,15 @@ class Gallery(Database):
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus ``foreign_key_check``; an empty list means healthy."""
         problems: list[str] = []
-        with self.engine.connect() as conn:
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
-            if rows != ["ok"]:
-                problems.extend(rows)
-            for r in conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
-                problems.append(f"broken foreign key: table {r[0]} rowid {r[1]} -> {r[2]}")
+        try:
+            with self.engine.connect() as conn:
+                rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+                if rows != ["ok"]:
+                    problems.extend(rows)
+                for r in conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
+                    problems.append(f"broken foreign key: table {r[0]} rowid {r[1]} -> {r[2]}")
+        except SQLAlchemyDatabaseError as exc:  # so damaged that the check itself cannot run
+            problems.append(f"the database cannot be read: {exc.orig}")
         return problems
 
     def backup(self, dest: PathLike) -> Path:
@@ -348,7 +355,7 @@ def _file_path(path: PathLike, create: bool) -> Optional[Path]:
 def _existing_state(fpath: Optional[Path], label: str) -> DatabaseState:
     """What the file holds, looked at read-only: a file that is not ours must come out
     unmodified (even the WAL pragma would rewrite its header)."""
-    if fpath is None or not fpath.exists() or fpath.stat().st_size == 0:
+    if fpath is None:
         return DatabaseState(frozenset(), 0, None)
     try:
         return _read_state_readonly(fpath)
@@ -379,6 +386,24 @@ def _upgrade(engine: Engine, fpath: Optional[Path], label: str, old: Optional[st
     return gallery
 
 
+def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
+    """A new gallery at ``fpath``, made whole beside it and then linked into place in one step:
+    no process ever sees a half-created gallery, and when several create the same one at once,
+    the first link wins and the others open it."""
+    tmp = fpath.with_name(f".{fpath.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    engine = make_engine(tmp, busy_timeout_ms=busy_timeout_ms)
+    try:
+        _upgrade(engine, tmp, str(fpath), None, upgrade=True, backup_on_upgrade=False)
+        engine.dispose()  # the last connection checkpoints the WAL into the file
+        os.link(tmp, fpath)
+    except FileExistsError:
+        pass  # another process created it first: it is complete, open that one
+    finally:
+        engine.dispose()
+        for p in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            p.unlink(missing_ok=True)
+
+
 def open_gallery(
     path: PathLike,
     create: bool = True,
@@ -397,9 +422,14 @@ def open_gallery(
     ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false.
     """
     fpath = _file_path(path, create)
+    if fpath is not None:
+        remove_orphans(fpath.parent, f".{fpath.name}.new-")  # left by a process killed while creating it
+    if fpath is not None and not fpath.exists():
+        _create_file(fpath, busy_timeout_ms)
     label = str(fpath) if fpath is not None else MEMORY
     state = _existing_state(fpath, label)
-    _classify(label, state, create=create)
+    if fpath is not None:
+        _classify(label, state)
     engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
     try:
         if state.revision == head_revision():

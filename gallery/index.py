@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import EmbedderMismatchError, GalleryError, IndexCorruptError
 from .records import EmbedderKey
-from .util import iso_utc, sha256_file, tool_version
+from .util import iso_utc, remove_orphans, sha256_file, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from .repository import GalleryRepository
@@ -42,6 +42,13 @@ IVF = "ivf"
 KINDS = (FLAT, IVF)
 SIDECAR_FORMAT = "forensics.vector-index"
 SIDECAR_VERSION = 1
+_NONE = type(None)
+#: The type of each sidecar field that is read back: anything else is a clear error.
+SIDECAR_TYPES: dict[str, tuple[type, ...]] = {
+    "format_version": (int,), "embedder": (dict,), "kind": (str,), "count": (int,), "ids_fingerprint": (str,),
+    "nlist": (int, _NONE), "nprobe": (int, _NONE), "gallery_fingerprint": (str, _NONE), "space": (str, _NONE),
+    "index_sha256": (str, _NONE),
+}
 
 PathLike = Union[str, Path]
 
@@ -406,10 +413,15 @@ class VectorIndex:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        side = sidecar_path(path)
+        for p in (path, side):
+            if p.is_dir():
+                raise IndexCorruptError(f"the index path {p} is a directory, not an index file: move it "
+                                        "away (the index is rebuilt from the database)")
+        remove_stale_temporaries(path)
         if gallery_fingerprint is not None:
             self.gallery_fingerprint = gallery_fingerprint
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        side = sidecar_path(path)
         side_tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
         try:
             faiss.write_index(self._index, str(tmp))
@@ -440,7 +452,12 @@ class VectorIndex:
             raise IndexCorruptError(f"index sidecar {side} is unreadable ({exc})") from exc
         if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
             raise IndexCorruptError(f"{side} is not a forensics index sidecar")
-        if int(meta.get("format_version", 0)) > SIDECAR_VERSION:
+        for name, types in SIDECAR_TYPES.items():
+            if name in meta and not isinstance(meta[name], types):
+                wanted = " or ".join("null" if t is _NONE else t.__name__ for t in types)
+                raise IndexCorruptError(f"index sidecar {side}: field {name!r} is {str(meta[name])[:40]!r}, "
+                                        f"not {wanted}; rebuild the index (`forensics gallery rebuild-index`)")
+        if meta.get("format_version", 0) > SIDECAR_VERSION:
             raise IndexCorruptError(
                 f"{side} was written by a newer forensics (sidecar format "
                 f"{meta.get('format_version')}); upgrade forensics or rebuild the index"
@@ -456,6 +473,8 @@ class VectorIndex:
         differs from the index's.
         """
         path = Path(path)
+        if path.is_dir():
+            raise IndexCorruptError(f"the index path {path} is a directory, not an index file")
         meta = cls.read_sidecar(path)
         if not path.exists():
             raise IndexCorruptError(f"index file {path} is missing; rebuild the index")
@@ -501,6 +520,14 @@ class VectorIndex:
 # --------------------------------------------------------------------------------------------
 # DB <-> index
 # --------------------------------------------------------------------------------------------
+
+
+def remove_stale_temporaries(path: PathLike) -> list[Path]:
+    """Delete the temporary files :meth:`VectorIndex.save` left beside ``path`` (and its
+    sidecar) when a process writing them was killed; those of live processes are kept."""
+    path = Path(path)
+    return [p for name in (path.name, sidecar_path(path).name)
+            for p in remove_orphans(path.parent, f".{name}.tmp-")]
 
 
 def _short(ids: Sequence[int], n: int = 8) -> str:
@@ -582,6 +609,7 @@ def load_or_build(
     emb = repo.gallery_embedder()
     if emb is None:
         raise GalleryError("the gallery holds no vectors yet; enroll images first")
+    remove_stale_temporaries(path)
     fp = repo.gallery_fingerprint(emb)
     try:
         vi = VectorIndex.load(path, expected_embedder=emb.key)
@@ -607,5 +635,6 @@ __all__ = [
     "default_nprobe",
     "ids_fingerprint",
     "load_or_build",
+    "remove_stale_temporaries",
     "sidecar_path",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,42 @@ def parse_iso_utc(text: str) -> _dt.datetime:
     return value.astimezone(_dt.timezone.utc)
 
 
+#: Cell beginnings that spreadsheet programs run as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value``, or for text starting like a formula (:data:`FORMULA_START`) the same text after
+    an apostrophe, so that a spreadsheet shows it instead of running it. Every CSV the tool
+    writes passes its cells through this one rule."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (the owner of a temporary file named after it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_orphans(folder: Path, prefix: str) -> list[Path]:
+    """Delete the files in ``folder`` named ``<prefix><pid>`` or ``<prefix><pid>-<tag>`` whose
+    process no longer exists (the temporaries of a killed writer); returns them."""
+    removed = []
+    for p in folder.glob(f"{prefix}*"):
+        pid = p.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def is_sha256_hex(text: Any) -> bool:
     """True when ``text`` is a SHA-256 digest as 64 lowercase hex characters."""
     return isinstance(text, str) and bool(_HEX64.match(text))
@@ -109,3 +147,12 @@ def tool_version() -> str:
             return "0+unknown"
     except Exception:  # pragma: no cover - importlib.metadata always present on 3.10+
         return "0+unknown"
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """The permissions a file created with `mode` gets under the process's umask (a temporary file
+    made by `tempfile.mkstemp` is 0600 whatever the umask: chmod it to this before renaming it
+    into place, so every file the tool writes honours the umask)."""
+    current = os.umask(0)
+    os.umask(current)
+    return mode & ~current

@@ -158,3 +158,28 @@ def chip_cache_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("cache") / "chips.npz"
     write_cache(path, chips, items, ["mtcnn"] * len(items), {"test": True})
     return path
+
+
+# ---------------------------------------------------------------------------- gallery copies
+
+
+def _copy_gallery(src: Path, dst: Path) -> Path:
+    """A consistent copy of the gallery `src` at `dst` (SQLite backup API: the WAL is included),
+    with its plain index files beside it."""
+    from gallery.db import open_gallery
+
+    g = open_gallery(src, create=False)
+    try:
+        g.backup(dst)
+    finally:
+        g.close()
+    for suffix in (".faiss", ".faiss.json"):
+        if src.with_suffix(suffix).exists():
+            shutil.copy(src.with_suffix(suffix), dst.with_suffix(suffix))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def copy_gallery():
+    """`copy_gallery(src, dst)`: a consistent copy of a gallery and its plain index; returns dst."""
+    return _copy_gallery

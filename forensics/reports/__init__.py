@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from gallery.util import umask_mode
+
 from .accuracy import ACCURACY_FILE, load_accuracy
 from .data import REPORT_SCHEMA, ReportError, build_report
 from .meaning import STATEMENT
@@ -58,7 +60,7 @@ def render_report(report: Mapping[str, Any], fmt: str, out: Path) -> Path:
     tmp = Path(tmp_name)
     try:
         _writer(fmt)(report, tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, umask_mode())  # as the umask allows (case data: run with umask 077)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from gallery.util import spreadsheet_safe
+
 #: The CSV columns, in order.
 CSV_COLUMNS = (
     "rank",
@@ -28,8 +30,6 @@ CSV_COLUMNS = (
     "case_id",
     "query_uid",
 )
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_json(report: Mapping[str, Any]) -> str:
@@ -50,9 +50,7 @@ def _cell(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return spreadsheet_safe(value)
 
 
 def csv_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:

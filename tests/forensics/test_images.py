@@ -109,3 +109,16 @@ def test_chip_png_is_lossless_and_readable_by_pil():
         np.testing.assert_array_equal(png_to_array(data), arr)
     grey = rng.integers(0, 256, (9, 4), dtype=np.uint8)  # other arrays go through PIL
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(grey)))), grey)
+
+
+def test_a_truncated_file_is_refused_even_when_another_library_allows_them(tmp_path, monkeypatch):
+    """weasyprint (PDF reports) sets PIL's LOAD_TRUNCATED_IMAGES process-wide on import."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = _jpeg_bytes(size=(200, 200))
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputImageError, match="truncated or corrupt"):
+        load_image(p)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # put back as it was

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from forensics.enroll import enroll, items_from_paths
+from forensics.enroll import enroll
+from forensics.manifest import items_from_paths
 from forensics.errors import ForensicsError
 from forensics.intake import PipelineFailure, Skipped, intake
 from forensics.parallel import ParallelPipeline, PipelineSpec, choose_workers

@@ -112,6 +112,53 @@ def test_other_applications_sqlite_db_is_refused_untouched(tmp_path):
     assert file_sha(p) == before
 
 
+@pytest.mark.parametrize("kind", ["zero-byte file", "empty SQLite database"])
+def test_an_empty_file_is_refused_not_made_a_gallery(tmp_path, kind):
+    """A truncated or wrongly copied gallery must not silently become a new, empty one."""
+    p = tmp_path / "g.db"
+    if kind == "zero-byte file":
+        p.write_bytes(b"")
+    else:
+        sqlite3.connect(p).execute("PRAGMA user_version = 0").connection.close()
+    before = p.read_bytes()
+    with pytest.raises(NotAGalleryError, match="zero-byte|empty SQLite"):
+        open_gallery(p, create=True)
+    assert p.read_bytes() == before
+
+
+def _create_and_count(path: str) -> int:
+    g = open_gallery(path)
+    try:
+        return len(g.repository().list_subjects())
+    finally:
+        g.close()
+
+
+def test_concurrent_creation_of_one_new_gallery_is_safe(tmp_path):
+    """Six processes creating the same new gallery at once: all open it, none fails, one file."""
+    import multiprocessing
+
+    p = tmp_path / "new" / "g.db"
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        assert pool.map(_create_and_count, [str(p)] * 6) == [0] * 6
+    g = open_gallery(p, create=False)
+    assert g.revision == head_revision()
+    g.close()
+    assert sorted(f.name for f in p.parent.iterdir() if not f.name.startswith("g.db")) == []
+
+
+def test_a_creation_killed_halfway_leaves_nothing_behind(tmp_path):
+    """The temporary file of a creator that died (its pid gone) is removed by the next creation."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".g.db.new-{int(dead.stdout)}-abc"
+    leftover.write_bytes(b"half a gallery")
+    open_gallery(tmp_path / "g.db").close()
+    assert not leftover.exists()
+
+
 def test_missing_file_without_create(tmp_path):
     p = tmp_path / "nope.db"
     with pytest.raises(GalleryNotFoundError, match="forensics gallery init"):

@@ -88,6 +88,39 @@ def test_index_files_tampering_detected(tmp_path):
         VectorIndex.load(path)
 
 
+@pytest.mark.parametrize("field,value", [("count", "abc"), ("nprobe", "x"), ("embedder", "dlib"), ("kind", 3)])
+def test_a_sidecar_field_of_the_wrong_type_is_named(tmp_path, field, value):
+    path = VectorIndex.build(np.arange(5), random_unit(5, KEY.dim), KEY).save(tmp_path / "g.faiss")
+    side = sidecar_path(path)
+    side.write_text(json.dumps({**json.loads(side.read_text()), field: value}))
+    with pytest.raises(IndexCorruptError, match=f"field '{field}'"):
+        VectorIndex.load(path)
+
+
+def test_a_directory_at_the_index_path_is_a_clear_error(tmp_path):
+    vi = VectorIndex.build(np.arange(5), random_unit(5, KEY.dim), KEY)
+    (tmp_path / "g.faiss").mkdir()
+    with pytest.raises(IndexCorruptError, match="is a directory"):
+        VectorIndex.load(tmp_path / "g.faiss")
+    with pytest.raises(IndexCorruptError, match="is a directory"):
+        vi.save(tmp_path / "g.faiss")
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_the_next_save(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale = [tmp_path / f".g.faiss.tmp-{dead}", tmp_path / f".g.faiss.json.tmp-{dead}"]
+    live = tmp_path / f".g.faiss.tmp-{os.getpid()}-other"  # a writer still running: kept
+    for p in (*stale, live):
+        p.write_bytes(b"half an index")
+    VectorIndex.build(np.arange(5), random_unit(5, KEY.dim), KEY).save(tmp_path / "g.faiss")
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
 def clustered(n, d, n_clusters=40, seed=0):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(n_clusters, d))

@@ -482,3 +482,14 @@ def test_minimal_query_every_format(tmp_path):
         assert "returned no candidates" in text and "not used in this search" in text
         rows = list(csv.reader(io.StringIO((tmp_path / "m.csv").read_text(encoding="utf-8-sig"))))
         assert len(rows) == 1  # the header only
+
+
+def test_reports_honour_the_umask(case, tmp_path):
+    """Case data: with umask 077 a report is readable by its owner only (it was 0644 regardless)."""
+    g, uid, _ = case
+    old = os.umask(0o077)
+    try:
+        path = write_report(g, uid, "json", tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o600

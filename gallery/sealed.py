@@ -1,0 +1,74 @@
+"""The writes that must never be committed without their audit event: each runs in one
+transaction with the event that records it and seals what it left (:mod:`gallery.seal`).
+
+* :func:`enroll_sealed`          a batch of images (event ``enroll-batch``);
+* :func:`save_query_sealed`      a stored query (event ``query``);
+* :func:`remove_subject_sealed`  a subject's removal (event ``remove-subject``), which re-seals
+  the stored queries whose candidates lose the subject's id and name.
+
+``audit verify`` (:func:`gallery.verify.verify_gallery`) checks the stored rows against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional
+
+from . import audit
+from .enrollment import Outcome
+from .records import EnrollmentResult, RemovedSubject
+from .repository import GalleryRepository
+from .seal import SEAL_VERSION, image_digests, queries_citing, query_digests, subject_digests, subject_key
+from .transaction import Source, write_transaction
+
+ENROLL_BATCH, QUERY, REMOVE_SUBJECT = "enroll-batch", "query", "remove-subject"
+#: The prefix of a removal event's target (then the subject's key: no readable id stays).
+REMOVED_PREFIX = "subject-sha256:"
+
+
+def enroll_sealed(source: Source, enrollments: Iterable[tuple[Any, Any, Iterable[Any]]], actor: str,
+                  details: Optional[Mapping[str, Any]] = None) -> list[Outcome]:
+    """:meth:`~gallery.enrollment.EnrollmentStore.add_enrollments` and, when something was
+    enrolled, its ``enroll-batch`` event (with ``details``, the digest of each image and subject
+    it wrote, and the images' SHA-256 as input hashes), in one transaction."""
+    with write_transaction(source) as s:
+        outcomes = GalleryRepository(s).add_enrollments(enrollments)
+        added = [o for o in outcomes if isinstance(o, EnrollmentResult)]
+        if added:
+            shas = [o.image_sha256 for o in added]
+            audit.append_event(s, actor=actor, action=ENROLL_BATCH, target=f"{len(added)} image(s)",
+                               details={**(details or {}), "seal": SEAL_VERSION, "images": image_digests(s, shas),
+                                        "subjects": subject_digests(s, {o.external_id for o in added})},
+                               input_hashes=shas)
+    return outcomes
+
+
+def save_query_sealed(source: Source, actor: str, details: Mapping[str, Any], input_hashes: Iterable[str],
+                      **query: Any) -> str:
+    """:meth:`~gallery.queries.QueryStore.save_query` (``query``: its arguments) and its
+    ``query`` event (``details`` plus the query's digest), in one transaction; the query uid."""
+    with write_transaction(source) as s:
+        uid = GalleryRepository(s).save_query(**query)
+        audit.append_event(s, actor=actor, action=QUERY, target=uid,
+                           details={**details, "seal": SEAL_VERSION, "digest": query_digests(s, [uid])[uid]},
+                           input_hashes=input_hashes)
+    return uid
+
+
+def remove_subject_sealed(source: Source, external_id: str, actor: str) -> RemovedSubject:
+    """:meth:`~gallery.subjects.SubjectStore.remove_subject` and its event, in one transaction.
+    The event keeps only hashes of the purged person (the id's key, the images' SHA-256) and the
+    new digests of the stored queries that cited the subject. Raises SubjectNotFoundError."""
+    with write_transaction(source) as s:
+        repo = GalleryRepository(s)
+        info = repo.get_subject(external_id)
+        citing = queries_citing(s, info.id) if info is not None else []
+        removed = repo.remove_subject(external_id)
+        audit.append_event(s, actor=actor, action=REMOVE_SUBJECT, target=REMOVED_PREFIX + subject_key(external_id),
+                           details={"images": len(removed.image_sha256s), "vectors": len(removed.embedding_ids),
+                                    "seal": SEAL_VERSION, "queries": query_digests(s, citing)},
+                           input_hashes=list(removed.image_sha256s))
+    return removed
+
+
+__all__ = ["ENROLL_BATCH", "QUERY", "REMOVED_PREFIX", "REMOVE_SUBJECT", "enroll_sealed", "remove_subject_sealed",
+           "save_query_sealed"]
