@@ -37,7 +37,7 @@ from .errors import (
 )
 from .models import APPLICATION_ID, GalleryMeta
 from .repository import GalleryRepository
-from .transaction import Database, raw_connection
+from .transaction import Database, raw_connection, write_transaction
 from .util import iso_utc, remove_orphans, tool_version
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -288,8 +288,9 @@ class Gallery(Database):
             return default if row is None else row.value
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Store a JSON value under ``key`` in ``gallery_meta`` (insert or replace)."""
-        with self.session() as s:
+        """Store a JSON value under ``key`` in ``gallery_meta`` (insert or replace), in a write
+        transaction (``BEGIN IMMEDIATE``) like every other write."""
+        with write_transaction(self) as s:
             s.merge(GalleryMeta(key=key, value=value))
 
     def integrity_check(self) -> list[str]:
