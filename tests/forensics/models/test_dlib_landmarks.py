@@ -76,6 +76,20 @@ def test_cache_gives_the_parsed_predictor(tmp_path, monkeypatch, predictor):
     assert second.weights_sha256 == predictor.weights_sha256
 
 
+def test_a_crafted_cache_is_never_trusted(tmp_path, monkeypatch, predictor):
+    """A cache whose recorded source hash is right but whose arrays were changed (landmarks that
+    would make photos stop matching themselves) is ignored: the source is parsed again."""
+    monkeypatch.setenv("FORENSICS_CACHE", str(tmp_path))
+    load_shape_predictor()
+    (cache,) = (tmp_path / "forensics").glob("*.npz")
+    with np.load(cache) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["initial_shape"] = arrays["initial_shape"] + 5.0
+    np.savez(cache.with_suffix(""), **arrays)  # np.savez adds the .npz suffix back
+    again = load_shape_predictor()
+    np.testing.assert_array_equal(again.initial_shape, predictor.initial_shape)
+
+
 def test_damaged_file_is_refused(tmp_path, predictor):
     data = predictor.weights_path.read_bytes()
     bad = tmp_path / "cut.dat"
