@@ -108,11 +108,11 @@ def children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").is_file() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+    """Running: the process exists (gallery.util.pid_alive) and is not a zombie."""
+    from gallery.util import pid_alive
+
+    stat = Path(f"/proc/{pid}/stat")
+    return pid_alive(pid) and stat.is_file() and " Z " not in stat.read_text()
 
 
 def _left_behind(workers: list[int], wait_s: float = 5.0) -> int:
