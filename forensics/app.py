@@ -161,11 +161,24 @@ class Forensics:
 
     # -- stored queries, reports, audit --------------------------------------------------------
 
+    def query_id(self, given: str) -> str:
+        """The full id of a stored query from the id or an unambiguous prefix of it (at least 6
+        characters)."""
+        repo = self.gallery().repository()
+        if repo.get_query(given) is not None:
+            return given
+        if len(given) < 6:
+            raise ForensicsError(f"no query {given!r} in {self.db} (give the id, or at least its first 6 characters)")
+        found = repo.query_uids_starting(given, limit=6)
+        if not found:
+            raise ForensicsError(f"no query {given!r} in {self.db} (`forensics queries list` lists them)")
+        if len(found) > 1:
+            raise ForensicsError(f"{given!r} is the start of several query ids ({', '.join(found[:5])}"
+                                 f"{', ...' if len(found) > 5 else ''}): give more characters")
+        return found[0]
+
     def stored_query(self, query_id: str) -> QueryRecord:
-        q = self.gallery().repository().get_query(query_id)
-        if q is None:
-            raise ForensicsError(f"no query {query_id!r} in {self.db}")
-        return q
+        return self.gallery().repository().get_query(self.query_id(query_id))
 
     def queries(self, limit: int = 50, case_id: str | None = None):
         return self.gallery().repository().list_queries(limit=limit, case_id=case_id)
@@ -200,7 +213,8 @@ class Forensics:
     def report(self, query_id: str, out: Path, fmt: str | None = None) -> Path:
         from forensics.reports import export_report
 
-        return export_report(self.gallery(), query_id, fmt or Path(out).suffix.lower().lstrip("."), out, self.operator)
+        return export_report(self.gallery(), self.query_id(query_id), fmt or Path(out).suffix.lower().lstrip("."), out,
+                             self.operator)
 
     def verify_audit(self):
         """The chain, its append-only triggers and the stored rows against their sealed events

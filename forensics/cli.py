@@ -430,7 +430,7 @@ def query(
 @app.command()
 @handle_errors
 def report(
-    query_id: str = typer.Argument(..., help="A query id (see `forensics queries list`)."),
+    query_id: str = typer.Argument(..., help="A query id, or its first 6+ characters (see `forensics queries list`)."),
     fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),

@@ -151,6 +151,16 @@ class QueryStore(Store):
             q = s.scalars(select(Query).where(Query.query_uid == query_uid)).one_or_none()
             return None if q is None else _record(q)
 
+    def query_uids_starting(self, prefix: str, limit: int = 10) -> list[str]:
+        """The stored query ids that start with ``prefix`` (a short id typed by a user), at most
+        ``limit``, in id order."""
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix.lower()):
+            return []
+        stmt = (select(Query.query_uid).where(Query.query_uid >= prefix.lower())
+                .where(Query.query_uid < prefix.lower() + "g").order_by(Query.query_uid).limit(int(limit)))
+        with self._read() as s:
+            return list(s.scalars(stmt))
+
     def list_queries(
         self, limit: int = 50, offset: int = 0, case_id: Optional[str] = None
     ) -> list[QuerySummary]:

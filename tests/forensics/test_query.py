@@ -91,6 +91,13 @@ def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
     assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
     for fmt in ("pdf", "json", "csv"):
         run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", gallery_db)
+    # a short id, as `queries list` shows it, is accepted where it is unambiguous
+    short = json.loads(run("queries", "show", out["query_id"][:8], "--json", "--db", gallery_db).stdout)
+    assert short["query_id"] == out["query_id"]
+    run("report", out["query_id"][:8], "--format", "json", "-o", tmp_path / "short.json", "--db", gallery_db)
+    assert json.loads((tmp_path / "short.json").read_text())["query"]["query_uid"] == out["query_id"]
+    res = run("queries", "show", out["query_id"][:3], "--db", gallery_db, ok=False)
+    assert res.exit_code == 2 and "at least its first 6 characters" in " ".join(res.output.split())
     assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF"
     assert len(list(csv.DictReader(open(tmp_path / "r.csv", encoding="utf-8-sig")))) == 3
     assert "intact" in run("audit", "verify", "--db", gallery_db).output

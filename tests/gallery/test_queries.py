@@ -65,3 +65,13 @@ def test_query_with_specs_given_uid_and_no_embedder(repo, sha):
     (summary,) = repo.list_queries()
     assert (summary.n_inputs, summary.n_candidates, summary.top_score) == (2, 1, 0.5)
     assert repo.list_queries(offset=1) == []
+
+
+def test_query_ids_found_by_their_start(repo, sha):
+    for uid in ("abc123aa", "abc123bb", "abd00000"):
+        repo.save_query(query_uid=uid, inputs=[QueryInputSpec(sha256=sha(uid))], candidates=[])
+    assert repo.query_uids_starting("abc123") == ["abc123aa", "abc123bb"]
+    assert repo.query_uids_starting("ABD") == ["abd00000"]
+    assert repo.query_uids_starting("abc123a") == ["abc123aa"]
+    assert repo.query_uids_starting("zz") == [] and repo.query_uids_starting("") == []
+    assert repo.query_uids_starting("ab%") == []  # not hex: never a pattern

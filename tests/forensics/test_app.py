@@ -1,0 +1,24 @@
+"""The application object: resolving a stored query from a short id (fast, no models)."""
+
+from __future__ import annotations
+
+import pytest
+
+from forensics.app import Forensics
+from forensics.errors import ForensicsError
+from gallery.records import QueryInputSpec
+
+
+def test_a_query_id_prefix_must_be_unambiguous(tmp_path):
+    fx = Forensics(tmp_path / "g.db")
+    repo = fx.gallery(create=True).repository()
+    for uid in ("0123456789aa", "0123456789bb", "fedcba987654"):
+        repo.save_query(query_uid=uid, inputs=[QueryInputSpec(sha256=uid.ljust(64, "0"))], candidates=[])
+    assert fx.query_id("fedcba") == "fedcba987654"
+    assert fx.query_id("0123456789aa") == "0123456789aa"
+    with pytest.raises(ForensicsError, match="several query ids"):
+        fx.query_id("0123456789")
+    with pytest.raises(ForensicsError, match="first 6 characters"):
+        fx.query_id("fed")
+    with pytest.raises(ForensicsError, match="no query"):
+        fx.query_id("999999")
