@@ -180,6 +180,51 @@ class Forensics:
     def stored_query(self, query_id: str) -> QueryRecord:
         return self.gallery().repository().get_query(self.query_id(query_id))
 
+    def review(self, query_id: str, rank: int, decision: str | None, examiner: str | None,
+               note: str | None = None, verify: bool = False) -> str:
+        """Record an examiner's decision on candidate `rank` of a stored query (`verify`: a second
+        examiner confirms the latest decision on it; refused when it is the same examiner). Sealed
+        in the audit log; returns the review's id."""
+        from gallery.reviews import DECISIONS
+        from gallery.sealed import add_review_sealed
+
+        uid = self.query_id(query_id)
+        examiner = (examiner or self.operator).strip()
+        verifies = None
+        if verify:
+            last = self.latest_decisions(uid).get(rank)
+            if last is None:
+                raise ForensicsError(f"candidate {rank} of query {uid} has no decision to verify yet")
+            if last.examiner.lower() == examiner.lower():
+                raise ForensicsError(f"{examiner} made the decision on candidate {rank}; a second examiner must verify it")
+            decision, verifies = decision or last.decision, last.review_uid
+            if decision != last.decision:
+                raise ForensicsError(f"--verify confirms the decision {last.decision!r}; to disagree, record "
+                                     "your own decision without --verify")
+        if decision not in DECISIONS:
+            raise ForensicsError(f"--decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        return add_review_sealed(self.gallery(), actor=self.operator, query_uid=uid, candidate_rank=rank,
+                                 decision=decision, examiner=examiner, note=note, verifies_uid=verifies)
+
+    def latest_decisions(self, query_uid: str) -> dict:
+        """Per candidate rank, its latest decision (not a verification)."""
+        out = {}
+        for r in self.gallery().repository().reviews_of(query_uid):
+            if r.verifies_uid is None:
+                out[r.candidate_rank] = r
+        return out
+
+    def review_status(self, query_uid: str) -> str:
+        """'not reviewed', or how many candidates have a decision and how many were verified."""
+        reviews = self.gallery().repository().reviews_of(query_uid)
+        latest = {r.candidate_rank: r for r in reviews if r.verifies_uid is None}
+        if not latest:
+            return "not reviewed"
+        verified = {r.verifies_uid for r in reviews if r.verifies_uid}
+        n_verified = sum(1 for r in latest.values() if r.review_uid in verified)
+        leads = sum(1 for r in latest.values() if r.decision == "lead")
+        return f"{len(latest)} reviewed ({leads} lead), {n_verified} verified"
+
     def queries(self, limit: int = 50, case_id: str | None = None):
         return self.gallery().repository().list_queries(limit=limit, case_id=case_id)
 

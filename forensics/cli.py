@@ -447,17 +447,40 @@ def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show a
                  case: Optional[str] = typer.Option(None, "--case", help="Only the queries of this case id."),
                  as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
     """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export)."""
-    rows = forensics_app(db).queries(limit=limit, case_id=case)
+    fx = forensics_app(db)
+    rows = fx.queries(limit=limit, case_id=case)
+    status = {q.query_uid: fx.review_status(q.query_uid) for q in rows}
     if as_json:
-        print(json.dumps([dataclasses.asdict(q) for q in rows], indent=2, default=str))
+        print(json.dumps([{**dataclasses.asdict(q), "review": status[q.query_uid]} for q in rows], indent=2, default=str))
         return
-    t = Table("time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score")
+    t = Table("time (UTC)", "case", "operator", "mode", "sketches", "top candidate", "score", "review")
     t.add_column("query id", no_wrap=True, min_width=32)
     for q in rows:
         t.add_row(str(q.created_at)[:19], Text(q.case_id or ""), Text(q.operator or ""), Text(q.mode or ""),
                   str(q.n_inputs), Text(q.top_external_id or ""),
-                  f"{q.top_score:.3f}" if q.top_score is not None else "", Text(q.query_uid))
+                  f"{q.top_score:.3f}" if q.top_score is not None else "", status[q.query_uid], Text(q.query_uid))
     console.print(t)
+
+
+@app.command()
+@handle_errors
+def review(
+    query_id: str = typer.Argument(..., help="The stored query (its id, or its first 6+ characters)."),
+    candidate: int = typer.Option(..., "--candidate", min=1, help="The candidate's rank in that query."),
+    decision: Optional[str] = typer.Option(None, "--decision", help="lead, excluded or inconclusive "
+                                           "(with --verify: the decision being confirmed, by default the latest)."),
+    note: Optional[str] = typer.Option(None, "--note", help="Why: what was compared, what was seen."),
+    examiner: Optional[str] = typer.Option(None, "--examiner", help="Who decides (default: the login name)."),
+    verify: bool = typer.Option(False, "--verify", help="Confirm the latest decision on this candidate as a "
+                                "second examiner (refused for the examiner who made it)."),
+    db: Path = DbOption,
+):
+    """Record an examiner's decision on one candidate of a stored query, or a second examiner's
+    verification of it. Reviews are only added (a later one supersedes), are sealed in the audit
+    log, and appear in `queries list` and in the query's report."""
+    fx = forensics_app(db, examiner)
+    uid = fx.review(query_id, candidate, decision, examiner, note, verify)
+    console.print(f"recorded review {uid}: {fx.review_status(fx.query_id(query_id))}", highlight=False)
 
 
 @queries_app.command("show")

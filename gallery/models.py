@@ -328,6 +328,24 @@ class QueryCandidate(Base):
     query: Mapped[Query] = relationship(back_populates="candidates")
 
 
+class Review(Base):
+    """An examiner's decision on one candidate of a stored query. Reviews are only ever added: a
+    later review of the same candidate supersedes an earlier one, and a second examiner's
+    verification is a review whose ``verifies_uid`` names the review it confirms."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("queries.id", ondelete="CASCADE"), index=True)
+    candidate_rank: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(20))
+    note: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    examiner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[_dt.datetime] = mapped_column(UTCDateTime, default=utc_now)
+    verifies_uid: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+
+
 class AuditEvent(Base):
     """One entry of the append-only, hash-chained audit log.
 

@@ -271,3 +271,18 @@ class QuerySummary:
     top_external_id: Optional[str]
     top_score: Optional[float]
     gallery_size: Optional[int]
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """A ``reviews`` row: an examiner's decision on candidate ``candidate_rank`` of a stored
+    query; ``verifies_uid`` names the review a second examiner confirmed (None: a decision)."""
+
+    review_uid: str
+    query_uid: str
+    candidate_rank: int
+    decision: str
+    note: Optional[str]
+    examiner: str
+    created_at: Optional[_dt.datetime]
+    verifies_uid: Optional[str] = None

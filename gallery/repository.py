@@ -12,6 +12,7 @@ Each concern has its own module; the facade is their union:
 * :mod:`gallery.enrollment`  enroll images (one batch path), known images
 * :mod:`gallery.vectors`     embedders, vectors, chips, owners, fingerprint, counts
 * :mod:`gallery.queries`     stored queries
+* :mod:`gallery.reviews`     examiner reviews of stored queries' candidates
 
 Results are detached value objects from :mod:`gallery.records`.
 """
@@ -23,13 +24,14 @@ from typing import Iterator
 
 from .enrollment import EnrollmentStore
 from .queries import QueryStore
+from .reviews import ReviewStore
 from .subjects import SubjectStore
 from .transaction import read_transaction
 from .vectors import VectorStore
 
 
-class GalleryRepository(SubjectStore, EnrollmentStore, VectorStore, QueryStore):
-    """Subjects, enrollment, vectors and stored queries of one gallery.
+class GalleryRepository(SubjectStore, EnrollmentStore, VectorStore, QueryStore, ReviewStore):
+    """Subjects, enrollment, vectors, stored queries and their reviews of one gallery.
 
     ``source`` is a :class:`~gallery.db.Gallery` (each call is its own transaction) or an open
     SQLAlchemy ``Session`` (calls join the caller's transaction; writes use a SAVEPOINT).

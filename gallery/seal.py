@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Embedder, Face, FaceEmbedding, Image, Query, QueryCandidate, QueryInput, Subject
+from .models import Embedder, Face, FaceEmbedding, Image, Query, QueryCandidate, QueryInput, Review, Subject
 from .transaction import chunks
 from .util import canonical_json, iso_utc
 
@@ -145,6 +145,20 @@ def query_digests(s: Session, query_uids: Optional[Iterable[str]] = None) -> dic
     return {q.query_uid: digest(_query_record(s, q)) for q in rows}
 
 
+def review_digests(s: Session, review_uids: Optional[Iterable[str]] = None) -> dict[str, str]:
+    """The digest of each stored review (all when ``review_uids`` is None) by review uid: the
+    query it is of, the candidate rank, decision, note, examiner, time and what it verifies."""
+    stmt = select(Review, Query.query_uid).join(Query, Review.query_id == Query.id)
+    if review_uids is None:
+        rows = list(s.execute(stmt.order_by(Review.id)))
+    else:
+        rows = [r for chunk in chunks(sorted(set(review_uids))) for r in s.execute(stmt.where(Review.review_uid.in_(chunk)))]
+    return {r.review_uid: digest({"review_uid": r.review_uid, "query_uid": quid, "rank": r.candidate_rank,
+                                  "decision": r.decision, "note": r.note, "examiner": r.examiner,
+                                  "created_at": _when(r.created_at), "verifies_uid": r.verifies_uid})
+            for r, quid in rows}
+
+
 def queries_citing(s: Session, subject_id: int) -> list[str]:
     """The uids of the stored queries with a candidate linked to subject ``subject_id``."""
     stmt = (select(Query.query_uid).join(QueryCandidate, QueryCandidate.query_id == Query.id)
@@ -152,5 +166,5 @@ def queries_citing(s: Session, subject_id: int) -> list[str]:
     return sorted(s.scalars(stmt))
 
 
-__all__ = ["SEAL_VERSION", "digest", "image_digests", "queries_citing", "query_digests", "subject_digests",
-           "subject_key"]
+__all__ = ["SEAL_VERSION", "digest", "image_digests", "queries_citing", "query_digests", "review_digests",
+           "subject_digests", "subject_key"]

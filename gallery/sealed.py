@@ -4,7 +4,8 @@ transaction with the event that records it and seals what it left (:mod:`gallery
 * :func:`enroll_sealed`          a batch of images (event ``enroll-batch``);
 * :func:`save_query_sealed`      a stored query (event ``query``);
 * :func:`remove_subject_sealed`  a subject's removal (event ``remove-subject``), which re-seals
-  the stored queries whose candidates lose the subject's id and name.
+  the stored queries whose candidates lose the subject's id and name;
+* :func:`add_review_sealed`      an examiner's review of a candidate (event ``review``).
 
 ``audit verify`` (:func:`gallery.verify.verify_gallery`) checks the stored rows against them.
 """
@@ -17,10 +18,10 @@ from . import audit
 from .enrollment import Outcome
 from .records import EnrollmentResult, RemovedSubject
 from .repository import GalleryRepository
-from .seal import SEAL_VERSION, image_digests, queries_citing, query_digests, subject_digests, subject_key
+from .seal import SEAL_VERSION, image_digests, queries_citing, query_digests, review_digests, subject_digests, subject_key
 from .transaction import Source, write_transaction
 
-ENROLL_BATCH, QUERY, REMOVE_SUBJECT = "enroll-batch", "query", "remove-subject"
+ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REVIEW = "enroll-batch", "query", "remove-subject", "review"
 #: The prefix of a removal event's target (then the subject's key: no readable id stays).
 REMOVED_PREFIX = "subject-sha256:"
 
@@ -70,5 +71,18 @@ def remove_subject_sealed(source: Source, external_id: str, actor: str) -> Remov
     return removed
 
 
-__all__ = ["ENROLL_BATCH", "QUERY", "REMOVED_PREFIX", "REMOVE_SUBJECT", "enroll_sealed", "remove_subject_sealed",
-           "save_query_sealed"]
+def add_review_sealed(source: Source, actor: str, query_uid: str, candidate_rank: int, decision: str,
+                      examiner: str, note: Optional[str] = None, verifies_uid: Optional[str] = None) -> str:
+    """:meth:`~gallery.reviews.ReviewStore.add_review` and its ``review`` event (with the review's
+    digest), in one transaction; the review uid."""
+    with write_transaction(source) as s:
+        uid = GalleryRepository(s).add_review(query_uid, candidate_rank, decision, examiner, note, verifies_uid)
+        audit.append_event(s, actor=actor, action=REVIEW, target=uid,
+                           details={"query": query_uid, "rank": candidate_rank, "decision": decision,
+                                    "verifies": verifies_uid, "seal": SEAL_VERSION,
+                                    "digest": review_digests(s, [uid])[uid]})
+    return uid
+
+
+__all__ = ["ENROLL_BATCH", "QUERY", "REMOVED_PREFIX", "REMOVE_SUBJECT", "REVIEW", "add_review_sealed", "enroll_sealed",
+           "remove_subject_sealed", "save_query_sealed"]

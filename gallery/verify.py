@@ -4,7 +4,7 @@ seals recorded in the chain (:mod:`gallery.seal`).
 What is checked, besides the chain itself (:func:`gallery.audit.verify_chain`):
 
 * the triggers that make ``audit_events`` append-only exist;
-* every stored image, subject and query has the audit event that wrote it, and its digest
+* every stored image, subject, query and review has the audit event that wrote it, and its digest
   recomputed from the stored rows equals the one recorded there (the newest one: a subject
   changed by a later enrollment, a query re-sealed by a removal);
 * every image, subject and query recorded as written is still stored, unless a removal event
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditRecord, VerifyResult, iter_events, verify_chain
 from .models import Image, Subject
-from .seal import image_digests, query_digests, subject_digests, subject_key
-from .sealed import ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REMOVED_PREFIX
+from .seal import image_digests, query_digests, review_digests, subject_digests, subject_key
+from .sealed import ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REMOVED_PREFIX, REVIEW
 from .transaction import Source, check_source, read_transaction
 
 #: The triggers that refuse UPDATE and DELETE on ``audit_events`` (migration 0002).
@@ -42,6 +42,7 @@ class Seals:
     images: dict[str, str] = field(default_factory=dict)
     subjects: dict[str, str] = field(default_factory=dict)
     queries: dict[str, str] = field(default_factory=dict)
+    reviews: dict[str, str] = field(default_factory=dict)
     unsealed_images: set[str] = field(default_factory=set)
     unsealed_queries: set[str] = field(default_factory=set)
 
@@ -58,6 +59,8 @@ class Seals:
                 self.queries[ev.target] = d["digest"]
             else:
                 self.unsealed_queries.add(ev.target)
+        elif ev.action == REVIEW and ev.target:
+            self.reviews[ev.target] = d.get("digest", "")
         elif ev.action == REMOVE_SUBJECT:
             self._removal(ev)
 
@@ -94,7 +97,7 @@ class GalleryVerdict:
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"note: {n}" for n in self.notes]
         if self.ok:
-            lines.append("stored images, subjects and queries match their sealed audit events")
+            lines.append("stored images, subjects, queries and reviews match their sealed audit events")
         return "\n".join(lines)
 
 
@@ -147,7 +150,7 @@ def verify_gallery(source: Source) -> GalleryVerdict:
         for ev in iter_events(s):
             seals.read(ev)
         missing = _missing_triggers(s)
-        stored = (image_digests(s), subject_digests(s), query_digests(s))
+        stored = (image_digests(s), subject_digests(s), query_digests(s), review_digests(s))
         unsealed_subjects = _subjects_of(s, seals.unsealed_images)
     if missing:
         verdict.problems.append(f"the append-only triggers are missing ({', '.join(missing)}): "
@@ -155,7 +158,8 @@ def verify_gallery(source: Source) -> GalleryVerdict:
     for what, sealed, have, unsealed in (
             ("images", seals.images, stored[0], seals.unsealed_images),
             ("subjects", seals.subjects, stored[1], unsealed_subjects),
-            ("queries", seals.queries, stored[2], seals.unsealed_queries)):
+            ("queries", seals.queries, stored[2], seals.unsealed_queries),
+            ("reviews", seals.reviews, stored[3], set())):
         problems, note = _compare(what, sealed, have, unsealed)
         verdict.problems += problems
         if note:

@@ -375,6 +375,23 @@ def _candidates_section(repo: GalleryRepository, q: QueryRecord, params: QueryPa
 # --------------------------------------------------------------------------------------------
 
 
+def _reviews_section(repo: GalleryRepository, q: QueryRecord) -> list[dict[str, Any]]:
+    """Per candidate: its latest decision with who, when and why, and who verified it; or none
+    ("not reviewed" in the report)."""
+    reviews = repo.reviews_of(q.query_uid)
+    latest = {r.candidate_rank: r for r in reviews if r.verifies_uid is None}
+    out = []
+    for c in q.candidates:
+        r = latest.get(c.rank)
+        checks = [v for v in reviews if r is not None and v.verifies_uid == r.review_uid]
+        out.append({"rank": c.rank, "subject_id": c.subject_external_id,
+                    "decision": r.decision if r else None, "examiner": r.examiner if r else None,
+                    "at": iso_utc(r.created_at) if r else None, "note": r.note if r else None,
+                    "review_uid": r.review_uid if r else None,
+                    "verified_by": [{"examiner": v.examiner, "at": iso_utc(v.created_at), "note": v.note} for v in checks]})
+    return out
+
+
 def build_report(
     gallery: Any,
     query_uid: str,
@@ -410,6 +427,7 @@ def build_report(
         "calibration": plain(params.calibration),
         "inputs": [_input_entry(i) for i in q.inputs],
         "candidates": _candidates_section(repo, q, params),
+        "reviews": _reviews_section(repo, q),
         "method": {"paragraphs": method_paragraphs(q, params, params.calibration)},
         "accuracy": load_accuracy(accuracy_path, q.tool_version),
     }

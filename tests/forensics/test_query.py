@@ -337,3 +337,30 @@ def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, galle
     assert full.ntotal == 6 and full.gallery_fingerprint == repo.gallery_fingerprint(repo.gallery_embedder())
     assert calls[0] == (0, 4) and calls[-1] == (4, 4)  # only the 4 faces not yet computed
     assert full.reconstruct(partial.ids()) == pytest.approx(partial.reconstruct(partial.ids()), abs=1e-6)
+
+
+def test_examiner_review_is_recorded_verified_listed_and_reported(gallery_db, cufs, tmp_path):
+    out = json.loads(run("query", cufs[("cufs_ar_test_101", "sketch")], "--top", 3, "--case", "C-REV", "--json",
+                         "--db", gallery_db).stdout)
+    short = out["query_id"][:8]
+    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", gallery_db).stdout)
+    assert listed[0]["review"] == "not reviewed"
+    run("review", short, "--candidate", 1, "--decision", "lead", "--note", "same ear shape", "--examiner", "Ann",
+        "--db", gallery_db)
+    res = run("review", short, "--candidate", 1, "--verify", "--examiner", "ann", "--db", gallery_db, ok=False)
+    assert res.exit_code == 2 and "a second examiner must verify it" in " ".join(res.output.split())
+    run("review", short, "--candidate", 1, "--verify", "--examiner", "Bob", "--db", gallery_db)
+    run("review", short, "--candidate", 2, "--decision", "excluded", "--examiner", "Ann", "--db", gallery_db)
+    res = run("review", short, "--candidate", 7, "--decision", "lead", "--db", gallery_db, ok=False)
+    assert res.exit_code == 2 and "no candidate at rank 7" in " ".join(res.output.split())
+    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", gallery_db).stdout)
+    assert listed[0]["review"] == "2 reviewed (1 lead), 1 verified"
+    run("report", short, "--format", "json", "-o", tmp_path / "r.json", "--db", gallery_db)
+    reviews = json.loads((tmp_path / "r.json").read_text())["reviews"]
+    assert [(v["rank"], v["decision"], v["examiner"]) for v in reviews] == [(1, "lead", "Ann"), (2, "excluded", "Ann"),
+                                                                           (3, None, None)]
+    assert [w["examiner"] for w in reviews[0]["verified_by"]] == ["Bob"] and reviews[0]["note"] == "same ear shape"
+    run("report", short, "--format", "html", "-o", tmp_path / "r.html", "--db", gallery_db)
+    html = unescape((tmp_path / "r.html").read_text())
+    assert "Examiner review" in html and "not reviewed" in html and "same ear shape" in html
+    assert "intact" in run("audit", "verify", "--db", gallery_db).output
