@@ -139,9 +139,33 @@ class Forensics:
 
     def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
               filters: SubjectFilters | None = None, whiten: bool = True,
-              progress: Progress | None = None) -> QueryOutcome:
+              progress: Progress | None = None, provenance: list[dict] | None = None) -> QueryOutcome:
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
-                         operator=self.operator, filters=filters, whitening=whiten, progress=progress)
+                         operator=self.operator, filters=filters, whitening=whiten, progress=progress,
+                         provenance=provenance)
+
+    @staticmethod
+    def sketch_provenance(n_sketches: int, witness: list[str], artist: list[str], drawn_on: list[str],
+                          note: list[str]) -> list[dict] | None:
+        """Per sketch, who saw and who drew it: each option given once (for every sketch) or once
+        per sketch, in the order of the sketches; None when none was given."""
+        import datetime as dt
+
+        given = {"witness": witness, "artist": artist, "drawn_on": drawn_on, "note": note}
+        if not any(given.values()):
+            return None
+        for key, values in given.items():
+            if len(values) not in (0, 1, n_sketches):
+                opt = "--sketch-note" if key == "note" else "--" + key.replace("_", "-")
+                raise ForensicsError(f"{opt} given {len(values)} times for {n_sketches} sketches: give it once "
+                                     "(for every sketch) or once per sketch, in their order")
+        for d in drawn_on:
+            try:
+                dt.date.fromisoformat(d)
+            except ValueError:
+                raise ForensicsError(f"--drawn-on {d!r}: give a date as YYYY-MM-DD") from None
+        return [{k: (v[i] if len(v) == n_sketches else v[0]) if v else None for k, v in given.items()}
+                for i in range(n_sketches)]
 
     def searcher(self, mode: str = "raw", probe_kind: str = "auto", whiten: bool = True,
                  progress: Progress | None = None):
@@ -225,8 +249,20 @@ class Forensics:
         leads = sum(1 for r in latest.values() if r.decision == "lead")
         return f"{len(latest)} reviewed ({leads} lead), {n_verified} verified"
 
-    def queries(self, limit: int = 50, case_id: str | None = None):
-        return self.gallery().repository().list_queries(limit=limit, case_id=case_id)
+    def queries(self, limit: int = 50, case_id: str | None = None, offset: int = 0):
+        return self.gallery().repository().list_queries(limit=limit, offset=offset, case_id=case_id)
+
+    def case_report(self, case_id: str, out: Path, fmt: str | None = None) -> Path:
+        """Every search of a case with its review status, as HTML or JSON; audit-logged with the
+        file's SHA-256."""
+        from forensics.images import sha256_file
+        from forensics.reports.case import build_case_report, write_case_report
+
+        fmt = fmt or Path(out).suffix.lower().lstrip(".")
+        path = write_case_report(build_case_report(self, case_id), fmt, out)
+        audit.append_event(self.gallery(), actor=self.operator, action="case-report", target=case_id,
+                           details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
+        return path
 
     @staticmethod
     def check_report_target(out: Path) -> None:

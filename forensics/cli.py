@@ -379,6 +379,12 @@ def query(
     born_between: Optional[tuple[int, int]] = typer.Option(None, help="Keep only subjects born in this range, "
                                                             "e.g. --born-between 1980 1995."),
     where: list[str] = typer.Option([], help="Keep only subjects whose metadata has key=value (repeatable)."),
+    witness: list[str] = typer.Option([], help="Who described the face (recorded and printed beside the sketch; "
+                                      "once for all sketches, or once per sketch in their order)."),
+    artist: list[str] = typer.Option([], help="Who drew the sketch (as --witness)."),
+    drawn_on: list[str] = typer.Option([], "--drawn-on", help="When the sketch was drawn, YYYY-MM-DD (as --witness)."),
+    sketch_note: list[str] = typer.Option([], "--sketch-note", help="Free text on the sketch's circumstances "
+                                          "(as --witness)."),
     report: Optional[Path] = typer.Option(None, help="Also write a report (format from the extension: "
                                           ".html, .pdf, .json, .csv)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (query_id, candidates) on stdout."),
@@ -410,8 +416,10 @@ def query(
         conditions[k.strip()] = v.strip()
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
     filters.check_shape()
+    provenance = fx.sketch_provenance(len(sketches), witness, artist, drawn_on, sketch_note)
     with lazy_progress_bar("round-trip gallery vectors") as progress:
-        q = fx.query(sketches, top=top, mode=mode, case_id=case, filters=filters, whiten=whiten, progress=progress)
+        q = fx.query(sketches, top=top, mode=mode, case_id=case, filters=filters, whiten=whiten, progress=progress,
+                     provenance=provenance)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
     written = fx.query_report(q.query_uid, report) if report else None
@@ -430,14 +438,22 @@ def query(
 @app.command()
 @handle_errors
 def report(
-    query_id: str = typer.Argument(..., help="A query id, or its first 6+ characters (see `forensics queries list`)."),
+    query_id: Optional[str] = typer.Argument(None, help="A query id, or its first 6+ characters (see "
+                                             "`forensics queries list`)."),
+    case: Optional[str] = typer.Option(None, "--case", help="Instead of one query: the case report, every search "
+                                       "run in this case with its review status (html or json)."),
     fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
     db: Path = DbOption,
 ):
-    """Export the match report of a stored query."""
-    path = forensics_app(db, operator).report(query_id, out, fmt)
+    """Export the match report of a stored query, or with --case the case report."""
+    from forensics.errors import ForensicsError
+
+    if (query_id is None) == (case is None):
+        raise ForensicsError("give a query id, or --case ID for the case report (not both)")
+    fx = forensics_app(db, operator)
+    path = fx.case_report(case, out, fmt) if case is not None else fx.report(query_id, out, fmt)
     console.print(f"wrote {escape(str(path))}", highlight=False)
 
 

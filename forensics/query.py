@@ -47,13 +47,14 @@ class QueryOutcome:
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
               mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
               filters: SubjectFilters | None = None, inverter=None, whitening: bool = True,
-              progress=None) -> QueryOutcome:
+              progress=None, provenance: list[dict] | None = None) -> QueryOutcome:
     """Query the gallery with one or more sketches of one suspect; store and return the result.
 
     Searches in the sketch search space (`forensics.whitening`) when one is fitted for the
     pipeline's embedder (``whitening=False``: the raw descriptor space). Which one was used is
     stored with the query. Mode ``roundtrip``: the round-trip gallery vectors are built or updated
-    first, with `progress(done, total)` called as gallery faces are computed.
+    first, with `progress(done, total)` called as gallery faces are computed. `provenance`: per
+    sketch, who saw and who drew it (`sketch_provenance`), stored with the query.
     """
     get_mode(mode)
     if not sketches:
@@ -75,6 +76,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     candidates = found.candidates[0]
     params = searcher.params(top, len(records), found.probes)
     params.subjects_searched = n_searched
+    params.sketch_provenance = provenance
     outcome = QueryOutcome(uuid.uuid4().hex, candidates, mode, searcher.gallery_size(),
                            searcher.repo.gallery_fingerprint(searcher.embedder_row), timings,
                            _stored_inputs(records, found.probes.synthesized), n_searched)

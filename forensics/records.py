@@ -98,6 +98,7 @@ class QueryParams:
     probes: list[dict] = field(default_factory=list)
     subjects_searched: int | None = None  # after the subject filters; the FPIR is stated for this many
     models: list[dict] | None = None
+    sketch_provenance: list[dict] | None = None  # per sketch: witness, artist, drawn_on, note
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,4 +122,6 @@ class QueryParams:
                    calibration=d.get("calibration") if isinstance(d.get("calibration"), dict) else None,
                    probes=[p for p in d.get("probes") or [] if isinstance(p, dict)],
                    subjects_searched=d.get("subjects_searched") if isinstance(d.get("subjects_searched"), int) else None,
-                   models=[m for m in d["models"] if isinstance(m, dict)] if isinstance(d.get("models"), list) else None)
+                   models=[m for m in d["models"] if isinstance(m, dict)] if isinstance(d.get("models"), list) else None,
+                   sketch_provenance=[p if isinstance(p, dict) else {} for p in d["sketch_provenance"]]
+                   if isinstance(d.get("sketch_provenance"), list) else None)

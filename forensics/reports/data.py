@@ -245,8 +245,10 @@ def _detection(det: Any) -> dict[str, Any]:
     }
 
 
-def _input_entry(i: QueryInputRecord) -> dict[str, Any]:
+def _input_entry(i: QueryInputRecord, params: QueryParams) -> dict[str, Any]:
+    prov = params.sketch_provenance or []
     return {
+        "provenance": prov[int(i.position)] if int(i.position) < len(prov) else None,
         "position": int(i.position),
         "label": f"Sketch {int(i.position) + 1}",
         "original_path": i.original_path,
@@ -425,7 +427,7 @@ def build_report(
         "parameters": _param_rows(params),
         "filters": {"raw": plain(q.filters), "active": _filters_summary(q.filters)},
         "calibration": plain(params.calibration),
-        "inputs": [_input_entry(i) for i in q.inputs],
+        "inputs": [_input_entry(i, params) for i in q.inputs],
         "candidates": _candidates_section(repo, q, params),
         "reviews": _reviews_section(repo, q),
         "method": {"paragraphs": method_paragraphs(q, params, params.calibration)},

@@ -364,3 +364,38 @@ def test_examiner_review_is_recorded_verified_listed_and_reported(gallery_db, cu
     html = unescape((tmp_path / "r.html").read_text())
     assert "Examiner review" in html and "not reviewed" in html and "same ear shape" in html
     assert "intact" in run("audit", "verify", "--db", gallery_db).output
+
+
+def test_sketch_provenance_is_recorded_and_printed_beside_each_sketch(gallery_db, cufs, tmp_path):
+    sk1, sk2 = cufs[("cufs_ar_test_101", "sketch")], cufs[("cufs_xm2vts_test_200", "sketch")]
+    out = json.loads(run("query", sk1, sk2, "--top", 2, "--json", "--witness", "W. One", "--witness", "W. Two",
+                         "--artist", "A. Artist", "--drawn-on", "2026-11-30", "--sketch-note", "drawn at the station",
+                         "--report", tmp_path / "r.json", "--db", gallery_db).stdout)
+    inputs = json.loads((tmp_path / "r.json").read_text())["inputs"]
+    assert [i["provenance"]["witness"] for i in inputs] == ["W. One", "W. Two"]
+    assert {i["provenance"]["artist"] for i in inputs} == {"A. Artist"} and inputs[1]["provenance"]["drawn_on"] == "2026-11-30"
+    run("report", out["query_id"], "--format", "html", "-o", tmp_path / "r.html", "--db", gallery_db)
+    assert "W. Two" in (tmp_path / "r.html").read_text() and "drawn at the station" in (tmp_path / "r.html").read_text()
+    for args, message in ((["--witness", "a", "--witness", "b", "--witness", "c"], "given 3 times for 2 sketches"),
+                          (["--drawn-on", "yesterday"], "give a date as YYYY-MM-DD")):
+        res = run("query", sk1, sk2, *args, "--db", gallery_db, ok=False)
+        assert res.exit_code == 2 and message in " ".join(res.output.split())
+
+
+def test_the_case_report_lists_every_search_of_the_case_with_its_review_status(gallery_db, cufs, tmp_path):
+    sk = cufs[("cufs_ar_test_101", "sketch")]
+    ids = [json.loads(run("query", sk, "--top", 2, "--case", "C-CASE", "--json", "--db", gallery_db).stdout)["query_id"]
+           for _ in range(2)]
+    run("review", ids[0], "--candidate", 1, "--decision", "inconclusive", "--examiner", "Ann", "--db", gallery_db)
+    run("report", "--case", "C-CASE", "-f", "json", "-o", tmp_path / "case.json", "--db", gallery_db)
+    case = json.loads((tmp_path / "case.json").read_text())
+    assert case["n_queries"] == 2 and {q["query_uid"] for q in case["queries"]} == set(ids)
+    assert {q["query_uid"]: q["review"] for q in case["queries"]}[ids[1]] == "not reviewed"
+    run("report", "--case", "C-CASE", "-o", tmp_path / "case.html", "--db", gallery_db)
+    assert ids[0] in (tmp_path / "case.html").read_text() and "1 reviewed (0 lead), 0 verified" in (tmp_path / "case.html").read_text()
+    for args, message in ((["--case", "NO-SUCH"], "no stored search has the case id"),
+                          ([ids[0], "--case", "C-CASE"], "not both"),
+                          (["--case", "C-CASE", "-f", "pdf"], "a case report is written as html or json")):
+        res = run("report", *args, "-o", tmp_path / "x.out", "--db", gallery_db, ok=False)
+        assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+    assert "intact" in run("audit", "verify", "--db", gallery_db).output
