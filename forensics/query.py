@@ -13,7 +13,7 @@ import dataclasses
 import getpass
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gallery import audit

@@ -53,14 +53,21 @@ def render_report(report: Mapping[str, Any], fmt: str, out: Path) -> Path:
     out = Path(out).expanduser()
     if out.is_dir():
         out = out / default_filename(report, fmt)
+    return write_whole(out, lambda tmp: _writer(fmt)(report, tmp))
+
+
+def write_whole(out: Path, write: Callable[[Path], Any]) -> Path:
+    """Run ``write(tmp)`` on a temporary file beside ``out``, then rename it into place: the file
+    appears whole or not at all, with the permissions the umask allows (case data: umask 077)."""
+    out = Path(out)
     if not out.parent.is_dir():
         raise ReportError(f"cannot write the report to {out}: folder {out.parent} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _writer(fmt)(report, tmp)
-        os.chmod(tmp, umask_mode())  # as the umask allows (case data: run with umask 077)
+        write(tmp)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -97,6 +104,7 @@ __all__ = [
     "load_accuracy",
     "render_report",
     "write_report",
+    "write_whole",
 ]
 
 
