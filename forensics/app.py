@@ -17,6 +17,7 @@ from gallery import audit
 from gallery.db import Gallery, open_gallery
 from gallery.index import IndexProblem, VectorIndex
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
+from gallery.reviews import DECISIONS, latest_decisions, verifications
 
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
@@ -209,14 +210,13 @@ class Forensics:
         """Record an examiner's decision on candidate `rank` of a stored query (`verify`: a second
         examiner confirms the latest decision on it; refused when it is the same examiner). Sealed
         in the audit log; returns the review's id."""
-        from gallery.reviews import DECISIONS
         from gallery.sealed import add_review_sealed
 
         uid = self.query_id(query_id)
         examiner = (examiner or self.operator).strip()
         verifies = None
         if verify:
-            last = self.latest_decisions(uid).get(rank)
+            last = latest_decisions(self.gallery().repository().reviews_of(uid)).get(rank)
             if last is None:
                 raise ForensicsError(f"candidate {rank} of query {uid} has no decision to verify yet")
             if last.examiner.lower() == examiner.lower():
@@ -230,22 +230,13 @@ class Forensics:
         return add_review_sealed(self.gallery(), actor=self.operator, query_uid=uid, candidate_rank=rank,
                                  decision=decision, examiner=examiner, note=note, verifies_uid=verifies)
 
-    def latest_decisions(self, query_uid: str) -> dict:
-        """Per candidate rank, its latest decision (not a verification)."""
-        out = {}
-        for r in self.gallery().repository().reviews_of(query_uid):
-            if r.verifies_uid is None:
-                out[r.candidate_rank] = r
-        return out
-
     def review_status(self, query_uid: str) -> str:
         """'not reviewed', or how many candidates have a decision and how many were verified."""
         reviews = self.gallery().repository().reviews_of(query_uid)
-        latest = {r.candidate_rank: r for r in reviews if r.verifies_uid is None}
+        latest = latest_decisions(reviews)
         if not latest:
             return "not reviewed"
-        verified = {r.verifies_uid for r in reviews if r.verifies_uid}
-        n_verified = sum(1 for r in latest.values() if r.review_uid in verified)
+        n_verified = sum(1 for r in latest.values() if verifications(reviews, r))
         leads = sum(1 for r in latest.values() if r.decision == "lead")
         return f"{len(latest)} reviewed ({leads} lead), {n_verified} verified"
 

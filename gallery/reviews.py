@@ -24,6 +24,17 @@ def _record(r: Review, query_uid: str) -> ReviewRecord:
                         r.verifies_uid)
 
 
+def latest_decisions(reviews: list[ReviewRecord]) -> dict[int, ReviewRecord]:
+    """Per candidate rank, its latest decision (a later one supersedes; verifications are not
+    decisions), from one query's reviews oldest first."""
+    return {r.candidate_rank: r for r in reviews if r.verifies_uid is None}
+
+
+def verifications(reviews: list[ReviewRecord], decision: ReviewRecord) -> list[ReviewRecord]:
+    """The second examiners' confirmations of `decision`, oldest first."""
+    return [r for r in reviews if r.verifies_uid == decision.review_uid]
+
+
 class ReviewStore(Store):
     """Add and read the examiner reviews of stored queries."""
 

@@ -28,6 +28,7 @@ from forensics.records import QueryParams
 from gallery.db import Gallery
 from gallery.records import QueryCandidateRecord, QueryInputRecord, QueryRecord, SubjectInfo
 from gallery.repository import GalleryRepository
+from gallery.reviews import latest_decisions, verifications
 from gallery.util import iso_utc
 
 from .accuracy import load_accuracy
@@ -381,11 +382,11 @@ def _reviews_section(repo: GalleryRepository, q: QueryRecord) -> list[dict[str, 
     """Per candidate: its latest decision with who, when and why, and who verified it; or none
     ("not reviewed" in the report)."""
     reviews = repo.reviews_of(q.query_uid)
-    latest = {r.candidate_rank: r for r in reviews if r.verifies_uid is None}
+    latest = latest_decisions(reviews)
     out = []
     for c in q.candidates:
         r = latest.get(c.rank)
-        checks = [v for v in reviews if r is not None and v.verifies_uid == r.review_uid]
+        checks = verifications(reviews, r) if r is not None else []
         out.append({"rank": c.rank, "subject_id": c.subject_external_id,
                     "decision": r.decision if r else None, "examiner": r.examiner if r else None,
                     "at": iso_utc(r.created_at) if r else None, "note": r.note if r else None,
