@@ -22,11 +22,18 @@ from gallery.reviews import DECISIONS, latest_decisions, verifications
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
+from forensics.manifest import MAX_FIELD, check_text
 from forensics.indexes import GalleryIndexes, foreign_index_files
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
 
 Progress = Callable[[int, int], None]
+
+
+def check_free_text(option: str, text: str | None) -> None:
+    """A free-text note (line breaks allowed) fits the size limit of any stored text field."""
+    if text is not None and len(text) > MAX_FIELD:
+        raise ForensicsError(f"{option} is {len(text):,} characters long (at most {MAX_FIELD:,})")
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,12 @@ class Forensics:
                 opt = "--sketch-note" if key == "note" else "--" + key.replace("_", "-")
                 raise ForensicsError(f"{opt} given {len(values)} times for {n_sketches} sketches: give it once "
                                      "(for every sketch) or once per sketch, in their order")
+        for key, values in given.items():
+            for v in values:
+                if key == "note":
+                    check_free_text("--sketch-note", v)
+                else:
+                    check_text("sketch provenance", key, v, 400)
         for d in drawn_on:
             try:
                 dt.date.fromisoformat(d)
@@ -214,6 +227,10 @@ class Forensics:
 
         uid = self.query_id(query_id)
         examiner = (examiner or self.operator).strip()
+        if not examiner:
+            raise ForensicsError("--examiner: give the examiner's name")
+        check_text("review", "examiner", examiner, 200)
+        check_free_text("--note", note)
         verifies = None
         if verify:
             last = latest_decisions(self.gallery().repository().reviews_of(uid)).get(rank)

@@ -22,3 +22,19 @@ def test_a_query_id_prefix_must_be_unambiguous(tmp_path):
         fx.query_id("fed")
     with pytest.raises(ForensicsError, match="no query"):
         fx.query_id("999999")
+
+
+def test_review_and_provenance_text_is_checked_before_anything_is_stored(tmp_path):
+    fx = Forensics(tmp_path / "g.db")
+    repo = fx.gallery(create=True).repository()
+    repo.save_query(query_uid="abcdef123456", inputs=[QueryInputSpec(sha256="a" * 64)],
+                    candidates=[{"rank": 1, "score": 0.5, "subject_external_id": "S-1"}])
+    for examiner, note, message in (("  ", None, "give the examiner's name"),
+                                    ("Ann\x1b[31m", None, "control character"),
+                                    ("Ann", "x" * 9000, "--note is 9,000 characters long")):
+        with pytest.raises(ForensicsError, match=message):
+            fx.review("abcdef", 1, "lead", examiner, note)
+    assert repo.reviews_of("abcdef123456") == []
+    with pytest.raises(ForensicsError, match="control character"):
+        fx.sketch_provenance(1, ["W\x00"], [], [], [])
+    assert fx.sketch_provenance(1, [], [], [], ["line one\nline two"])[0]["note"] == "line one\nline two"
