@@ -117,8 +117,11 @@ class SubjectFilters:
 
 def subjects_searched(repo, filters: SubjectFilters | None = None) -> int:
     """How many subjects a search covers: those with vectors that the filters keep (a clear error
-    when the filters keep none). The FPIR of a candidate is stated for this many."""
-    return (filters or SubjectFilters()).count(s for s in all_subjects(repo) if s.n_embeddings)
+    when the filters keep none). The FPIR of a candidate is stated for this many. Without filters
+    it is one count in the database, not a pass over every subject."""
+    if filters is None or not filters.active():
+        return repo.count_subjects_with_vectors()
+    return filters.count(s for s in all_subjects(repo) if s.n_embeddings)
 
 
 def all_subjects(repo, page: int = PAGE) -> Iterator:

@@ -346,6 +346,11 @@ class VectorStore(Store):
         """Number of subjects."""
         return self._count(select(func.count(Subject.id)))
 
+    def count_subjects_with_vectors(self) -> int:
+        """Number of subjects with at least one stored vector (those a search covers)."""
+        return self._count(select(func.count(func.distinct(Image.subject_id)))
+                           .join(Face, Face.image_id == Image.id).join(FaceEmbedding, FaceEmbedding.face_id == Face.id))
+
     def count_images(self) -> int:
         """Number of enrolled images."""
         return self._count(select(func.count(Image.id)))

@@ -38,3 +38,20 @@ def test_a_filter_that_keeps_nobody_is_a_clear_error(filters, message):
     with pytest.raises(ForensicsError) as e:
         filters.count(SUBJECTS)
     assert message in str(e.value)
+
+
+def test_an_unfiltered_search_covers_the_subjects_with_vectors(tmp_path):
+    import numpy as np
+
+    from forensics.filters import subjects_searched
+    from gallery.db import open_gallery
+    from gallery.records import FaceSpec, ImageSpec
+
+    repo = open_gallery(tmp_path / "g.db").repository()
+    emb = repo.get_or_create_embedder("test", "1", 4, "0" * 64)
+    for sid in ("A", "B"):
+        for j in range(2):
+            repo.add_enrollment({"external_id": sid, "sex": "F"}, ImageSpec(sha256=f"{sid}{j}".ljust(64, "0")),
+                                [FaceSpec([0, 0, 1, 1], None, 1.0, None, np.ones(4), emb)])
+    repo.upsert_subject("NO-VECTORS", sex="F")
+    assert subjects_searched(repo) == 2 == subjects_searched(repo, SubjectFilters(sex="F"))
