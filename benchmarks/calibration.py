@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import RESULTS, WORK, code_version, cufs_test, forensics_cmd, machine_description, write_manifest
@@ -33,20 +34,41 @@ from forensics.training.data import fs2k_val_identities
 LEVELS = (0.001, 0.01, 0.1)
 N_LFW = 500  # LFW distractors in every gallery
 MODE = "fusion"
+SPLITS = ("select", "report")
+TAIL_DEPTH = 201  # candidates kept per search on the select split: the score tail the FPIR settings are chosen on
 
 
-def populations(data: Path) -> dict[str, tuple[list[dict], list[dict]]]:
-    """name -> (gallery photos, non-mated probe sketches): half the validation people of each
-    population are probes; the gallery holds every other photo of that population."""
+@dataclass
+class Population:
+    """One validation population: its gallery photos (LFW distractors added) and non-mated probes."""
+
+    name: str
+    photos: list[dict]
+    probes: list[dict]
+    kind: str = "sketch"  # probe kind: sketches are searched in MODE, photos in raw mode
+
+    @property
+    def mode(self) -> str:
+        return MODE if self.kind == "sketch" else "raw"
+
+
+def populations(data: Path, split: str = "report") -> list[Population]:
+    """The populations of a split. "report": half the CUFS test people of each part and half the
+    FS2K validation people are the probes. "select" (where the FPIR's settings are chosen): half
+    the CUFS training people of each part and every 8th FS2K training person. Each gallery holds
+    every other photo of that population. LFW photos: people with 2+ photos; one half of a
+    split's people enrolled (up to 4 photos each), the first photo of each of the others searched."""
     cufs = read_manifest(data, "cufs")
-    out = {}
+    out = []
     for part in ("cuhk_student", "ar", "xm2vts"):
-        test_ids = sorted({r["identity"] for r in cufs_test(data, "sketch") if r["subset"] == part})
-        probe_ids = set(test_ids[::2])
-        out[f"CUFS {part}"] = _split([r for r in cufs if r["subset"] == part], probe_ids)
+        wanted = "test" if split == "report" else "train"
+        ids = sorted({r["identity"] for r in cufs if r["subset"] == part and r["split"] == wanted})
+        out.append(Population(f"CUFS {part}", *_split([r for r in cufs if r["subset"] == part], set(ids[::2]))))
     fs2k = read_manifest(data, "fs2k")
     val = sorted(fs2k_val_identities([r["identity"] for r in fs2k]))
-    out["FS2K"] = _split(fs2k, set(val[::2]))
+    train = sorted({r["identity"] for r in fs2k} - set(val))
+    out.append(Population("FS2K", *_split(fs2k, set(val[::2] if split == "report" else train[::8]))))
+    out.append(lfw_population(data, split))
     return out
 
 
@@ -56,29 +78,47 @@ def _split(rows: list[dict], probe_ids: set[str]) -> tuple[list[dict], list[dict
     return photos, sketches
 
 
-def lfw_distractors(data: Path, n: int = N_LFW) -> list[dict]:
-    """One photo each of the first `n` LFW people (sorted by name) who have a single photo."""
-    rows = [r for r in read_manifest(data, "lfw") if r["path"].stem not in LFW_DUPLICATES]
-    count: dict[str, int] = {}
-    for r in rows:
-        count[r["identity"]] = count.get(r["identity"], 0) + 1
-    return sorted((r for r in rows if count[r["identity"]] == 1), key=lambda r: r["identity"])[:n]
+def _lfw_people(data: Path) -> dict[str, list[dict]]:
+    people: dict[str, list[dict]] = {}
+    for r in read_manifest(data, "lfw"):
+        if r["path"].stem not in LFW_DUPLICATES:
+            people.setdefault(r["identity"], []).append(r)
+    return {k: sorted(v, key=lambda r: r["file"]) for k, v in sorted(people.items())}
 
 
-def run_population(name: str, photos: list[dict], probes: list[dict], lfw: list[dict], reuse: bool) -> list[dict]:
-    """Enroll the gallery, search every probe; one {"probe", "fpir", "score"} per search."""
-    slug = "calibration_" + name.lower().replace(" ", "_")
+def lfw_population(data: Path, split: str, n_people: int = 600, photos_each: int = 4) -> Population:
+    """LFW photos: of the people with 2+ photos, the first `n_people` (select) or the next (report);
+    even ones enrolled, the first photo of each odd one searched (non-mated photo searches)."""
+    multi = [v for v in _lfw_people(data).values() if len(v) >= 2]
+    people = multi[:n_people] if split == "select" else multi[n_people:2 * n_people]
+    photos = [r for v in people[::2] for r in v[:photos_each]]
+    return Population("LFW photos", photos, [v[0] for v in people[1::2]], kind="photo")
+
+
+def lfw_distractors(data: Path, split: str = "report", n: int = N_LFW) -> list[dict]:
+    """One photo each of `n` LFW people who have a single photo (sorted by name): the first `n` on
+    the report split, the next `n` on the select split."""
+    singles = [v[0] for v in _lfw_people(data).values() if len(v) == 1]
+    return singles[:n] if split == "report" else singles[n:2 * n]
+
+
+def run_population(pop: Population, lfw: list[dict], split: str, reuse: str | None, top: int = 1) -> list[dict]:
+    """Enroll the gallery, search every probe; one {"probe", "fpir", "score", ...} per search."""
+    slug = ("calibration_" if split == "report" else "calibration_select_") + pop.name.lower().replace(" ", "_")
     db, out = WORK / f"{slug}.db", WORK / f"{slug}.jsonl"
-    if not (reuse and out.is_file()):
-        for p in WORK.glob(f"{slug}.*"):
-            p.unlink()
-        gallery = write_manifest(photos + lfw, WORK / f"{slug}_gallery.csv")
-        forensics_cmd("enroll", "--manifest", gallery, "--db", db, "--source", slug, "--face", "central")
-        manifest = write_manifest(probes, WORK / f"{slug}_probes.csv")
-        forensics_cmd("evaluate", "--probes", manifest, "--mode", MODE, "--probe-kind", "sketch", "--top", 1,
+    if not (reuse == "searches" and out.is_file()):
+        if not (reuse and db.is_file()):
+            for p in WORK.glob(f"{slug}.*"):
+                p.unlink()
+            gallery = write_manifest(pop.photos + lfw, WORK / f"{slug}_gallery.csv")
+            forensics_cmd("enroll", "--manifest", gallery, "--db", db, "--source", slug, "--face", "central")
+        manifest = write_manifest(pop.probes, WORK / f"{slug}_probes.csv")
+        forensics_cmd("evaluate", "--probes", manifest, "--mode", pop.mode, "--probe-kind", pop.kind, "--top", top,
                       "--out", out, "--db", db, "--cmc", WORK / f"{slug}.cmc.png")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    return [{"probe": x["probe"], "fpir": x["candidates"][0]["fpir"], "score": x["candidates"][0]["score"]}
+    return [{"probe": x["probe"], "fpir": x["candidates"][0]["fpir"], "score": x["candidates"][0]["score"],
+             "fpir_range": x["candidates"][0].get("detail", {}).get("fpir_range"),
+             "tail": [c["score"] for c in x["candidates"]]}
             for x in lines if x["candidates"]]
 
 
@@ -125,26 +165,31 @@ def reliability_plot(per_population: dict[str, list[dict]], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--reuse", action="store_true", help="reuse finished evaluations in benchmarks/work/")
+    ap.add_argument("--split", choices=SPLITS, default="report",
+                    help="select: where the FPIR's settings are chosen; report: the table in docs/benchmarks.md")
+    ap.add_argument("--reuse", choices=("galleries", "searches"), default=None,
+                    help="reuse the galleries (search again) or also the searches in benchmarks/work/")
     args = ap.parse_args()
     data = args.data or default_data_dir(required=True)
-    lfw = lfw_distractors(data)
+    lfw = lfw_distractors(data, args.split)
+    top = TAIL_DEPTH if args.split == "select" else 1
     rows, per_population = [], {}
-    for name, (photos, probes) in populations(data).items():
-        searches = run_population(name, photos, probes, lfw, args.reuse)
-        per_population[name] = searches
-        rows += table_rows(name, searches, len(photos) + len(lfw))
+    for pop in populations(data, args.split):
+        searches = run_population(pop, lfw, args.split, args.reuse, top)
+        per_population[pop.name] = searches
+        rows += table_rows(pop.name, searches, len(pop.photos) + len(lfw))
     print(f"{'population':16} {'level':>6} {'searches':>8} {'claimed<=':>9} {'observed':>9} {'bound':>7}  holds")
     for r in rows:
         print(f"{r['population']:16} {r['level']:6.1%} {r['n_searches']:8} {r['claimed_at_or_below']:9} "
               f"{r['observed']:9.1%} {r['bound']:7.1%}  {'yes' if r['holds'] else 'NO'}")
     RESULTS.mkdir(exist_ok=True)
-    reliability_plot(per_population, RESULTS / "calibration_reliability.png")
-    out = RESULTS / "calibration.json"
-    # --reuse re-reads earlier searches: they keep the record of the code and machine that ran them
-    measured = json.loads(out.read_text()) if args.reuse and out.is_file() else \
+    stem = "calibration" if args.split == "report" else "calibration_select"
+    reliability_plot(per_population, RESULTS / f"{stem}_reliability.png")
+    out = RESULTS / f"{stem}.json"
+    # reused searches keep the record of the code and machine that ran them
+    measured = json.loads(out.read_text()) if args.reuse == "searches" and out.is_file() else \
         {"machine": machine_description(), "code": code_version()}
-    out.write_text(json.dumps({"mode": MODE, "n_lfw_distractors": len(lfw), "rows": rows,
+    out.write_text(json.dumps({"mode": MODE, "split": args.split, "n_lfw_distractors": len(lfw), "rows": rows,
                                "machine": measured["machine"], "code": measured["code"]}, indent=2))
 
 

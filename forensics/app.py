@@ -147,10 +147,11 @@ class Forensics:
 
     def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
               filters: SubjectFilters | None = None, whiten: bool = True,
-              progress: Progress | None = None, provenance: list[dict] | None = None) -> QueryOutcome:
+              progress: Progress | None = None, provenance: list[dict] | None = None,
+              max_fpir: float | None = None) -> QueryOutcome:
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
                          operator=self.operator, filters=filters, whitening=whiten, progress=progress,
-                         provenance=provenance)
+                         provenance=provenance, max_fpir=max_fpir)
 
     @staticmethod
     def sketch_provenance(n_sketches: int, witness: list[str], artist: list[str], drawn_on: list[str],
@@ -299,11 +300,13 @@ class Forensics:
             raise ForensicsError(f"the query is stored as {query_id}, but its report could not be written to "
                                  f"{out} ({e}); export it with `forensics report {query_id} -o FILE`") from None
 
-    def report(self, query_id: str, out: Path, fmt: str | None = None) -> Path:
+    def report(self, query_id: str, out: Path, fmt: str | None = None, max_fpir: float | None = None) -> Path:
+        """Write the report of a stored query; `max_fpir` (default: the query's own) leaves out the
+        candidates above it, saying how many."""
         from forensics.reports import export_report
 
         return export_report(self.gallery(), self.query_id(query_id), fmt or Path(out).suffix.lower().lstrip("."), out,
-                             self.operator)
+                             self.operator, max_fpir=max_fpir)
 
     def verify_audit(self):
         """The chain, its append-only triggers and the stored rows against their sealed events

@@ -313,14 +313,35 @@ def warn_assumed_face(path, detection_method: str | None) -> None:
                   "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
 
 
+def max_fpir_option(text: str | None) -> float | None:
+    """`--max-fpir` parsed (a fraction or a percentage), or None where not given."""
+    from forensics.calibration import parse_max_fpir
+    from forensics.errors import ForensicsError
+
+    if text is None:
+        return None
+    try:
+        return parse_max_fpir(text)
+    except ValueError as e:
+        raise ForensicsError(str(e)) from None
+
+
+def fpir_cell(fpir: float | None, detail: dict | None) -> str:
+    """A candidate's FPIR for a table: the stated value and its interval where one is stored."""
+    if fpir is None:
+        return "n/a"
+    r = (detail or {}).get("fpir_range")
+    return f"{fpir:.2%} ({r[0]:.2%}–{r[1]:.2%})" if isinstance(r, list) and len(r) == 2 else f"{fpir:.2%}"
+
+
 def print_candidates(cands, title: str):
     show_fpir = any(c.fpir is not None for c in cands)
     t = Table("rank", title=title)
     t.add_column("subject id", overflow="fold")
-    for col in ("name", "score", *(["FPIR"] if show_fpir else []), "image sha256"):
+    for col in ("name", "score", *(["FPIR (90% interval)"] if show_fpir else []), "image sha256"):
         t.add_column(col)
     for c in cands:
-        fpir = [f"{c.fpir:.2%}" if c.fpir is not None else "n/a"] if show_fpir else []
+        fpir = [fpir_cell(c.fpir, c.detail)] if show_fpir else []
         t.add_row(str(c.rank), Text(c.subject_id), Text(c.name or ""), f"{c.score:.3f}", *fpir,
                   c.image_sha256[:16] + "…")
     console.print(t)
@@ -385,6 +406,9 @@ def query(
     drawn_on: list[str] = typer.Option([], "--drawn-on", help="When the sketch was drawn, YYYY-MM-DD (as --witness)."),
     sketch_note: list[str] = typer.Option([], "--sketch-note", help="Free text on the sketch's circumstances "
                                           "(as --witness)."),
+    max_fpir: Optional[str] = typer.Option(None, "--max-fpir", help="Show (and report) only candidates whose "
+                                           "estimated FPIR is at or below this rate, e.g. 0.01 or 1%. Every "
+                                           "candidate is still stored; the report says how many are left out."),
     report: Optional[Path] = typer.Option(None, help="Also write a report (format from the extension: "
                                           ".html, .pdf, .json, .csv)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (query_id, candidates) on stdout."),
@@ -417,20 +441,26 @@ def query(
     filters = SubjectFilters(sex=sex, born_between=tuple(born_between) if born_between else None, where=conditions)
     filters.check_shape()
     provenance = fx.sketch_provenance(len(sketches), witness, artist, drawn_on, sketch_note)
+    limit = max_fpir_option(max_fpir)
     with lazy_progress_bar("round-trip gallery vectors") as progress:
         q = fx.query(sketches, top=top, mode=mode, case_id=case, filters=filters, whiten=whiten, progress=progress,
-                     provenance=provenance)
+                     provenance=provenance, max_fpir=limit)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
     written = fx.query_report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
                           "subjects_searched": q.subjects_searched,
-                          "candidates": [c.to_dict() for c in q.candidates],
+                          "max_fpir": limit, "candidates": [c.to_dict() for c in q.shown],
+                          "left_out": len(q.candidates) - len(q.shown),
                           "report": str(written) if written else None}, indent=2))
         return
     searched = f", {q.subjects_searched} searched after the filters" if filters.active() else ""
-    print_candidates(q.candidates, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects{searched})")
+    print_candidates(q.shown, f"query {q.query_uid} ({q.mode}, gallery of {q.gallery_size} subjects{searched})")
+    if limit is not None:
+        console.print(f"{len(q.candidates) - len(q.shown)} of {len(q.candidates)} candidates have an FPIR above "
+                      f"{limit:.4g} (or none estimated) and are not shown; all are stored "
+                      f"(`forensics report {q.query_uid[:8]} --max-fpir 1` lists them).", highlight=False)
     if written:
         console.print(f"report: {escape(str(written))}", highlight=False)
 
@@ -445,6 +475,9 @@ def report(
     fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
+    max_fpir: Optional[str] = typer.Option(None, "--max-fpir", help="Only candidates whose estimated FPIR is at "
+                                           "or below this rate (0.01 or 1%); default: the limit the query was run "
+                                           "with (none: all). The report says how many are left out."),
     db: Path = DbOption,
 ):
     """Export the match report of a stored query, or with --case the case report."""
@@ -452,8 +485,11 @@ def report(
 
     if (query_id is None) == (case is None):
         raise ForensicsError("give a query id, or --case ID for the case report (not both)")
+    if case is not None and max_fpir is not None:
+        raise ForensicsError("--max-fpir applies to the report of one query, not to the case report")
+    limit = max_fpir_option(max_fpir)
     fx = forensics_app(db, operator)
-    path = fx.case_report(case, out, fmt) if case is not None else fx.report(query_id, out, fmt)
+    path = fx.case_report(case, out, fmt) if case is not None else fx.report(query_id, out, fmt, max_fpir=limit)
     console.print(f"wrote {escape(str(path))}", highlight=False)
 
 
@@ -520,12 +556,11 @@ def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Optio
                   f"inverter {escape(str(q.inverter))}", highlight=False)
     for i in q.inputs:
         console.print(f"input {i.position}: {escape(str(i.original_path))} sha256 {i.sha256}", highlight=False)
-    t = Table("rank", "subject id", "name", "score", "FPIR", "image sha256")
+    t = Table("rank", "subject id", "name", "score", "FPIR (90% interval)", "image sha256")
     for c in q.candidates:
-        fpir = (c.score_detail or {}).get("fpir")
+        detail = c.score_detail or {}
         t.add_row(str(c.rank), Text(c.subject_external_id or "(removed)"), Text(c.subject_name or ""),
-                  f"{c.score:.3f}",
-                  f"{fpir:.2%}" if fpir is not None else "n/a", (c.image_sha256 or "")[:16] + "…")
+                  f"{c.score:.3f}", fpir_cell(detail.get("fpir"), detail), (c.image_sha256 or "")[:16] + "…")
     console.print(t)
 
 

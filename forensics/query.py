@@ -27,6 +27,7 @@ from forensics.errors import ForensicsError
 from forensics.filters import SubjectFilters, subjects_searched
 from forensics.images import png_bytes
 from forensics.modes import get_mode
+from forensics.calibration import within_max_fpir
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate, QueryParams, SearchResult
 from forensics.searcher import Searcher
@@ -42,19 +43,27 @@ class QueryOutcome:
     timings: dict[str, float]
     inputs: list[dict]
     subjects_searched: int | None = None  # after the filters; the FPIR is stated for this many
+    max_fpir: float | None = None  # candidates above it are stored but not shown
+
+    @property
+    def shown(self) -> list[Candidate]:
+        """The candidates at or below `max_fpir` (all without one)."""
+        return [c for c in self.candidates if within_max_fpir(c.fpir, self.max_fpir)]
 
 
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
               mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
               filters: SubjectFilters | None = None, inverter=None, whitening: bool = True,
-              progress=None, provenance: list[dict] | None = None) -> QueryOutcome:
+              progress=None, provenance: list[dict] | None = None, max_fpir: float | None = None) -> QueryOutcome:
     """Query the gallery with one or more sketches of one suspect; store and return the result.
 
     Searches in the sketch search space (`forensics.whitening`) when one is fitted for the
     pipeline's embedder (``whitening=False``: the raw descriptor space). Which one was used is
     stored with the query. Mode ``roundtrip``: the round-trip gallery vectors are built or updated
     first, with `progress(done, total)` called as gallery faces are computed. `provenance`: per
-    sketch, who saw and who drew it (`sketch_provenance`), stored with the query.
+    sketch, who saw and who drew it (`sketch_provenance`), stored with the query. `max_fpir`:
+    stored with the query; every candidate is stored, and those above it are not shown
+    (`QueryOutcome.shown`, reports).
     """
     get_mode(mode)
     if not sketches:
@@ -77,9 +86,11 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     params = searcher.params(top, len(records), found.probes)
     params.subjects_searched = n_searched
     params.sketch_provenance = provenance
+    params.score_tail = found.tails[0].describe() if found.tails and found.tails[0] is not None else None
+    params.max_fpir = max_fpir
     outcome = QueryOutcome(uuid.uuid4().hex, candidates, mode, searcher.gallery_size(),
                            searcher.repo.gallery_fingerprint(searcher.embedder_row), timings,
-                           _stored_inputs(records, found.probes.synthesized), n_searched)
+                           _stored_inputs(records, found.probes.synthesized), n_searched, max_fpir)
     _store(gallery, searcher, outcome, params, case_id, operator, filters, records)
     return outcome
 
@@ -119,7 +130,8 @@ def _store(gallery: Gallery, searcher: Searcher, q: QueryOutcome, params: QueryP
 
 def search_photo(gallery: Gallery, pipeline: FacePipeline, image: Path, top: int = 10,
                  operator: str | None = None) -> SearchResult:
-    """Search the gallery with a face photo (raw descriptors, no inversion, no calibration);
+    """Search the gallery with a face photo (raw descriptors, no inversion; the FPIR from the
+    search's own score tail, no reference calibration);
     audit-logged (the probe's hash and the ranked subjects' hashed ids with their scores)."""
     t0 = time.perf_counter()
     searcher = Searcher(gallery, pipeline, "raw", "photo", whiten=False, calibrate=False)

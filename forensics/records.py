@@ -80,7 +80,9 @@ class QueryParams:
     `fusion_weight_inverted`: the synthesized photo's share of the fusion score (None: no fusion);
     `roundtrip`: the round-trip score's description; `calibration`: the FPIR calibration used;
     `probes`: every probe searched (label, kind, index, weight), in the order of per-probe scores;
-    `models`: every model and data file the search read, with its SHA-256
+    `score_tail`: the exponential fit to this search's own scores the FPIR is measured on
+    (`forensics.calibration.ScoreTail.describe()`; None: too few subjects searched, or stored
+    before it was measured); `models`: every model and data file the search read, with its SHA-256
     (`forensics.provenance.ModelFile.to_dict()`: role, name, file, sha256); None in queries stored
     before it was recorded.
     """
@@ -99,6 +101,8 @@ class QueryParams:
     subjects_searched: int | None = None  # after the subject filters; the FPIR is stated for this many
     models: list[dict] | None = None
     sketch_provenance: list[dict] | None = None  # per sketch: witness, artist, drawn_on, note
+    score_tail: dict | None = None  # this search's own score tail (`ScoreTail.describe()`): its FPIR basis
+    max_fpir: float | None = None  # `query --max-fpir`: candidates above it are stored but not shown
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,4 +128,6 @@ class QueryParams:
                    subjects_searched=d.get("subjects_searched") if isinstance(d.get("subjects_searched"), int) else None,
                    models=[m for m in d["models"] if isinstance(m, dict)] if isinstance(d.get("models"), list) else None,
                    sketch_provenance=[p if isinstance(p, dict) else {} for p in d["sketch_provenance"]]
-                   if isinstance(d.get("sketch_provenance"), list) else None)
+                   if isinstance(d.get("sketch_provenance"), list) else None,
+                   score_tail=d.get("score_tail") if isinstance(d.get("score_tail"), dict) else None,
+                   max_fpir=float(d["max_fpir"]) if isinstance(d.get("max_fpir"), (int, float)) else None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gallery.db import Gallery
 
-from forensics.calibration import ScoreCalibration, load_calibration
+from forensics.calibration import TAIL_SIZE, ScoreCalibration, ScoreTail, fit_tail, load_calibration, stated_fpir
 from forensics.filters import subjects_searched
 from forensics.fusion import FUSION_WEIGHT_INVERTED, load_offsets
 from forensics.indexes import GalleryIndexes
@@ -38,16 +38,19 @@ PROBE_KINDS = ("sketch", "photo")
 class SearchOutcome:
     candidates: list[list[Candidate]]  # one list per probe set
     probes: BuiltProbes
+    tails: list[ScoreTail | None]  # per probe set: its own score tail (None: too few subjects searched)
 
 
 class Searcher:
     """Searches one gallery in one mode with one kind of probe ("sketch" or "photo").
 
     `whiten`: sketch probes in the sketch search space when one is fitted for the embedder
-    (False: raw descriptors); photo probes are always searched in the raw space. `calibrate`:
-    attach the FPIR to every candidate where a calibration was measured for this embedder, mode
-    and space (sketches only). `progress(done, total)`: called while round-trip vectors are
-    computed (mode roundtrip).
+    (False: raw descriptors); photo probes are always searched in the raw space. Every candidate
+    gets the FPIR stated for its score (`forensics.calibration.stated_fpir`): the search's own
+    score tail over the subjects searched, raised to the reference calibration where one was
+    measured for this embedder, mode and space (sketches only; `calibrate` False: the tail
+    alone). `progress(done, total)`: called while round-trip vectors are computed (mode
+    roundtrip).
     """
 
     def __init__(self, gallery: Gallery, pipeline: FacePipeline, mode: str, kind: str = "sketch",
@@ -105,13 +108,23 @@ class Searcher:
         sketches of one query) or one list per record (evaluation probes). The FPIR is stated for
         `n_searched` subjects (those the filter keeps; default: the whole gallery)."""
         built = build_probes(self.models, self.mode.name, records, self.kind, grouped)
-        ranked = rank(built.sets, self.indexes, self.owners, top, subject_filter, embedder_key=self.embedder_row.key)
-        lists = [to_candidates(r, s) for r, s in zip(ranked, built.sets)]
-        if self.calibration is not None:
-            n = self.subjects_searched() if n_searched is None else n_searched
-            for c in (c for cands in lists for c in cands):
-                c.fpir = self.calibration.fpir(c.score, n)
-        return SearchOutcome(lists, built)
+        depth = max(top, TAIL_SIZE + 1)  # the tail the FPIR is measured on
+        ranked = rank(built.sets, self.indexes, self.owners, depth, subject_filter,
+                      embedder_key=self.embedder_row.key)
+        n = self.subjects_searched() if n_searched is None else n_searched
+        tails = [fit_tail([r.score for r in subjects], n) for subjects in ranked]
+        lists = [to_candidates(r[:top], s) for r, s in zip(ranked, built.sets)]
+        for cands, tail in zip(lists, tails):
+            for c in cands:
+                self._state_fpir(c, n, tail)
+        return SearchOutcome(lists, built, tails)
+
+    def _state_fpir(self, c: Candidate, n_searched: int, tail: ScoreTail | None) -> None:
+        stated = stated_fpir(c.score, n_searched, self.calibration, tail)
+        if stated is not None:
+            c.fpir = stated.value
+            c.detail["fpir_range"] = [stated.low, stated.high]
+            c.detail["fpir_basis"] = stated.basis
 
     def gallery_size(self) -> int:
         """Every subject in the gallery (as stored with a query)."""

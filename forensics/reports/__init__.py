@@ -82,14 +82,15 @@ def write_report(
     out: Path,
     *,
     accuracy_path: Optional[Path] = None,
+    max_fpir: Optional[float] = None,
 ) -> Path:
     """Write the report of stored query ``query_uid`` of ``gallery`` (an open
     :class:`~gallery.db.Gallery`) as ``fmt`` (one of :data:`FORMATS`) to ``out`` (a file path,
-    or an existing folder); returns the path written. Raises :class:`ReportError` for an unknown
-    query or format."""
+    or an existing folder); returns the path written. ``max_fpir``: see `build_report`. Raises
+    :class:`ReportError` for an unknown query or format."""
     if str(fmt).lower() not in FORMATS:
         raise ReportError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
-    report = build_report(gallery, query_uid, accuracy_path=accuracy_path)
+    report = build_report(gallery, query_uid, accuracy_path=accuracy_path, max_fpir=max_fpir)
     return render_report(report, fmt, out)
 
 
@@ -108,13 +109,16 @@ __all__ = [
 ]
 
 
-def export_report(gallery, query_uid: str, fmt: str, out: Path | str, operator: str) -> Path:
-    """Write a report and record the export (format, path, the report file's SHA-256) in the audit log."""
+def export_report(gallery, query_uid: str, fmt: str, out: Path | str, operator: str,
+                  max_fpir: float | None = None) -> Path:
+    """Write a report and record the export (format, path, the report file's SHA-256, the FPIR
+    limit applied) in the audit log."""
     from gallery import audit
 
     from forensics.images import sha256_file
 
-    path = write_report(gallery, query_uid, fmt, out)
+    path = write_report(gallery, query_uid, fmt, out, max_fpir=max_fpir)
     audit.append_event(gallery, actor=operator, action="report", target=query_uid,
-                       details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
+                       details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path),
+                                "max_fpir": max_fpir})
     return path

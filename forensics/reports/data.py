@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from forensics import __version__
+from forensics.calibration import TAIL_CONFIDENCE, within_max_fpir
 from forensics.errors import ForensicsError
 from forensics.records import QueryParams
 from gallery.db import Gallery
@@ -33,7 +34,7 @@ from gallery.util import iso_utc
 
 from .accuracy import load_accuracy
 from .evidence import image_entry, original_file
-from .meaning import STATEMENT, fpir_caveat, not_a_lead, score_meaning
+from .meaning import STATEMENT, fpir_caveat, fpir_range, not_a_lead, score_meaning
 from .method import method_paragraphs
 from .values import as_int, num, plain
 
@@ -334,7 +335,10 @@ def _candidate_entry(c: QueryCandidateRecord, q: QueryRecord, params: QueryParam
     detail = c.score_detail if isinstance(c.score_detail, Mapping) else {}
     score, fpir = num(c.score), num(detail.get("fpir"))
     searched = params.subjects_searched if params.subjects_searched is not None else as_int(q.gallery_size)
-    short, sentence = score_meaning(score, fpir, searched, params.calibration)
+    interval = fpir_range(detail)
+    confidence = num((params.score_tail or {}).get("confidence")) or TAIL_CONFIDENCE
+    short, sentence = score_meaning(score, fpir, searched, params.calibration, interval, detail.get("fpir_basis"),
+                                    confidence)
     sha = c.image_sha256.lower() if c.image_sha256 else None
     mugshot = image_entry(chips.get(sha)) if sha else None
     per_probe = detail.get("per_probe")
@@ -350,7 +354,8 @@ def _candidate_entry(c: QueryCandidateRecord, q: QueryRecord, params: QueryParam
         "fpir": fpir,
         "fpir_text": short,
         "score_meaning": sentence,
-        "fpir_caveat": fpir_caveat(fpir, params.calibration),
+        "fpir_range": list(interval) if interval is not None else None,
+        "fpir_caveat": fpir_caveat(fpir, params.calibration, gallery_measured=interval is not None),
         "not_a_lead": not_a_lead(score, fpir),
         "per_probe_scores": [num(x) for x in per_probe] if isinstance(per_probe, list) else None,
         "probe_scores": probe_scores,
@@ -367,10 +372,18 @@ def _candidate_entry(c: QueryCandidateRecord, q: QueryRecord, params: QueryParam
     }
 
 
-def _candidates_section(repo: GalleryRepository, q: QueryRecord, params: QueryParams) -> list[dict[str, Any]]:
-    chips = face_chips_by_image(repo, [c.image_sha256 for c in q.candidates if c.image_sha256])
+def _shown(q: QueryRecord, max_fpir: Optional[float]) -> list[QueryCandidateRecord]:
+    """The stored candidates at or below the FPIR limit (all without one)."""
+    return [c for c in q.candidates
+            if within_max_fpir(num((c.score_detail if isinstance(c.score_detail, Mapping) else {}).get("fpir")),
+                               max_fpir)]
+
+
+def _candidates_section(repo: GalleryRepository, q: QueryRecord, params: QueryParams,
+                        shown: list[QueryCandidateRecord]) -> list[dict[str, Any]]:
+    chips = face_chips_by_image(repo, [c.image_sha256 for c in shown if c.image_sha256])
     subjects = _subjects(repo, q)
-    return [_candidate_entry(c, q, params, chips, subjects) for c in q.candidates]
+    return [_candidate_entry(c, q, params, chips, subjects) for c in shown]
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,12 +414,15 @@ def build_report(
     *,
     accuracy_path: Optional[Path] = None,
     now: Optional[_dt.datetime] = None,
+    max_fpir: Optional[float] = None,
 ) -> dict[str, Any]:
     """Collect everything a report of stored query ``query_uid`` shows, as a JSON-ready dict.
 
     ``gallery``: an open :class:`~gallery.db.Gallery` (or a ``GalleryRepository``).
     ``accuracy_path``: the accuracy file (default ``forensics/reports/accuracy.json``).
-    ``now``: the generation time (default: now, UTC). Raises :class:`ReportError` when no query
+    ``now``: the generation time (default: now, UTC). ``max_fpir``: only candidates at or below
+    this FPIR are shown (default: the limit the query was run with, if any); ``fpir_limit`` says
+    the limit and how many stored candidates it leaves out. Raises :class:`ReportError` when no query
     has that id. Keys: ``schema``, ``report``, ``statement``, ``query``, ``gallery``, ``models``,
     ``parameters``, ``filters``, ``calibration``, ``inputs``, ``candidates``, ``method``,
     ``accuracy``; see the HTML template for how each is shown.
@@ -414,6 +430,8 @@ def build_report(
     repo = _repository(gallery)
     q = _load_query(repo, query_uid)
     params = QueryParams.from_dict(q.params if isinstance(q.params, Mapping) else {})
+    limit = max_fpir if max_fpir is not None else params.max_fpir
+    shown = _shown(q, limit)
     return {
         "schema": REPORT_SCHEMA,
         "report": {
@@ -428,8 +446,10 @@ def build_report(
         "parameters": _param_rows(params),
         "filters": {"raw": plain(q.filters), "active": _filters_summary(q.filters)},
         "calibration": plain(params.calibration),
+        "score_tail": plain(params.score_tail),
         "inputs": [_input_entry(i, params) for i in q.inputs],
-        "candidates": _candidates_section(repo, q, params),
+        "candidates": _candidates_section(repo, q, params, shown),
+        "fpir_limit": {"max_fpir": limit, "left_out": len(q.candidates) - len(shown)} if limit is not None else None,
         "reviews": _reviews_section(repo, q),
         "method": {"paragraphs": method_paragraphs(q, params, params.calibration)},
         "accuracy": load_accuracy(accuracy_path, q.tool_version),

@@ -16,6 +16,8 @@ import jinja2
 
 from gallery.util import parse_iso_utc
 
+from .meaning import format_rate
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 
@@ -61,6 +63,7 @@ def environment() -> jinja2.Environment:
     env.filters["data_uri"] = data_uri
     env.filters["when"] = when
     env.filters["score"] = fmt_score
+    env.filters["pct"] = format_rate
     return env
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
+from forensics.calibration import TAIL_CONFIDENCE
+
 from .values import as_int
 
 #: Shown on every report, in every format.
@@ -50,21 +52,53 @@ def _is_upper_bound(fpir: float, gallery_size: Optional[int], calibration: Optio
     return math.isclose(fpir, bound, rel_tol=1e-6, abs_tol=1e-12)
 
 
+def fpir_range(detail: Optional[Mapping[str, Any]]) -> Optional[tuple[float, float]]:
+    """The interval stored with a candidate's FPIR (``detail["fpir_range"]``), or None (queries
+    stored before the FPIR was measured on the search's own gallery)."""
+    r = (detail or {}).get("fpir_range")
+    if isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r):
+        return min(max(float(r[0]), 0.0), 1.0), min(max(float(r[1]), 0.0), 1.0)
+    return None
+
+
+def _rate_range(low: float, high: float) -> str:
+    """``"between 0.52% and 3.1%"``, or one rate where both ends read the same."""
+    a, b = format_rate(low), format_rate(high)
+    if a == b:
+        return a if a.startswith(("less", "more")) else f"about {a}"
+    if low < 0.0001:
+        a = "less than 0.01%"
+    return f"between {a} and {b}"
+
+
 def score_meaning(
     score: Optional[float],
     fpir: Optional[float],
     gallery_size: Optional[int],
     calibration: Optional[Mapping[str, Any]],
+    interval: Optional[tuple[float, float]] = None,
+    basis: Optional[str] = None,
+    confidence: float = TAIL_CONFIDENCE,
 ) -> tuple[Optional[str], str]:
-    """``(short, sentence)``: the FPIR as short text (None when uncalibrated) and what it means."""
+    """``(short, sentence)``: the FPIR as short text (None when not estimated) and what it means.
+    With its `interval` (the stored ``fpir_range``) the text gives the range; `basis` says which
+    estimate set it ("gallery": the search's own scores, "reference": the calibration set) and
+    `confidence` the interval's level (as stored with the query's score tail)."""
     if fpir is None:
         return None, (
-            "No calibration is available for this model and search mode, so there is no "
-            "estimate of how often a score this high occurs by chance; the score alone does "
-            "not say how likely a chance resemblance is."
+            "No false-positive rate was estimated for this candidate: the search covered too few "
+            "subjects to measure its own gallery, so there is no estimate of how often a score this "
+            "high occurs by chance; the score alone does not say how likely a chance resemblance is."
         )
     fpir = min(max(fpir, 0.0), 1.0)
     n = f"{gallery_size:,}" if gallery_size is not None else "an unknown number of"
+    score_txt = f" (score {score:.3f} or higher)" if score is not None else ""
+    if interval is not None:
+        short = _rate_range(*interval)
+        how = ("measured on this search's own scores over the gallery" if basis == "gallery" else
+               "set by the reference calibration, which is higher here than this gallery's own estimate")
+        return short, (f"A search for someone who is not among the {n} subjects searched returns a candidate "
+                       f"this similar{score_txt} {short} of the time ({confidence:.0%} interval, {how}).")
     rate = format_rate(fpir)
     short = rate if rate.startswith(("less", "more")) else f"about {rate}"
     tail = ""
@@ -72,7 +106,6 @@ def score_meaning(
         upper = rate if fpir >= 0.0001 else f"1 in {round(1 / fpir):,}" if fpir > 0 else "0%"
         short = f"at most {upper}"
         tail = " (an upper bound: the score is above every non-mated score measured in calibration)"
-    score_txt = f" (score {score:.3f} or higher)" if score is not None else ""
     sentence = (
         f"A search for someone who is not among the {n} subjects searched returns a "
         f"candidate this similar{score_txt} {short} of the time{tail}."
@@ -80,15 +113,26 @@ def score_meaning(
     return short, sentence
 
 
-def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]]) -> Optional[str]:
-    """The limit of the FPIR estimate, shown on every card that has one (None without an FPIR)."""
+def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]],
+                gallery_measured: bool = False) -> Optional[str]:
+    """The limit of the FPIR estimate, shown on every card that has one (None without an FPIR).
+    `gallery_measured`: the FPIR was measured on the search's own gallery (an interval is stored)."""
     if fpir is None:
         return None
     reference = (calibration or {}).get("reference")
+    if gallery_measured:
+        floor = f", and never stated below the reference calibration ({reference})" if reference else ""
+        return (
+            "The FPIR is an estimate: it is measured on this search's own scores over the subjects searched"
+            f"{floor}. It was validated on galleries of CUFS, FS2K and LFW people (docs/forensic-use.md). "
+            "It assumes none of the other subjects is the person sketched or a close relative, and it is "
+            "not the probability that this candidate is the person sketched."
+        )
     like = f"galleries like its calibration set ({reference})" if reference else "galleries like its calibration set"
     return (
         f"The FPIR is an estimate, valid for {like}. In a gallery of people who look like the person "
-        "sketched (same capture, age group or ethnicity) chance resemblances are more common."
+        "sketched (same capture, age group or ethnicity) chance resemblances are more common. This query "
+        "was stored before the FPIR was measured on the searched gallery itself."
     )
 
 
@@ -108,4 +152,4 @@ def not_a_lead(score: Optional[float], fpir: Optional[float]) -> Optional[str]:
     return None
 
 
-__all__ = ["CHANCE_FPIR", "STATEMENT", "format_rate", "fpir_caveat", "not_a_lead", "score_meaning"]
+__all__ = ["CHANCE_FPIR", "STATEMENT", "format_rate", "fpir_caveat", "fpir_range", "not_a_lead", "score_meaning"]

@@ -126,22 +126,38 @@ def _ranking() -> str:
     )
 
 
-def _calibration(calibration: Optional[Mapping[str, Any]]) -> str:
+def _calibration(calibration: Optional[Mapping[str, Any]], tail: Optional[Mapping[str, Any]] = None) -> str:
+    meaning = ("What a score means is given as the estimated false-positive identification rate "
+               "(FPIR): how often a search for a person who is not in the gallery returns a "
+               "candidate scoring at least this high. It grows with the size of the gallery searched. "
+               "A low FPIR makes a chance resemblance less likely; it is not the probability that the "
+               "candidate is the person sketched.")
+    reference = _reference_source(calibration)
+    if tail:
+        n, k = as_int(tail.get("n_searched")), as_int(tail.get("k"))
+        conf = tail.get("confidence")
+        conf_txt = f"{float(conf):.0%}" if isinstance(conf, (int, float)) else "a"
+        floor = (f" It is never stated below the reference FPIR estimated for this model and search mode "
+                 f"from {reference}." if reference else "")
+        return (meaning + f" It was measured on this search's own scores: an exponential curve fitted to the "
+                f"{k} highest scores of the {n:,} subjects searched (the top one left out of the fit, as it may "
+                f"be the person sketched) gives how often the best of them would score this high if none were "
+                f"the person sketched, with a {conf_txt} interval from the fit." + floor)
     if not calibration:
-        return ("No score calibration was available for this model and search mode, so the scores "
-                "come without a false-positive estimate.")
+        return ("No false-positive rate was estimated for this search: the gallery searched was too small to "
+                "measure its own scores, and no reference calibration applied.")
+    return (meaning + f" It was estimated for this model and search mode from {reference} (a reference set; "
+            "this query was stored before the FPIR was measured on the searched gallery itself).")
+
+
+def _reference_source(calibration: Optional[Mapping[str, Any]]) -> Optional[str]:
+    if not calibration:
+        return None
     n_imp = as_int(calibration.get("n_impostor_scores"))
     src = [f"{n_imp:,} non-mated scores"] if n_imp else []
     if calibration.get("reference"):
         src.append(str(calibration["reference"]))
-    return (
-        "What a score means is given as the estimated false-positive identification rate "
-        "(FPIR): how often a search for a person who is not in the gallery returns a "
-        "candidate scoring at least this high. It was estimated for this model and search "
-        f"mode{' from ' + ', '.join(src) if src else ''}, and it grows with the size of the "
-        "gallery searched. A low FPIR makes a chance resemblance less likely; it is not "
-        "the probability that the candidate is the person sketched."
-    )
+    return ", ".join(src) or "a reference set"
 
 
 def _limits() -> str:
@@ -159,7 +175,7 @@ def method_paragraphs(q: QueryRecord, params: QueryParams, calibration: Optional
     steps = [
         _detection(), _inversion(mode, inverter), _descriptors(mode, q), _search_space(params),
         _mirror(params), _fusion(mode, params), _roundtrip(mode, params), _several_sketches(len(q.inputs)),
-        _ranking(), _calibration(calibration), _limits(),
+        _ranking(), _calibration(calibration, params.score_tail), _limits(),
     ]
     return [p for p in steps if p is not None]
 

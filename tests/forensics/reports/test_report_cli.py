@@ -37,9 +37,10 @@ def sha_file(p: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory, data_dir):
-    """Six CUFS photos enrolled from copies (so a test may change them), one query with two
-    sketches of the same person, and its JSON report."""
+def case(tmp_path_factory, data_dir, distractor_photos):
+    """Six CUFS photos enrolled from copies (so a test may change them) among LFW distractors
+    (enough for the search to measure its own FPIR), one query with two sketches of the same
+    person, and its JSON report."""
     rows = list(csv.DictReader(open(data_dir / "cufs" / "manifest.csv")))
     by = {(r["identity"], r["kind"]): data_dir / "cufs" / r["file"] for r in rows}
     tmp = tmp_path_factory.mktemp("report_cli")
@@ -52,6 +53,8 @@ def case(tmp_path_factory, data_dir):
         for k, person in enumerate(PEOPLE):
             photo = shutil.copy(by[(person, "photo")], tmp / "photos" / f"{person}.jpg")
             w.writerow([photo, person, f"Person {k}", "F" if k % 2 else "M", 1970 + 5 * k, f"district {k}"])
+        for photo, subject in distractor_photos:
+            w.writerow([shutil.copy(photo, tmp / "photos" / f"{subject}.jpg"), subject, "", "", "", ""])
     db = tmp / "g.db"
     run("enroll", "--manifest", manifest, "--source", "booking system 7", "--db", db)
     sketches = [shutil.copy(by[("cufs_ar_test_101", "sketch")], tmp / "sketches" / "witness1.jpg"),
@@ -110,8 +113,12 @@ def _html(case, tmp_path: Path) -> str:
 def test_every_card_has_its_caveat(case, tmp_path):
     html = unescape(_html(case, tmp_path))
     with_fpir = [c for c in case["report"]["candidates"] if c["fpir"] is not None]
-    assert with_fpir, "the shipped calibration covers the fusion mode"
-    assert html.count("The FPIR is an estimate, valid for galleries like its calibration set") == len(with_fpir)
+    assert with_fpir, "a gallery of 100+ subjects measures its own FPIR"
+    assert html.count("The FPIR is an estimate: it is measured on this search's own scores") == len(with_fpir)
+    for c in with_fpir:
+        low, high = c["fpir_range"]
+        assert low <= c["fpir"] <= high
+        assert c["fpir_text"].startswith(("between", "about", "less", "more"))
     for c in case["report"]["candidates"]:
         assert (c["not_a_lead"] is not None) == (c["score"] < 0 or (c["fpir"] or 0) >= 0.9)
 

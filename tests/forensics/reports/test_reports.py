@@ -218,7 +218,7 @@ def test_report_content(case):
     assert f"among the {N_SUBJECTS} subjects searched" in c[2]["score_meaning"]
     assert "about 4.5% of the time" in c[2]["score_meaning"]
     assert c[1]["fpir_text"] == "about 0.34%"
-    assert c[6]["fpir"] is None and "No calibration" in c[6]["score_meaning"]
+    assert c[6]["fpir"] is None and "No false-positive rate was estimated" in c[6]["score_meaning"]
     gone = c[-1]
     assert gone["in_gallery"] is False and gone["mugshot"] is None and "removed" in gone["mugshot_note"]
     fallback = r["inputs"][1]["detection"]
