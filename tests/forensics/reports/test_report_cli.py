@@ -54,7 +54,7 @@ def case(tmp_path_factory, data_dir, distractor_photos):
             photo = shutil.copy(by[(person, "photo")], tmp / "photos" / f"{person}.jpg")
             w.writerow([photo, person, f"Person {k}", "F" if k % 2 else "M", 1970 + 5 * k, f"district {k}"])
         for photo, subject in distractor_photos:
-            w.writerow([shutil.copy(photo, tmp / "photos" / f"{subject}.jpg"), subject, "", "", "", ""])
+            w.writerow([shutil.copy(photo, tmp / "photos" / f"{subject}.jpg"), subject, "", "M", 1960, "elsewhere"])
     db = tmp / "g.db"
     run("enroll", "--manifest", manifest, "--source", "booking system 7", "--db", db)
     sketches = [shutil.copy(by[("cufs_ar_test_101", "sketch")], tmp / "sketches" / "witness1.jpg"),
@@ -200,3 +200,42 @@ def test_pdf_pages_are_full_and_ids_whole(case, tmp_path, pdf_pages_check):
     tokens = [r["query"]["query_uid"], r["gallery"]["fingerprint"], *(i["sha256"] for i in r["inputs"]),
               *(c["image_sha256"] for c in r["candidates"]), *(f["sha256"] for f in r["models"]["files"])]
     pdf_pages_check(out.read_bytes(), tokens)
+
+
+def test_the_fpir_is_measured_on_the_searched_gallery(case):
+    """Every candidate's FPIR comes with its interval and basis, and the query records the tail
+    it was measured on (the gallery holds 100+ subjects)."""
+    q = case["query"]
+    assert q["gallery_size"] == q["subjects_searched"] == len(PEOPLE) + 100
+    for c in q["candidates"]:
+        low, high = c["detail"]["fpir_range"]
+        assert 0 <= low <= c["fpir"] <= high <= 1 and c["detail"]["fpir_basis"] in ("gallery", "reference")
+    tail = case["report"]["score_tail"]
+    assert tail["n_searched"] == q["subjects_searched"] and tail["k"] == 30 and tail["scale"] > 0
+
+
+def test_max_fpir_keeps_only_candidates_at_or_below_it(case, tmp_path):
+    """report --max-fpir leaves out the candidates above it and says how many; query --max-fpir
+    shows only those at or below it and stores every candidate; a bad rate is a clear error."""
+    fpirs = sorted(c["fpir"] for c in case["query"]["candidates"])
+    limit = fpirs[len(fpirs) // 2]  # about half the candidates are at or below it
+    out = tmp_path / "limited.json"
+    run("report", case["query"]["query_id"], "--format", "json", "-o", out, "--max-fpir", limit, "--db", case["db"])
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert [c["rank"] for c in r["candidates"]] == [c["rank"] for c in case["query"]["candidates"] if c["fpir"] <= limit]
+    assert r["fpir_limit"] == {"max_fpir": limit, "left_out": sum(f > limit for f in fpirs)}
+    html_out = tmp_path / "limited.html"
+    run("report", case["query"]["query_id"], "-o", html_out, "--max-fpir", limit, "--db", case["db"])
+    assert "are left out" in html_out.read_text(encoding="utf-8") or "is left out" in html_out.read_text(encoding="utf-8")
+
+    res = json.loads(run("query", case["sketches"][0], "--top", TOP, "--max-fpir", "0.000001%", "--json",
+                         "--db", case["db"]).stdout)
+    assert res["max_fpir"] == pytest.approx(1e-8)
+    assert all(c["fpir"] <= 1e-8 for c in res["candidates"]) and res["left_out"] == TOP - len(res["candidates"])
+    stored = json.loads(run("queries", "show", res["query_id"], "--json", "--db", case["db"]).stdout)
+    assert len(stored["candidates"]) == TOP  # every candidate is stored
+
+    for bad in ("0", "150%", "often"):
+        res = runner.invoke(app, ["report", case["query"]["query_id"], "-o", str(tmp_path / "x.json"),
+                                  "--max-fpir", bad, "--db", str(case["db"])])
+        assert res.exit_code != 0 and "--max-fpir" in res.output and "Traceback" not in res.output
