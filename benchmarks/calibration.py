@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import RESULTS, WORK, code_version, cufs_test, forensics_cmd, machine_description, write_manifest
 
+from forensics.calibration import acceptance_bound
 from forensics.datasets import LFW_DUPLICATES, default_data_dir, read_manifest
 from forensics.training.data import fs2k_val_identities
 
@@ -128,8 +128,7 @@ def table_rows(name: str, searches: list[dict], gallery_size: int) -> list[dict]
     rows = []
     for level in LEVELS:
         k = sum(1 for s in searches if s["fpir"] is not None and s["fpir"] <= level)
-        se = math.sqrt(level * (1 - level) / n) if n else float("nan")
-        bound = max(2 * level, level + 3 * se)
+        bound = acceptance_bound(level, n) if n else float("nan")
         rows.append({"population": name, "level": level, "n_searches": n, "claimed_at_or_below": k,
                      "observed": k / n if n else None, "bound": bound, "gallery_subjects": gallery_size,
                      "holds": bool(n) and k / n <= bound})

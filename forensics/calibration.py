@@ -190,6 +190,12 @@ def stated_fpir(score: float, n_searched: int, reference: "ScoreCalibration | No
     return StatedFPIR(value, low, high, basis)
 
 
+def acceptance_bound(level: float, n_searches: int) -> float:
+    """The most non-mated searches (a share) whose top candidate may be claimed at or below
+    `level` for the stated FPIR to hold: max(2 x level, level + 3 standard errors)."""
+    return max(2 * level, level + 3 * math.sqrt(level * (1 - level) / n_searches))
+
+
 def parse_max_fpir(text: str) -> float:
     """A `--max-fpir` value: a fraction in (0, 1] ("0.01") or a percentage ("1%")."""
     t = str(text).strip()

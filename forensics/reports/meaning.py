@@ -119,15 +119,14 @@ def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]],
     `gallery_measured`: the FPIR was measured on the search's own gallery (an interval is stored)."""
     if fpir is None:
         return None
-    reference = (calibration or {}).get("reference")
     if gallery_measured:
-        floor = f", and never stated below the reference calibration ({reference})" if reference else ""
         return (
-            "The FPIR is an estimate: it is measured on this search's own scores over the subjects searched"
-            f"{floor}. It was validated on galleries of CUFS, FS2K and LFW people (docs/forensic-use.md). "
-            "It assumes none of the other subjects is the person sketched or a close relative, and it is "
-            "not the probability that this candidate is the person sketched."
+            "The FPIR is an estimate from this search's own scores over the subjects searched, never stated "
+            "below the reference calibration (section 7). Validated on CUFS, FS2K and LFW galleries "
+            "(docs/forensic-use.md). It assumes no other subject is the person sketched or a close relative; "
+            "it is not the probability that this candidate is the person sketched."
         )
+    reference = (calibration or {}).get("reference")
     like = f"galleries like its calibration set ({reference})" if reference else "galleries like its calibration set"
     return (
         f"The FPIR is an estimate, valid for {like}. In a gallery of people who look like the person "

@@ -114,7 +114,7 @@ def test_every_card_has_its_caveat(case, tmp_path):
     html = unescape(_html(case, tmp_path))
     with_fpir = [c for c in case["report"]["candidates"] if c["fpir"] is not None]
     assert with_fpir, "a gallery of 100+ subjects measures its own FPIR"
-    assert html.count("The FPIR is an estimate: it is measured on this search's own scores") == len(with_fpir)
+    assert html.count("The FPIR is an estimate from this search's own scores") == len(with_fpir)
     for c in with_fpir:
         low, high = c["fpir_range"]
         assert low <= c["fpir"] <= high
