@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "docs" / "img" / "report_example.png"
 N_PHOTOS = 14
+#: LFW people with one photo each, enrolled beside them: a search measures its own FPIR only
+#: over 100 subjects or more (forensics.calibration.TAIL_MIN_SUBJECTS)
+N_LFW = 100
 #: the screenshot: the page is drawn this wide and tall, and this band of it is kept
 WIDTH, HEIGHT, BAND = 1280, 3600, (560, 2560)
 
@@ -38,7 +41,7 @@ def cufs_rows(data: Path) -> list[dict]:
 
 def write_manifest(data: Path, rows: list[dict], path: Path) -> list[dict]:
     """A manifest of the first N_PHOTOS CUFS test photos with made-up recorded details (CUFS
-    records no sex or age: none is made up for them)."""
+    records no sex or age: none is made up for them), and N_LFW LFW people as other bookings."""
     photos = [r for r in rows if r["kind"] == "photo" and r["split"] == "test"][:N_PHOTOS]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -46,6 +49,10 @@ def write_manifest(data: Path, rows: list[dict], path: Path) -> list[dict]:
         for k, r in enumerate(photos):
             w.writerow([data / "cufs" / r["file"], f"B-{1001 + k}", f"Person {k + 1}",
                         "north" if k < N_PHOTOS // 2 else "south"])
+        lfw = data / "lfw" / "deepfunneled_250"
+        singles = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.glob("*.jpg"))) == 1)[:N_LFW]
+        for k, person in enumerate(singles):
+            w.writerow([next(person.glob("*.jpg")), f"B-{2001 + k}", person.name.replace("_", " "), "west"])
     return photos
 
 
