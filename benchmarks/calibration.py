@@ -176,7 +176,7 @@ def main() -> None:
     for pop in populations(data, args.split):
         searches = run_population(pop, lfw, args.split, args.reuse, top)
         per_population[pop.name] = searches
-        rows += table_rows(pop.name, searches, len(pop.photos) + len(lfw))
+        rows += table_rows(pop.name, searches, len({r["identity"] for r in pop.photos}) + len(lfw))
     print(f"{'population':16} {'level':>6} {'searches':>8} {'claimed<=':>9} {'observed':>9} {'bound':>7}  holds")
     for r in rows:
         print(f"{r['population']:16} {r['level']:6.1%} {r['n_searches']:8} {r['claimed_at_or_below']:9} "

@@ -40,9 +40,10 @@ def cufs_rows(data: Path) -> list[dict]:
 
 
 def write_manifest(data: Path, rows: list[dict], path: Path) -> list[dict]:
-    """A manifest of the first N_PHOTOS CUFS test photos with made-up recorded details (CUFS
+    """A manifest of N_PHOTOS CUFS test photos (every k-th) with made-up recorded details (CUFS
     records no sex or age: none is made up for them), and N_LFW LFW people as other bookings."""
-    photos = [r for r in rows if r["kind"] == "photo" and r["split"] == "test"][:N_PHOTOS]
+    test = [r for r in rows if r["kind"] == "photo" and r["split"] == "test"]
+    photos = test[::len(test) // N_PHOTOS][:N_PHOTOS]  # spread over the three CUFS parts, as bookings are mixed
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "subject_id", "name", "district"])
