@@ -1,7 +1,10 @@
-"""Gallery storage for forensics: the SQLite database (source of truth), the derived FAISS
-index and the hash-chained audit log.
+"""Gallery storage for forensics: the database (source of truth: a SQLite file, or a PostgreSQL
+database), the derived FAISS index and the hash-chained audit log.
 
+* :mod:`gallery.location`     ``GalleryLocation``: a SQLite file or a PostgreSQL URL (``--db``)
 * :mod:`gallery.db`           ``open_gallery`` / ``init_gallery`` -> :class:`Gallery`
+* :mod:`gallery.postgres`     what is particular to PostgreSQL (engine, marker, write lock)
+* :mod:`gallery.roles`        the PostgreSQL roles ``forensics_admin`` / ``forensics_examiner``
 * :mod:`gallery.models`       SQLAlchemy models (subjects, images, faces, embeddings, queries...)
 * :mod:`gallery.transaction`  ``read_transaction`` / ``write_transaction``: one transaction
   shared by several storage calls (repository and audit)
@@ -11,8 +14,8 @@ index and the hash-chained audit log.
 * :mod:`gallery.audit`        ``append_event`` / ``verify_chain`` / ``export_events``
 * :mod:`gallery.errors`       exceptions (all derive from :class:`GalleryError`)
 
-Dependencies run one way: ``db`` -> ``repository`` -> the per-concern modules ->
-``transaction`` -> ``models``; ``audit`` -> ``transaction``.
+Dependencies run one way: ``roles`` -> ``db`` -> ``repository`` -> the per-concern modules ->
+``transaction`` -> ``postgres`` -> ``models``; ``audit`` -> ``transaction``; ``db`` -> ``location``.
 """
 
 from .audit import AuditRecord, ChainProblem, VerifyResult, append_event, export_events, verify_chain
