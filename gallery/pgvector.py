@@ -27,7 +27,6 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from .errors import GalleryError
 from .records import EmbedderKey
 from .transaction import CHUNK, Database, chunks, read_transaction
 from .vectors import FLAT, check_embedder, unit_rows
@@ -146,7 +145,7 @@ def count(s: Session, space: SpaceRow) -> int:
     return int(s.scalar(text("SELECT count(*) FROM space_vectors WHERE space_id = :i"), {"i": space.id}))
 
 
-def space_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
+def read_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
     """The stored vectors of those of `ids` the space holds."""
     out: dict[int, np.ndarray] = {}
     for part in chunks([int(i) for i in ids]):
@@ -234,7 +233,7 @@ class PgVectorIndex:
         """The stored vectors of `ids` (n, dim); KeyError if one is absent."""
         want = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         with read_transaction(self.database) as s:
-            found = space_vectors(s, self.row, want)
+            found = read_vectors(s, self.row, want)
         missing = [i for i in want if i not in found]
         if missing:
             raise KeyError(f"ids not in the {self.row.name} space: {missing[:10]}")
@@ -244,14 +243,6 @@ class PgVectorIndex:
         return f"<PgVectorIndex {self.row.name} {self.kind} {self.embedder} n={self.ntotal}>"
 
 
-def require_space(s: Session, name: str) -> SpaceRow:
-    """The space called `name`; GalleryError when there is none."""
-    found = get_space(s, name)
-    if found is None:
-        raise GalleryError(f"the gallery holds no {name} vectors yet")
-    return found
-
-
 __all__ = ["HNSW", "KINDS", "PLAIN", "PgVectorIndex", "SpaceRow", "add_plain", "count", "drop_space", "ensure_space",
-           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "require_space",
-           "space_vectors", "write_vectors"]
+           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "read_vectors",
+           "write_vectors"]
