@@ -194,9 +194,7 @@ class PgVectorIndex:
         ids = np.full((len(q), max(kk, 0)), -1, np.int64)
         if kk <= 0 or not len(q):
             return scores, ids
-        sql = text(f"SELECT embedding_id, 1 - ((v::vector({self.dim})) <=> CAST(:q AS vector({self.dim}))) "
-                   f"FROM space_vectors WHERE space_id = {self.row.id} "
-                   f"ORDER BY (v::vector({self.dim})) <=> CAST(:q AS vector({self.dim})) LIMIT {kk}")
+        sql = self._search_sql(kk)
         with read_transaction(self.database) as s:
             self._plan(s, kk)
             for i, vec in enumerate(q):
@@ -204,6 +202,22 @@ class PgVectorIndex:
                 ids[i, :len(hits)] = [h[0] for h in hits]
                 scores[i, :len(hits)] = [h[1] for h in hits]
         return scores, ids
+
+    def _search_sql(self, k: int) -> Any:
+        """The k nearest of :q by cosine distance, as the space's partial index is defined (the
+        space id inlined, so the planner matches the index's WHERE for any plan)."""
+        d = self.dim
+        return text(f"SELECT embedding_id, 1 - ((v::vector({d})) <=> CAST(:q AS vector({d}))) "
+                    f"FROM space_vectors WHERE space_id = {int(self.row.id)} "
+                    f"ORDER BY (v::vector({d})) <=> CAST(:q AS vector({d})) LIMIT {int(k)}")
+
+    def explain(self, k: int) -> str:
+        """PostgreSQL's plan of a search for k (EXPLAIN): names the HNSW index when it is used."""
+        with read_transaction(self.database) as s:
+            self._plan(s, k)
+            q = literal(np.full(self.dim, 1 / np.sqrt(self.dim), np.float32))
+            sql = text("EXPLAIN " + str(self._search_sql(k)))
+            return "\n".join(r[0] for r in s.execute(sql, {"q": q}))
 
     def _plan(self, s: Session, k: int) -> None:
         """The index with ef_search >= k, or an exact scan (kind flat, or k beyond ef_search's limit)."""
