@@ -10,8 +10,9 @@ Each space has its own HNSW index (cosine: ``vector_cosine_ops``), partial (``WH
 <id>``) on ``v::vector(dim)``, made with the space: one gallery table serves every space, and a
 space's index holds only its own vectors. Vectors are unit length, so the cosine similarity is
 ``1 - (a <=> b)``. A search of k <= 1000 (hnsw.ef_search's limit) runs on the index with
-``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, or a space whose search kind is ``flat``,
-is an exact scan (index scans off), so widening a filtered search to the whole gallery is exact.
+``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, a k covering the whole space, or a space
+whose search kind is ``flat`` is an exact scan (index scans off), so widening a filtered search to
+the whole gallery is exact.
 
 The plain vectors are written by the enrollment batch itself (:func:`add_plain`, same
 transaction), so they are never behind the embeddings; the derived ones by their owner
@@ -220,8 +221,9 @@ class PgVectorIndex:
             return "\n".join(r[0] for r in s.execute(sql, {"q": q}))
 
     def _plan(self, s: Session, k: int) -> None:
-        """The index with ef_search >= k, or an exact scan (kind flat, or k beyond ef_search's limit)."""
-        if self.kind == HNSW and k <= MAX_EF_SEARCH:
+        """The index with ef_search >= k, or an exact scan: kind flat, k beyond ef_search's limit,
+        or k covering the whole space (a widened search then misses no one)."""
+        if self.kind == HNSW and k <= MAX_EF_SEARCH and k < self.ntotal:
             s.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))}"))
         else:
             s.execute(text("SET LOCAL enable_indexscan = off"))
