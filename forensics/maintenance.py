@@ -40,7 +40,7 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
     found = open_indexes(gallery).check()
     problems = [IndexProblem(p.kind, f"{name} index: {p.message}" if name != "plain" else p.message, p.ids)
                 for name, probs in found.items() for p in probs]
-    audit.append_event(gallery, actor=operator, action="gallery-check", target=str(gallery.path),
+    audit.append_event(gallery, actor=operator, action="gallery-check", target=gallery.location.display(),
                        details={"integrity": "ok", "problems": [p.kind for p in problems]},
                        outcome="ok" if not problems else "problems")
     return problems
@@ -51,6 +51,6 @@ def rebuild_index(gallery: Gallery, kind: str | None = None, nprobe: int | None 
     """Rebuild the derived indexes as `kind` (default: the store's; kept in the database for later
     rebuilds); audited."""
     index = open_indexes(gallery).rebuild(kind, nprobe, whitening)
-    audit.append_event(gallery, actor=operator, action="rebuild-index", target=str(gallery.path),
+    audit.append_event(gallery, actor=operator, action="rebuild-index", target=gallery.location.display(),
                        details={"kind": kind, "nprobe": nprobe, "vectors": index.ntotal})
     return index
