@@ -11,7 +11,10 @@ own write path. Probes: other real descriptors with noise. For each, the top k b
 (numpy, the same float32 vectors): recall@k is the share of the exact top k found. Also the
 latency of one search (p50, p95), the scores' largest difference from the exact ones, and, as
 ranking uses it, the share of the exact top `--top` among the max(4 x top, 64) vectors a query
-fetches per probe.
+fetches per probe. The gallery's whitened space is filled too (the table holds two spaces, as in
+use), and the same search on the plain vectors alone in a table of their own (`table_per_space`)
+is measured for comparison: the design choice between a partial index per space in one table and
+a table per space.
 Writes benchmarks/results/pgvector_recall.json.
 """
 
@@ -49,6 +52,13 @@ def perturbed(x: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.
     return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
 
 
+def whitening_for(vectors: np.ndarray, rng: np.random.Generator):
+    """A whitening fitted on some of `vectors` (its values do not matter here: it fills a space)."""
+    from forensics.whitening import fit_whitening
+
+    return fit_whitening(vectors[rng.choice(len(vectors), 1000, replace=False)], "recall@1/%d" % vectors.shape[1])
+
+
 def build_gallery(url: str, vectors: np.ndarray):
     """A PostgreSQL gallery at `url` holding `vectors`, one subject and image each."""
     from gallery.db import open_gallery
@@ -84,6 +94,33 @@ def measure(index, gallery_ids: np.ndarray, gallery: np.ndarray, probes: np.ndar
             "max_score_difference": worst}
 
 
+class TablePerSpace:
+    """The design not taken, for comparison: the plain space's vectors alone in a table of their
+    own (`vector(dim)`, a full HNSW index), searched as `PgVectorIndex` searches a space."""
+
+    def __init__(self, index) -> None:
+        from sqlalchemy import text
+
+        self.index, self.dim = index, index.dim
+        with index.database.engine.begin() as con:
+            con.execute(text(f"CREATE TABLE one_space AS SELECT embedding_id, v::vector({self.dim}) AS v "
+                             f"FROM space_vectors WHERE space_id = {index.row.id}"))
+            con.execute(text("CREATE INDEX ON one_space USING hnsw (v vector_cosine_ops)"))
+            con.execute(text("ANALYZE one_space"))
+
+    def search(self, queries: np.ndarray, k: int):
+        from sqlalchemy import text
+
+        from gallery.pgvector import MIN_EF_SEARCH, literal
+
+        sql = text(f"SELECT embedding_id, 1 - (v <=> CAST(:q AS vector({self.dim}))) FROM one_space "
+                   f"ORDER BY v <=> CAST(:q AS vector({self.dim})) LIMIT {int(k)}")
+        with self.index.database.engine.begin() as con:
+            con.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, 2 * k)}"))
+            hits = con.execute(sql, {"q": literal(queries[0])}).all()
+        return np.asarray([[h[1] for h in hits]]), np.asarray([[h[0] for h in hits]])
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("galleries", nargs="+", type=Path)
@@ -108,7 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         g = build_gallery(server.get_uri(), vectors)
         enroll_s = time.perf_counter() - t0
-        index = open_indexes(g).plain()
+        stores = open_indexes(g)
+        stores.whitened(whitening_for(vectors, rng))  # a second space in the shared table, as in use
+        index = stores.plain()
         ids = index.ids()
         stored = index.reconstruct(ids)
         fetched = max(4 * args.top, 64)  # what forensics.ranking asks for per probe
@@ -118,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "enroll_seconds": enroll_s, **measure(index, ids, stored, probes, args.k),
                   "ranking": {"top": args.top, "fetched": fetched,
                               **measure(index, ids, stored, probes, fetched, args.top)}}
+        result["table_per_space"] = measure(TablePerSpace(index), ids, stored, probes, args.k)
         g.close()
         server.cleanup()
     args.out.write_text(json.dumps(result, indent=2) + "\n")
