@@ -6,7 +6,10 @@ The plain space is written by each enrollment batch in its own transaction. A de
 whitened descriptors, round-trip vectors) is a space of its own, made by the first process that
 needs it and then brought up to date by computing only the vectors it lacks (the whitened space
 by every enrollment, `refresh`, so that queries find it current; the round-trip one by `gallery
-roundtrip` or the first round-trip query), each chunk committed as it is computed. A space made
+roundtrip` or the first round-trip query), each chunk committed as it is computed. A role that
+may not write a space (`forensics_examiner`) searches the vectors it lacks from memory beside the
+stored ones (a query while an enrollment runs: the faces enrolled since the last refresh), and
+gets a clear error where there is no space at all to search. A space made
 for other vectors (another whitening or inverter) is dropped and made anew. Removed faces leave
 every space with their embedding rows (ON DELETE CASCADE). Search kinds: `hnsw` (the default)
 or `flat` (exact), kept in the database as the FAISS kind is.
@@ -56,8 +59,8 @@ class PgIndexes(GalleryIndexes):
         descriptors (`transform`: from a descriptor to its vector there; None: the descriptor)."""
         emb = self.embedder()
         row = self._space(name, space, emb)
-        self._fill(row, lambda ids: self._derive(ids, transform), FILL_CHUNK, None)
-        return PgVectorIndex(self.gallery, row, emb.key, self.kind()[0])
+        pending = self._fill(row, lambda ids: self._derive(ids, transform), FILL_CHUNK, None)
+        return PgVectorIndex(self.gallery, row, emb.key, self.kind()[0], pending)
 
     def _derive(self, ids: np.ndarray, transform) -> np.ndarray:
         stored = self.repo.get_vectors(ids.tolist())
@@ -73,19 +76,34 @@ class PgIndexes(GalleryIndexes):
             return ensure_space(s, name, space, emb.dim, emb.id)
 
     def _fill(self, row: SpaceRow, vectors_of: Callable[[np.ndarray], np.ndarray], chunk: int,
-              progress: Progress | None) -> None:
-        """Compute and store the vectors the space lacks, `chunk` at a time (each committed)."""
+              progress: Progress | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Compute and store the vectors the space lacks, `chunk` at a time (each committed). A
+        role that may not store them (an examiner's, while an enrollment runs) keeps them for its
+        own search: returned as (ids, vectors), else None."""
         with read_transaction(self.gallery) as s:
             todo = missing_ids(s, row)
         if progress and len(todo):
             progress(0, len(todo))
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
             vecs = vectors_of(ids)
-            with self._writing(row.name) as s:
-                write_vectors(s, row, ids.tolist(), vecs)
+            if kept or not self._store(row, ids, vecs):
+                kept.append((ids, vecs))
             if progress:
                 progress(min(start + chunk, len(todo)), len(todo))
+        if not kept:
+            return None
+        return np.concatenate([i for i, _ in kept]), np.concatenate([v for _, v in kept])
+
+    def _store(self, row: SpaceRow, ids: np.ndarray, vecs: np.ndarray) -> bool:
+        """Store vectors of the space; False when this database role may not."""
+        try:
+            with self._writing(row.name) as s:
+                write_vectors(s, row, ids.tolist(), vecs)
+        except _Refused:
+            return False
+        return True
 
     @contextmanager
     def _writing(self, name: str) -> Iterator[Session]:
@@ -97,9 +115,9 @@ class PgIndexes(GalleryIndexes):
         except ProgrammingError as exc:
             if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
                 raise
-            raise ForensicsError(f"the gallery's {name} vectors are not up to date and this database role may "
-                                 "not write them: an administrator runs `forensics gallery rebuild-index` (or "
-                                 "`forensics gallery roundtrip` for round-trip vectors)") from exc
+            raise _Refused(f"the gallery's {name} vectors are not up to date and this database role may "
+                           "not write them: an administrator runs `forensics gallery rebuild-index` (or "
+                           "`forensics gallery roundtrip` for round-trip vectors)") from exc
 
     # -- round-trip vectors --------------------------------------------------------------------
 
@@ -177,3 +195,7 @@ class PgIndexes(GalleryIndexes):
             problems.append(IndexProblem("vector_mismatch", f"{len(differing)} vectors of the plain space differ "
                                          "from the gallery's", tuple(differing)))
         return problems
+
+
+class _Refused(ForensicsError):
+    """The database role may not write a space (an examiner's)."""

@@ -198,16 +198,27 @@ def index_exists(s: Session, space: SpaceRow) -> bool:
 
 class PgVectorIndex:
     """One space, searched in the database: ``search``, ``ids``, ``contains``, ``reconstruct``
-    as :class:`gallery.index.VectorIndex` has them. ``ntotal``: its vectors when it was opened."""
+    as :class:`gallery.index.VectorIndex` has them. ``ntotal``: its vectors when it was opened.
 
-    def __init__(self, database: Database, space: SpaceRow, embedder: Any, kind: str = HNSW) -> None:
+    ``pending``: (ids, vectors) of faces enrolled since the space was last brought up to date,
+    computed by a process whose role may not store them (an examiner's query during an
+    enrollment); searched with the stored ones, exactly, so that the results are the same."""
+
+    def __init__(self, database: Database, space: SpaceRow, embedder: Any, kind: str = HNSW,
+                 pending: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"search kind must be one of {KINDS}, not {kind!r}")
         self.database, self.row, self.kind = database, space, kind
         self.embedder = EmbedderKey.coerce(embedder)
         self.space = space.space
+        ids, vecs = pending if pending is not None else (np.empty(0, np.int64), np.empty((0, space.dim)))
+        self.pending_ids, self.pending = np.asarray(ids, np.int64), unit_rows(vecs, space.dim)
         with read_transaction(database) as s:
-            self.ntotal = count(s, space)
+            self.stored = count(s, space)
+
+    @property
+    def ntotal(self) -> int:
+        return self.stored + len(self.pending_ids)
 
     @property
     def dim(self) -> int:
@@ -225,13 +236,15 @@ class PgVectorIndex:
         ids = np.full((len(q), max(kk, 0)), -1, np.int64)
         if kk <= 0 or not len(q):
             return scores, ids
-        sql = self._search_sql(kk)
+        sql = self._search_sql(min(kk, self.stored))
         with read_transaction(self.database) as s:
             self._plan(s, kk)
             for i, vec in enumerate(q):
-                hits = s.execute(sql, {"q": literal(vec)}).all()
-                ids[i, :len(hits)] = [h[0] for h in hits]
-                scores[i, :len(hits)] = [h[1] for h in hits]
+                hits = s.execute(sql, {"q": literal(vec)}).all() if self.stored else []
+                row_ids = np.asarray([h[0] for h in hits] + self.pending_ids.tolist(), np.int64)
+                row_scores = np.asarray([h[1] for h in hits] + (self.pending @ vec).tolist(), np.float32)
+                best = np.argsort(-row_scores, kind="stable")[:kk]
+                ids[i, :len(best)], scores[i, :len(best)] = row_ids[best], row_scores[best]
         return scores, ids
 
     def _search_sql(self, k: int) -> Any:
@@ -253,28 +266,29 @@ class PgVectorIndex:
     def _plan(self, s: Session, k: int) -> None:
         """The index with ef_search >= k, or an exact scan: kind flat, k beyond ef_search's limit,
         or k covering the whole space (a widened search then misses no one)."""
-        if self.kind == HNSW and k <= MAX_EF_SEARCH and k < self.ntotal:
+        if self.kind == HNSW and k <= MAX_EF_SEARCH and k < self.stored:
             s.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))}"))
         else:
             s.execute(text("SET LOCAL enable_indexscan = off"))
 
     def ids(self) -> np.ndarray:
-        """Every embedding id the space holds, ascending."""
+        """Every embedding id the space holds (pending ones included), ascending."""
         with read_transaction(self.database) as s:
-            return np.asarray(held_ids(s, self.row), dtype=np.int64)
+            return np.union1d(np.asarray(held_ids(s, self.row), dtype=np.int64), self.pending_ids)
 
     def contains(self, ids: Any) -> np.ndarray:
         """For each of `ids`, whether the space holds it."""
         want = np.asarray(ids, dtype=np.int64).reshape(-1)
         with read_transaction(self.database) as s:
             held = held_ids(s, self.row, want.tolist())
-        return np.isin(want, np.asarray(held, dtype=np.int64))
+        return np.isin(want, np.asarray(held, dtype=np.int64)) | np.isin(want, self.pending_ids)
 
     def reconstruct(self, ids: Any) -> np.ndarray:
-        """The stored vectors of `ids` (n, dim); KeyError if one is absent."""
+        """The vectors of `ids` (n, dim); KeyError if one is absent."""
         want = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         with read_transaction(self.database) as s:
             found = read_vectors(s, self.row, want)
+        found.update(zip(self.pending_ids.tolist(), self.pending))
         missing = [i for i in want if i not in found]
         if missing:
             raise KeyError(f"ids not in the {self.row.name} space: {missing[:10]}")
