@@ -16,7 +16,7 @@ from pathlib import Path
 from gallery import audit
 from gallery.db import Gallery, open_gallery
 from gallery.location import GalleryLocation
-from gallery.index import IndexProblem, VectorIndex
+from gallery.index import IndexProblem
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
 from gallery.roles import RoleGrant, create_roles, require_postgres
@@ -25,9 +25,11 @@ from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
-from forensics.indexes import GalleryIndexes, foreign_index_files
+from forensics.faiss_indexes import foreign_index_files
+from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
+from forensics.stores import open_indexes
 
 Progress = Callable[[int, int], None]
 
@@ -126,19 +128,24 @@ class Forensics:
 
         return check_gallery(self.gallery(), operator=self.operator)
 
-    def rebuild_index(self, kind: str, nprobe: int | None) -> VectorIndex:
+    def rebuild_index(self, kind: str | None, nprobe: int | None) -> SearchIndex:
+        """The plain and sketch-search-space indexes rebuilt as `kind` (None: the store's default)."""
         from forensics.maintenance import rebuild_index
+        from forensics.whitening import load_whitening
 
-        return rebuild_index(self.gallery(), kind=kind, nprobe=nprobe, operator=self.operator)
+        g = self.gallery()
+        emb = g.repository().gallery_embedder()
+        white = load_whitening(emb.key.slug) if emb is not None else None
+        return rebuild_index(g, kind=kind, nprobe=nprobe, operator=self.operator, whitening=white)
 
-    def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> VectorIndex:
+    def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> SearchIndex:
         """The round-trip index, brought up to date (only faces not yet computed are)."""
         from forensics.inversion.invert import load_inverter
         from forensics.whitening import load_whitening
 
         pipeline = self.pipeline()
         white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None
-        return GalleryIndexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
+        return open_indexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
 
     # -- enroll, search, query, evaluate -------------------------------------------------------
 

@@ -45,11 +45,11 @@ def test_models_match_migrations_on_postgresql(pg_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from gallery.models import Base
+    from gallery.pgvector import schema
 
     with open_gallery(pg_url) as g, g.engine.connect() as conn:
         mc = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert compare_metadata(mc, Base.metadata) == []
+        assert compare_metadata(mc, schema(postgres=True)) == []  # the models and the vector tables
 
 
 def test_an_empty_database_without_create_is_not_found(pg_url):

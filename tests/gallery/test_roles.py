@@ -117,3 +117,45 @@ def test_sqlite_has_no_roles(tmp_path):
 def _sql(g, statement: str) -> None:
     with g.engine.begin() as c:
         c.execute(text(statement))
+
+
+def test_the_vector_spaces_under_each_role(pg_url):
+    """The admin enrolls into a new gallery (the plain space's HNSW index is made for it, though it
+    does not own the table) and keeps the whitened space current; the examiner searches both, the
+    faces a space still lacks from memory (it may not store them), and where there is no space to
+    search gets a clear error naming what an administrator runs."""
+    from forensics.errors import ForensicsError
+    from forensics.stores import open_indexes
+    from forensics.whitening import fit_whitening
+
+    whitening = fit_whitening(np.random.default_rng(0).normal(size=(50, DIM)), "test-embedder@1/8")
+    with open_gallery(pg_url) as g:
+        emb = g.repository().get_or_create_embedder("test-embedder", "1", DIM, "c" * 64)
+        create_roles(g)
+    with open_gallery(_login(pg_url, ADMIN), create=False) as g:
+        enroll_sealed(g, [_enrollment(emb.id, k) for k in range(1, 5)], actor="admin")
+        open_indexes(g).refresh(whitening)  # what `forensics enroll` does at its end
+        assert open_indexes(g).rebuild("hnsw", whitening=whitening).ntotal == 4  # spaces dropped and made again
+        enroll_sealed(g, [_enrollment(emb.id, 5)], actor="admin")  # the whitened space is now behind
+    examiner = _login(pg_url, EXAMINER)
+    with open_gallery(examiner, create=False) as g:
+        indexes = open_indexes(g)
+        plain = indexes.plain()
+        q = np.random.default_rng(1).normal(size=(1, DIM))
+        _, ids = plain.search(q, 3)
+        assert plain.ntotal == 5 and ids.shape == (1, 3)
+        # the face enrolled since the last refresh is searched from memory, beside the stored four
+        white = indexes.whitened(whitening)
+        assert (white.stored, white.ntotal) == (4, 5)
+        every = white.ids()
+        qw = whitening.apply(q)  # a probe in the sketch search space
+        scores, found = white.search(qw, 5)
+        exact = whitening.apply(g.repository().iter_embeddings()[1]) @ qw[0]
+        assert sorted(found[0].tolist()) == every.tolist()
+        assert scores[0] == pytest.approx(np.sort(exact)[::-1], abs=1e-5)
+        assert white.contains(every).all() and white.reconstruct(every).shape == (5, DIM)
+    with open_gallery(pg_url) as g:  # the owner drops the whitened space: nothing to search from
+        open_indexes(g).rebuild("hnsw")
+    with open_gallery(examiner, create=False) as g:
+        with pytest.raises(ForensicsError, match="administrator runs `forensics gallery rebuild-index`"):
+            open_indexes(g).whitened(whitening)
