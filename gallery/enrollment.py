@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from .errors import DuplicateImageError, EmbedderMismatchError, EnrollmentError, GalleryError
 from .models import Embedder, Face, FaceEmbedding, Image, Subject
+from .pgvector import add_plain, is_postgres
 from .records import EnrollmentResult, FaceSpec, ImageSpec, SubjectInfo
 from .subjects import SUBJECT_FIELDS, upsert_subjects
 from .transaction import Store, chunks
 from .util import is_sha256_hex, to_plain
-from .vectors import EmbedderLike, gallery_embedder_row, mismatch_message, normalize_vector, vector_to_bytes
+from .vectors import (EmbedderLike, gallery_embedder_row, mismatch_message, normalize_vector, vector_from_bytes,
+                      vector_to_bytes)
 
 Outcome = Union[EnrollmentResult, GalleryError]
 
@@ -190,6 +192,8 @@ def insert_batch(s: Session, batch: Sequence[Enrollment]) -> list[EnrollmentResu
     flat = [(image_id, face, emb) for image_id, faces in zip(image_ids, rows) for face, emb in faces]
     face_ids = _insert_returning(s, Face, [{"image_id": image_id, **face} for image_id, face, _ in flat])
     emb_ids = _insert_returning(s, FaceEmbedding, [{"face_id": fid, **emb} for fid, (_, _, emb) in zip(face_ids, flat)])
+    if emb_ids and is_postgres(s):  # searched in the database: the vectors go in with their rows
+        add_plain(s, embedder.id, dim, emb_ids, np.stack([vector_from_bytes(emb["vector"]) for _, _, emb in flat]))
     out, k = [], 0
     for e, (subj, created), image_id in zip(batch, owners, image_ids):
         n = len(e.faces)

@@ -33,11 +33,11 @@ import numpy as np
 from .errors import EmbedderMismatchError, GalleryError, IndexCorruptError
 from .records import EmbedderKey
 from .util import iso_utc, remove_orphans, sha256_file, tool_version
+from .vectors import FLAT, check_embedder, unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from .repository import GalleryRepository
 
-FLAT = "flat"
 IVF = "ivf"
 KINDS = (FLAT, IVF)
 SIDECAR_FORMAT = "forensics.vector-index"
@@ -83,24 +83,6 @@ def _as_ids(ids: Any) -> np.ndarray:
     if arr.size and arr.min() < 0:
         raise ValueError("embedding ids must be non-negative")
     return arr
-
-
-def _normalized(vectors: Any, dim: int) -> np.ndarray:
-    x = np.asarray(vectors, dtype=np.float32)
-    if x.ndim == 1:
-        x = x.reshape(1, -1)
-    if x.ndim != 2 or (x.shape[0] and x.shape[1] != dim):
-        raise EmbedderMismatchError(
-            f"vectors have shape {x.shape}, the index's embedder has dim {dim}"
-        )
-    if x.shape[0] == 0:
-        return np.empty((0, dim), np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("vectors contain NaN or infinite values")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError("a vector is all zeros")
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -184,7 +166,7 @@ class VectorIndex:
         """
         key = EmbedderKey.coerce(embedder_key)
         id_arr = _as_ids(ids)
-        x = _normalized(vectors, key.dim)
+        x = unit_rows(vectors, key.dim)
         if x.shape[0] != id_arr.shape[0]:
             raise ValueError(f"{id_arr.shape[0]} ids for {x.shape[0]} vectors")
         if np.unique(id_arr).shape[0] != id_arr.shape[0]:
@@ -307,15 +289,7 @@ class VectorIndex:
     # -- search / update ----------------------------------------------------------------------
 
     def _check_key(self, embedder_key: Any) -> None:
-        if embedder_key is None:
-            return
-        key = EmbedderKey.coerce(embedder_key)
-        if key != self.embedder:
-            raise EmbedderMismatchError(
-                f"the index holds vectors of {self.embedder}, the query was embedded with "
-                f"{key}; scores between different embedders are meaningless. Use the gallery's "
-                "embedder (or re-enroll the gallery with the new one)."
-            )
+        check_embedder(self.embedder, embedder_key)
 
     def search(
         self, queries: Any, k: int, *, embedder_key: Any = None
@@ -328,7 +302,7 @@ class VectorIndex:
         an IVF index may pad with id -1 / score -inf when the visited lists hold fewer vectors.
         """
         self._check_key(embedder_key)
-        q = _normalized(queries, self.dim)
+        q = unit_rows(queries, self.dim)
         kk = int(min(int(k), self.ntotal))
         m = q.shape[0]
         if kk <= 0 or m == 0:
@@ -343,7 +317,7 @@ class VectorIndex:
         """Add vectors (normalised here) under new ids; an id already held raises ValueError."""
         self._check_key(embedder_key)
         id_arr = _as_ids(ids)
-        x = _normalized(vectors, self.dim)
+        x = unit_rows(vectors, self.dim)
         if x.shape[0] != id_arr.shape[0]:
             raise ValueError(f"{id_arr.shape[0]} ids for {x.shape[0]} vectors")
         if not id_arr.size:
@@ -369,6 +343,10 @@ class VectorIndex:
         self._ids = self._ids[~np.isin(self._ids, id_arr)]
         self.gallery_fingerprint = None
         return n
+
+    def contains(self, ids: Any) -> np.ndarray:
+        """For each of ``ids``, whether the index holds it."""
+        return np.isin(np.asarray(ids, dtype=np.int64).reshape(-1), self._ids)
 
     def reconstruct(self, ids: Any) -> np.ndarray:
         """The stored (normalised) vectors of ``ids`` as float32 (n, dim); KeyError if one is absent."""

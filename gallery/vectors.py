@@ -16,9 +16,12 @@ from sqlalchemy.orm import Session
 
 from .errors import EmbedderMismatchError, EnrollmentError, GalleryError
 from .models import Embedder, Face, FaceEmbedding, Image, Subject
-from .records import EmbedderInfo, Owner
+from .records import EmbedderInfo, EmbedderKey, Owner
 from .transaction import Store, chunks, dbapi_connection
 from .util import is_sha256_hex
+
+#: The exact search kind, whichever store: every vector compared with the query.
+FLAT = "flat"
 
 EmbedderLike = Union[EmbedderInfo, Embedder, int, None]
 
@@ -49,6 +52,38 @@ def vector_to_bytes(vector: np.ndarray) -> bytes:
 def vector_from_bytes(blob: bytes) -> np.ndarray:
     """The float32 vector stored by :func:`vector_to_bytes`."""
     return np.frombuffer(blob, dtype="<f4")
+
+
+def unit_rows(vectors: Any, dim: int) -> np.ndarray:
+    """`vectors` (n, dim) or (dim,) as unit float32 rows; refuses another dimension, NaN, zeros."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.ndim != 2 or (x.shape[0] and x.shape[1] != dim):
+        raise EmbedderMismatchError(
+            f"vectors have shape {x.shape}, the index's embedder has dim {dim}"
+        )
+    if x.shape[0] == 0:
+        return np.empty((0, dim), np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("vectors contain NaN or infinite values")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("a vector is all zeros")
+    return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+def check_embedder(held: EmbedderKey, embedder_key: Any) -> None:
+    """Refuses queries embedded with another embedder than the vectors `held` (None: not checked)."""
+    if embedder_key is None:
+        return
+    key = EmbedderKey.coerce(embedder_key)
+    if key != held:
+        raise EmbedderMismatchError(
+            f"the index holds vectors of {held}, the query was embedded with "
+            f"{key}; scores between different embedders are meaningless. Use the gallery's "
+            "embedder (or re-enroll the gallery with the new one)."
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,14 +407,17 @@ class VectorStore(Store):
 
 
 __all__ = [
+    "FLAT",
     "EmbedderLike",
     "VectorStore",
+    "check_embedder",
     "embedder_id",
     "embedder_info",
     "gallery_embedder_row",
     "mismatch_message",
     "normalize_vector",
     "resolve_embedder",
+    "unit_rows",
     "vector_from_bytes",
     "vector_to_bytes",
 ]

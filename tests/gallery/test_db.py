@@ -20,8 +20,8 @@ def file_sha(p: Path) -> str:
 
 
 def test_init_creates_schema_at_head_with_pragmas(gal, db_path):
-    assert known_revisions() == ["0001", "0002", "0003"]
-    assert gal.revision == head_revision() == "0003"
+    assert known_revisions() == ["0001", "0002", "0003", "0004"]
+    assert gal.revision == head_revision() == "0004"
     with gal.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -34,7 +34,7 @@ def test_init_creates_schema_at_head_with_pragmas(gal, db_path):
     # reopening is a no-op
     gal.close()
     with open_gallery(db_path, create=False) as g2:
-        assert g2.revision == "0003"
+        assert g2.revision == "0004"
 
 
 def test_models_match_migrations(gal):
@@ -61,7 +61,7 @@ def test_upgrade_from_older_revision_keeps_data_and_backs_up(db_path):
     assert "`forensics gallery init`" in str(ei.value)  # the command that upgrades it
 
     with open_gallery(db_path) as g:
-        assert g.revision == "0003"
+        assert g.revision == "0004"
         repo = g.repository()
         assert repo.get_subject("OLD-1") is not None
         assert g.get_meta("last_upgrade")["from"] == "0001"
@@ -74,7 +74,7 @@ def test_upgrade_from_older_revision_keeps_data_and_backs_up(db_path):
 
 def test_new_gallery_records_its_creation(gal):
     assert gal.get_meta("created_at") == gal.get_meta("last_upgrade")["at"]
-    assert gal.get_meta("last_upgrade")["from"] is None and gal.get_meta("last_upgrade")["to"] == "0003"
+    assert gal.get_meta("last_upgrade")["from"] is None and gal.get_meta("last_upgrade")["to"] == "0004"
 
 
 def test_refuses_database_from_newer_version(gal, db_path):

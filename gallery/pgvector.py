@@ -1,0 +1,257 @@
+"""A PostgreSQL gallery's vectors in pgvector, searched in the database (no copy on a workstation).
+
+Tables (migration 0004, PostgreSQL only): ``vector_spaces``, one row per search space, named as
+the index it serves (``plain``: the stored descriptors; ``whitened``, ``roundtrip``,
+``roundtrip-raw``: derived) with ``space`` (what its vectors are: a whitening's or round-trip's
+id, None for ``plain``), the dimension and the embedder; ``space_vectors``, the unit vectors,
+keyed by (space, embedding id) and deleted with their embedding (ON DELETE CASCADE).
+
+Each space has its own HNSW index (cosine: ``vector_cosine_ops``), partial (``WHERE space_id =
+<id>``) on ``v::vector(dim)``, made with the space: one gallery table serves every space, and a
+space's index holds only its own vectors. Vectors are unit length, so the cosine similarity is
+``1 - (a <=> b)``. A search of k <= 1000 (hnsw.ef_search's limit) runs on the index with
+``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, or a space whose search kind is ``flat``,
+is an exact scan (index scans off), so widening a filtered search to the whole gallery is exact.
+
+The plain vectors are written by the enrollment batch itself (:func:`add_plain`, same
+transaction), so they are never behind the embeddings; the derived ones by their owner
+(:mod:`forensics.pg_store`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from .errors import GalleryError
+from .records import EmbedderKey
+from .transaction import CHUNK, Database, chunks, read_transaction
+from .vectors import FLAT, check_embedder, unit_rows
+
+PLAIN = "plain"
+HNSW = "hnsw"
+#: Search kinds on PostgreSQL: the HNSW index (approximate) or an exact scan.
+KINDS = (HNSW, FLAT)
+#: hnsw.ef_search's upper limit: a larger k is searched exactly.
+MAX_EF_SEARCH = 1000
+MIN_EF_SEARCH = 40
+#: The advisory lock key taken while a space (and its index) is created (two enrollments at once).
+SPACE_LOCK = 0x666f7273  # "fors"
+
+
+def is_postgres(source: Any) -> bool:
+    """True when `source` (a Database, Session, Connection or Engine) is on PostgreSQL."""
+    bind = source.engine if isinstance(source, Database) else source
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    return bind.dialect.name == "postgresql"
+
+
+@dataclass(frozen=True)
+class SpaceRow:
+    """One search space: its row id, index name, what its vectors are, dimension and embedder."""
+
+    id: int
+    name: str
+    space: Optional[str]
+    dim: int
+    embedder_id: int
+
+    @property
+    def index_name(self) -> str:
+        return f"space_vectors_hnsw_{self.id}"
+
+
+def literal(vector: np.ndarray) -> str:
+    """pgvector's text form of a float32 vector (exact: each float32 round-trips)."""
+    return "[" + ",".join(repr(x) for x in np.asarray(vector, np.float32).tolist()) + "]"
+
+
+def parse(value: str) -> np.ndarray:
+    """A vector from pgvector's text form (float32)."""
+    return np.asarray(value[1:-1].split(","), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Spaces
+# --------------------------------------------------------------------------------------------
+
+
+def get_space(s: Session, name: str) -> Optional[SpaceRow]:
+    row = s.execute(text("SELECT id, name, space, dim, embedder_id FROM vector_spaces WHERE name = :n"),
+                    {"n": name}).first()
+    return None if row is None else SpaceRow(*row)
+
+
+def ensure_space(s: Session, name: str, space: Optional[str], dim: int, embedder_id: int) -> SpaceRow:
+    """The space called `name` holding `space` vectors, made (with its HNSW index) when there is
+    none; one holding other vectors (another whitening, inverter or embedder) is dropped first.
+    Two writers at once: the second waits for the first's commit (advisory lock), then finds it."""
+    found = get_space(s, name)
+    if found is not None and (found.space, found.dim, found.embedder_id) == (space, dim, embedder_id):
+        return found
+    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SPACE_LOCK})
+    found = get_space(s, name)
+    if found is not None and (found.space, found.dim, found.embedder_id) == (space, dim, embedder_id):
+        return found
+    if found is not None:
+        drop_space(s, name)
+    sid = s.execute(text("INSERT INTO vector_spaces (name, space, dim, embedder_id) VALUES (:n, :s, :d, :e) "
+                         "RETURNING id"), {"n": name, "s": space, "d": int(dim), "e": int(embedder_id)}).scalar_one()
+    row = SpaceRow(sid, name, space, int(dim), int(embedder_id))
+    s.execute(text(f"CREATE INDEX {row.index_name} ON space_vectors USING hnsw "
+                   f"((v::vector({row.dim})) vector_cosine_ops) WHERE space_id = {row.id}"))
+    return row
+
+
+def drop_space(s: Session, name: str) -> None:
+    """Delete the space called `name`, its vectors and its index (nothing when there is none)."""
+    found = get_space(s, name)
+    if found is not None:
+        s.execute(text(f"DROP INDEX IF EXISTS {found.index_name}"))
+        s.execute(text("DELETE FROM vector_spaces WHERE id = :i"), {"i": found.id})
+
+
+def write_vectors(s: Session, space: SpaceRow, ids: Sequence[int], vectors: Any) -> None:
+    """Store unit copies of `vectors` (n, dim) under embedding `ids` in `space`; a vector already
+    there (another process filled the same gap) is kept."""
+    x = unit_rows(vectors, space.dim)
+    if len(ids) != len(x):
+        raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
+    rows = [{"s": space.id, "e": int(i), "v": literal(v)} for i, v in zip(ids, x)]
+    for part in chunks(rows):
+        s.execute(text("INSERT INTO space_vectors (space_id, embedding_id, v) VALUES (:s, :e, CAST(:v AS vector)) "
+                       "ON CONFLICT DO NOTHING"), list(part))
+
+
+def add_plain(s: Session, embedder_id: int, dim: int, ids: Sequence[int], vectors: Any) -> None:
+    """The enrollment's vectors into the plain space (made with the first ones), in its transaction."""
+    if len(ids):
+        write_vectors(s, ensure_space(s, PLAIN, None, dim, embedder_id), ids, vectors)
+
+
+def missing_ids(s: Session, space: SpaceRow) -> np.ndarray:
+    """The gallery's embedding ids (of the space's embedder) that the space lacks, ascending."""
+    rows = s.scalars(text("SELECT e.id FROM embeddings e WHERE e.embedder_id = :emb AND NOT EXISTS "
+                          "(SELECT 1 FROM space_vectors v WHERE v.space_id = :sid AND v.embedding_id = e.id) "
+                          "ORDER BY e.id"), {"emb": space.embedder_id, "sid": space.id})
+    return np.fromiter(rows, dtype=np.int64)
+
+
+def count(s: Session, space: SpaceRow) -> int:
+    return int(s.scalar(text("SELECT count(*) FROM space_vectors WHERE space_id = :i"), {"i": space.id}))
+
+
+def space_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The stored vectors of those of `ids` the space holds."""
+    out: dict[int, np.ndarray] = {}
+    for part in chunks([int(i) for i in ids]):
+        for eid, v in s.execute(text("SELECT embedding_id, v::text FROM space_vectors WHERE space_id = :s "
+                                     "AND embedding_id = ANY(:ids)"), {"s": space.id, "ids": list(part)}):
+            out[int(eid)] = parse(v)
+    return out
+
+
+def index_exists(s: Session, space: SpaceRow) -> bool:
+    """True when the space's HNSW index is in the catalogue (pg_indexes)."""
+    return bool(s.scalar(text("SELECT count(*) FROM pg_indexes WHERE indexname = :n"), {"n": space.index_name}))
+
+
+# --------------------------------------------------------------------------------------------
+# Search (the surface forensics.ranking uses)
+# --------------------------------------------------------------------------------------------
+
+
+class PgVectorIndex:
+    """One space, searched in the database: ``search``, ``ids``, ``contains``, ``reconstruct``
+    as :class:`gallery.index.VectorIndex` has them. ``ntotal``: its vectors when it was opened."""
+
+    def __init__(self, database: Database, space: SpaceRow, embedder: Any, kind: str = HNSW) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"search kind must be one of {KINDS}, not {kind!r}")
+        self.database, self.row, self.kind = database, space, kind
+        self.embedder = EmbedderKey.coerce(embedder)
+        self.space = space.space
+        with read_transaction(database) as s:
+            self.ntotal = count(s, space)
+
+    @property
+    def dim(self) -> int:
+        return self.row.dim
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def search(self, queries: Any, k: int, *, embedder_key: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k most similar vectors of each query, best first: (scores (m, k'), ids (m, k'))."""
+        check_embedder(self.embedder, embedder_key)
+        q = unit_rows(queries, self.dim)
+        kk = int(min(int(k), self.ntotal))
+        scores = np.full((len(q), max(kk, 0)), -np.inf, np.float32)
+        ids = np.full((len(q), max(kk, 0)), -1, np.int64)
+        if kk <= 0 or not len(q):
+            return scores, ids
+        sql = text(f"SELECT embedding_id, 1 - ((v::vector({self.dim})) <=> CAST(:q AS vector({self.dim}))) "
+                   f"FROM space_vectors WHERE space_id = {self.row.id} "
+                   f"ORDER BY (v::vector({self.dim})) <=> CAST(:q AS vector({self.dim})) LIMIT {kk}")
+        with read_transaction(self.database) as s:
+            self._plan(s, kk)
+            for i, vec in enumerate(q):
+                hits = s.execute(sql, {"q": literal(vec)}).all()
+                ids[i, :len(hits)] = [h[0] for h in hits]
+                scores[i, :len(hits)] = [h[1] for h in hits]
+        return scores, ids
+
+    def _plan(self, s: Session, k: int) -> None:
+        """The index with ef_search >= k, or an exact scan (kind flat, or k beyond ef_search's limit)."""
+        if self.kind == HNSW and k <= MAX_EF_SEARCH:
+            s.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))}"))
+        else:
+            s.execute(text("SET LOCAL enable_indexscan = off"))
+
+    def ids(self) -> np.ndarray:
+        """Every embedding id the space holds, ascending."""
+        with read_transaction(self.database) as s:
+            rows = s.scalars(text("SELECT embedding_id FROM space_vectors WHERE space_id = :s ORDER BY embedding_id"),
+                             {"s": self.row.id})
+            return np.fromiter(rows, dtype=np.int64)
+
+    def contains(self, ids: Any) -> np.ndarray:
+        """For each of `ids`, whether the space holds it."""
+        want = np.asarray(ids, dtype=np.int64).reshape(-1)
+        held: set[int] = set()
+        with read_transaction(self.database) as s:
+            for part in chunks(want.tolist(), CHUNK):
+                held.update(s.scalars(text("SELECT embedding_id FROM space_vectors WHERE space_id = :s "
+                                           "AND embedding_id = ANY(:ids)"), {"s": self.row.id, "ids": list(part)}))
+        return np.asarray([int(i) in held for i in want], dtype=bool)
+
+    def reconstruct(self, ids: Any) -> np.ndarray:
+        """The stored vectors of `ids` (n, dim); KeyError if one is absent."""
+        want = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+        with read_transaction(self.database) as s:
+            found = space_vectors(s, self.row, want)
+        missing = [i for i in want if i not in found]
+        if missing:
+            raise KeyError(f"ids not in the {self.row.name} space: {missing[:10]}")
+        return np.stack([found[i] for i in want]) if want else np.empty((0, self.dim), np.float32)
+
+    def __repr__(self) -> str:
+        return f"<PgVectorIndex {self.row.name} {self.kind} {self.embedder} n={self.ntotal}>"
+
+
+def require_space(s: Session, name: str) -> SpaceRow:
+    """The space called `name`; GalleryError when there is none."""
+    found = get_space(s, name)
+    if found is None:
+        raise GalleryError(f"the gallery holds no {name} vectors yet")
+    return found
+
+
+__all__ = ["HNSW", "KINDS", "PLAIN", "PgVectorIndex", "SpaceRow", "add_plain", "count", "drop_space", "ensure_space",
+           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "require_space",
+           "space_vectors", "write_vectors"]
