@@ -75,6 +75,14 @@ def save_row(section: str, row: dict, key: tuple[str, ...]) -> None:
     OUT.write_text(json.dumps(res, indent=2))
 
 
+def save_facts(**facts) -> None:
+    """Facts about the vectors measured (how many real descriptors seeded them...)."""
+    res = load_results()
+    res.setdefault("vectors", {}).update(facts)
+    RESULTS.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2))
+
+
 def note_not_run(what: str, why: str | None) -> None:
     """Record that `what` was not (or not completely) run and why; `why` None clears it."""
     res = load_results()
@@ -103,6 +111,7 @@ def base_descriptors(data: Path, n: int, rebuild: bool) -> np.ndarray:
     with open_gallery(db, create=False) as g:
         _, vecs = g.repository().iter_embeddings()
     print(f"{len(vecs)} LFW descriptors from {db}")
+    save_facts(source="LFW", base_photos=len(rows), base_descriptors=len(vecs), dim=int(vecs.shape[1]))
     return vecs
 
 
