@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery import audit
+from gallery import audit, transfer
 from gallery.db import Gallery, open_gallery
 from gallery.index import IndexProblem, VectorIndex
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
@@ -115,6 +115,18 @@ class Forensics:
         from forensics.maintenance import rebuild_index
 
         return rebuild_index(self.gallery(), kind=kind, nprobe=nprobe, operator=self.operator)
+
+    def copy_gallery(self, dest, progress: Progress | None = None) -> transfer.CopyResult:
+        """Copy this gallery into the new or empty gallery `dest` (a file path or a PostgreSQL URL),
+        every row as stored, verified before it commits (`gallery.transfer.copy_gallery`); then
+        the destination's plain index is made, so it is ready to search. The derived search spaces
+        are made on the destination when first needed."""
+        target = Forensics(dest, self.models, self.operator)
+        result = transfer.copy_gallery(self.gallery(), target.gallery(create=True), actor=self.operator,
+                                       source_label=str(self.db), dest_label=str(target.db), progress=progress)
+        if target.gallery().path is not None and target.gallery().repository().gallery_embedder() is not None:
+            GalleryIndexes(target.gallery()).plain()  # a SQLite file's FAISS index (PostgreSQL's is filled)
+        return result
 
     def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> VectorIndex:
         """The round-trip index, brought up to date (only faces not yet computed are)."""

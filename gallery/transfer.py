@@ -76,14 +76,16 @@ def content_counts(s: Session | Connection) -> dict[str, int]:
 
 
 def check_empty(dest: Database, label: str) -> None:
-    """CopyError unless `dest` holds no subject, image, query, review, audit event or embedder."""
+    """CopyError unless `dest` holds no row but ``gallery_meta``'s: not even an audit event (the copy
+    carries the source's log from its first event, and no event can be deleted)."""
     with read_transaction(dest) as s:
         full = {name: n for name, n in content_counts(s).items()
                 if n and name != GalleryMeta.__tablename__}
     if full:
         what = ", ".join(f"{n:,} {name}" for name, n in sorted(full.items()))
-        raise CopyError(f"the destination {label} is not empty ({what}); copy into a new gallery file or an "
-                        "empty PostgreSQL database")
+        raise CopyError(f"the destination {label} is not empty ({what}): a copy carries the source's audit log "
+                        "from its first event, so it goes into a new gallery file or a new, empty PostgreSQL "
+                        "database (the copy creates the schema; not one made with `gallery init`, whose log has begun)")
 
 
 def _copy_table(src: Connection, dst: Session, table: Table, done: int, total: int,

@@ -92,7 +92,7 @@ def test_a_copy_of_a_copy_still_verifies(source, tmp_path):
 def test_an_occupied_destination_is_refused(source, tmp_path, emb, face, sha):
     with open_gallery(tmp_path / "busy.db") as dest:
         audit.append_event(dest, "someone", "note")
-        with pytest.raises(CopyError, match=r"busy.db is not empty \(1 audit_events\)"):
+        with pytest.raises(CopyError, match=r"busy.db is not empty \(1 audit_events\): a copy carries the source's audit log"):
             copy_gallery(source, dest, actor="admin", source_label="cases.db", dest_label="busy.db")
 
 
