@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gallery import audit, transfer
 from gallery.db import Gallery, open_gallery
+from gallery.location import GalleryLocation
 from gallery.index import IndexProblem, VectorIndex
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
@@ -47,10 +48,13 @@ class ModelChoice:
 
 
 class Forensics:
-    """One gallery (`db`: its SQLite file) and the models, for one operator."""
+    """One gallery (`db`: where it lives, a SQLite file or a PostgreSQL URL: `GalleryLocation`)
+    and the models, for one operator. Messages and the audit log name the gallery by
+    `db.display()` (a URL's password masked)."""
 
-    def __init__(self, db: Path, models: ModelChoice = ModelChoice(), operator: str | None = None):
-        self.db = Path(db)
+    def __init__(self, db: GalleryLocation | Path | str, models: ModelChoice = ModelChoice(),
+                 operator: str | None = None):
+        self.db = GalleryLocation.parse(db)
         self.models = models
         self.operator = operator or getpass.getuser()
         self._gallery: Gallery | None = None
@@ -58,16 +62,17 @@ class Forensics:
 
     # -- what it works on ----------------------------------------------------------------------
 
-    def gallery(self, create: bool = False) -> Gallery:
+    def gallery(self, create: bool = False, backup: bool = True) -> Gallery:
         """The gallery (opened once); `create`: a new one when there is none, unless index files
-        of another gallery lie where its indexes would go (they are never overwritten)."""
+        of another gallery lie where its indexes would go (they are never overwritten); `backup`:
+        an older gallery is saved before it is upgraded (false: the caller saved it)."""
         if self._gallery is None:
-            foreign = foreign_index_files(self.db) if create else []
+            foreign = foreign_index_files(self.db.path) if create and self.db.path is not None else []
             if foreign:
                 raise ForensicsError(f"{foreign[0]} exists but the gallery {self.db} does not: it was built from "
                                      "another gallery; refusing to create a new gallery that would overwrite it "
                                      "(restore the gallery, move the index away, or give another --db)")
-            self._gallery = open_gallery(self.db, create=create)
+            self._gallery = open_gallery(self.db, create=create, backup_on_upgrade=backup)
         return self._gallery
 
     def pipeline(self, workers: int = 0):
@@ -82,9 +87,9 @@ class Forensics:
 
     # -- the gallery ---------------------------------------------------------------------------
 
-    def init_gallery(self) -> Gallery:
-        g = self.gallery(create=True)
-        audit.append_event(g, actor=self.operator, action="gallery-init", target=str(self.db),
+    def init_gallery(self, backup: bool = True) -> Gallery:
+        g = self.gallery(create=True, backup=backup)
+        audit.append_event(g, actor=self.operator, action="gallery-init", target=self.db.display(),
                            details={"revision": g.revision})
         return g
 

@@ -42,9 +42,10 @@ app.add_typer(queries_app, name="queries")
 console = Console()
 err = Console(stderr=True)
 
-DbOption = typer.Option(Path("forensics.db"), "--db", envvar="FORENSICS_DB",
-                        help="Gallery database file (SQLite). The derived FAISS index lives beside it "
-                        "(cases.db → cases.faiss + cases.faiss.json).")
+DbOption = typer.Option("forensics.db", "--db", envvar="FORENSICS_DB",
+                        help="The gallery: a SQLite file (the derived FAISS index lives beside it: cases.db → "
+                        "cases.faiss + cases.faiss.json) or a PostgreSQL database "
+                        "(postgresql://user@host:port/dbname, or postgresql://user@/dbname?host=/socket/dir).")
 EmbedderOption = typer.Option("dlib-resnet", "--embedder", help="Face embedder: dlib-resnet (default, offline) "
                               "or facenet-vggface2 (needs --weights).")
 WeightsOption = typer.Option(None, "--weights", help="Weights file for the embedder (facenet-vggface2 only).")
@@ -68,7 +69,12 @@ def handle_errors(fn):
         except (ForensicsError, GalleryError) as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
             raise typer.Exit(2) from None
-        except DatabaseError as e:  # SQLite itself refused: a damaged file, a full disk, a lock held too long
+        except DatabaseError as e:
+            if type(e.orig).__module__.startswith("psycopg"):  # the server refused (e.g. a role's rights)
+                err.print(f"[bold red]error:[/] the PostgreSQL server refused: {escape(str(e.orig).strip())}",
+                          highlight=False)
+                raise typer.Exit(2) from None
+            # SQLite itself refused: a damaged file, a full disk, a lock held too long
             err.print(f"[bold red]error:[/] the gallery database cannot be used: {escape(str(e.orig))} "
                       "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False)
             raise typer.Exit(2) from None
@@ -113,9 +119,10 @@ def lazy_progress_bar(what: str, unit: str = "img"):
         yield progress
 
 
-def forensics_app(db: Path, operator: Optional[str] = None, embedder: str = "dlib-resnet",
+def forensics_app(db: str, operator: Optional[str] = None, embedder: str = "dlib-resnet",
                   weights: Optional[Path] = None, face: str = "largest"):
-    """The application object for this command (models load when first needed)."""
+    """The application object for this command (models load when first needed); `db` is read by
+    `gallery.location.GalleryLocation.parse` (a file path or a PostgreSQL URL)."""
     from forensics.app import Forensics, ModelChoice
 
     return Forensics(db, ModelChoice(embedder, weights, face), operator)
@@ -128,15 +135,20 @@ def forensics_app(db: Path, operator: Optional[str] = None, embedder: str = "dli
 
 @gallery_app.command("init")
 @handle_errors
-def gallery_init(db: Path = DbOption):
-    """Create the gallery database, or upgrade an older one to this version's schema."""
-    g = forensics_app(db).init_gallery()
-    console.print(f"gallery ready: {escape(str(db))} (schema {g.revision})", highlight=False)
+def gallery_init(db: str = DbOption,
+                 no_backup: bool = typer.Option(False, "--no-backup", help="Upgrade without a backup copy "
+                                                "(PostgreSQL: say that you took one with pg_dump).")):
+    """Create the gallery database, or upgrade an older one to this version's schema (a SQLite
+    file is copied to <db>.bak-<old revision> first; a PostgreSQL gallery is upgraded only with
+    --no-backup, once pg_dump has saved it)."""
+    fx = forensics_app(db)
+    g = fx.init_gallery(backup=not no_backup)
+    console.print(f"gallery ready: {escape(fx.db.display())} (schema {g.revision})", highlight=False)
 
 
 @gallery_app.command("list")
 @handle_errors
-def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How many subjects."),
+def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How many subjects."),
                  offset: int = typer.Option(0, help="Skip this many subjects.")):
     """List enrolled subjects with their image counts."""
     subjects, totals = forensics_app(db).subjects(limit=limit, offset=offset)
@@ -151,7 +163,7 @@ def gallery_list(db: Path = DbOption, limit: int = typer.Option(50, help="How ma
 
 @gallery_app.command("show")
 @handle_errors
-def gallery_show(subject_id: str, db: Path = DbOption):
+def gallery_show(subject_id: str, db: str = DbOption):
     """Show one subject: metadata and every enrolled image with its SHA-256."""
     s = forensics_app(db).subject(subject_id)
     console.print(f"[bold]{escape(s.external_id)}[/] {escape(s.name or '')}  sex={escape(s.sex or '-')} "
@@ -167,24 +179,25 @@ def gallery_show(subject_id: str, db: Path = DbOption):
 
 @gallery_app.command("remove")
 @handle_errors
-def gallery_remove(subject_id: str, db: Path = DbOption, operator: Optional[str] = typer.Option(None),
+def gallery_remove(subject_id: str, db: str = DbOption, operator: Optional[str] = typer.Option(None),
                    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")):
     """Remove a subject: its images, faces and vectors leave the DB and the index (the audit
     log keeps only the image hashes)."""
     from forensics.errors import ForensicsError
 
+    fx = forensics_app(db, operator)
     if not yes:
         if not sys.stdin.isatty():
             raise ForensicsError("removing a subject needs confirmation: pass --yes when not at a terminal")
-        typer.confirm(f"remove subject {subject_id!r} and all its images from {db}?", abort=True)
-    removed = forensics_app(db, operator).remove_subject(subject_id)
+        typer.confirm(f"remove subject {subject_id!r} and all its images from {fx.db.display()}?", abort=True)
+    removed = fx.remove_subject(subject_id)
     console.print(f"removed {escape(removed.external_id)}: {len(removed.image_sha256s)} image(s), "
                   f"{len(removed.embedding_ids)} vector(s)", highlight=False)
 
 
 @gallery_app.command("check")
 @handle_errors
-def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
+def gallery_check(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
     """Run SQLite's integrity check on the database, then compare the FAISS index with it (the
     source of truth); exit 1 on any problem."""
     problems = forensics_app(db, operator).check()
@@ -202,7 +215,7 @@ def gallery_check(db: Path = DbOption, operator: Optional[str] = typer.Option(No
 
 @gallery_app.command("roundtrip")
 @handle_errors
-def gallery_roundtrip(db: Path = DbOption, whiten: bool = typer.Option(True, "--whiten/--no-whiten",
+def gallery_roundtrip(db: str = DbOption, whiten: bool = typer.Option(True, "--whiten/--no-whiten",
                                                                        help="For queries in the sketch search space "
                                                                        "(default) or in the raw one.")):
     """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
@@ -220,7 +233,7 @@ def build_roundtrip(fx, whiten: bool):
 
 @gallery_app.command("rebuild-index")
 @handle_errors
-def gallery_rebuild_index(db: Path = DbOption,
+def gallery_rebuild_index(db: str = DbOption,
                           kind: str = typer.Option("flat", help="flat (exact) or ivf (approximate, for very large galleries)."),
                           nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search."),
                           operator: Optional[str] = typer.Option(None, help="Who rebuilds (audit log).")):
@@ -269,7 +282,7 @@ def enroll(
     source: str = typer.Option("cli", help="Free text recorded with each image (e.g. the booking system)."),
     operator: Optional[str] = typer.Option(None, help="Who enrolls (default: the login name)."),
     face: str = FaceOption,
-    db: Path = DbOption,
+    db: str = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
     workers: Optional[int] = typer.Option(None, help="Worker processes for detection and embedding (0: work in "
@@ -313,7 +326,7 @@ def search(
     top: int = typer.Option(10, "--top", "-k", min=1, help="How many subjects to return."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     face: str = FaceOption,
-    db: Path = DbOption,
+    db: str = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
 ):
@@ -362,7 +375,7 @@ def evaluate(
                                 "space (partial PCA whitening, fitted on training photos; docs/models.md) when "
                                 "one is fitted for the embedder; --no-whiten: raw descriptor space."),
     face: str = FaceOption,
-    db: Path = DbOption,
+    db: str = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
 ):
@@ -414,7 +427,7 @@ def query(
                                 "space (partial PCA whitening, fitted on training photos; docs/models.md) when "
                                 "one is fitted for the embedder; --no-whiten: raw descriptor space."),
     face: str = FaceOption,
-    db: Path = DbOption,
+    db: str = DbOption,
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
 ):
@@ -467,7 +480,7 @@ def report(
     fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
-    db: Path = DbOption,
+    db: str = DbOption,
 ):
     """Export the match report of a stored query, or with --case the case report."""
     from forensics.errors import ForensicsError
@@ -481,7 +494,7 @@ def report(
 
 @queries_app.command("list")
 @handle_errors
-def queries_list(db: Path = DbOption, limit: int = typer.Option(50, help="Show at most this many."),
+def queries_list(db: str = DbOption, limit: int = typer.Option(50, help="Show at most this many."),
                  case: Optional[str] = typer.Option(None, "--case", help="Only the queries of this case id."),
                  as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
     """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export)."""
@@ -511,7 +524,7 @@ def review(
     examiner: Optional[str] = typer.Option(None, "--examiner", help="Who decides (default: the login name)."),
     verify: bool = typer.Option(False, "--verify", help="Confirm the latest decision on this candidate as a "
                                 "second examiner (refused for the examiner who made it)."),
-    db: Path = DbOption,
+    db: str = DbOption,
 ):
     """Record an examiner's decision on one candidate of a stored query, or a second examiner's
     verification of it. Reviews are only added (a later one supersedes), are sealed in the audit
@@ -523,7 +536,7 @@ def review(
 
 @queries_app.command("show")
 @handle_errors
-def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Option(False, "--json")):
+def queries_show(query_id: str, db: str = DbOption, as_json: bool = typer.Option(False, "--json")):
     """One stored query: inputs, models, parameters and candidates."""
     q = forensics_app(db).stored_query(query_id)
     if as_json:
@@ -558,7 +571,7 @@ def queries_show(query_id: str, db: Path = DbOption, as_json: bool = typer.Optio
 
 @audit_app.command("verify")
 @handle_errors
-def audit_verify(db: Path = DbOption):
+def audit_verify(db: str = DbOption):
     """Check the audit hash chain; names any edited, deleted or reordered event and exits 1."""
     res = forensics_app(db).verify_audit()
     console.print(res.summary(), highlight=False, markup=False)
@@ -569,7 +582,7 @@ def audit_verify(db: Path = DbOption):
 @audit_app.command("export")
 @handle_errors
 def audit_export(out: Path = typer.Option(..., "-o", "--out", help="Output file."),
-                 fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: Path = DbOption):
+                 fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: str = DbOption):
     """Export every audit event, in order."""
     n = forensics_app(db).export_audit(fmt, out)
     console.print(f"wrote {n} events to {escape(str(out))}", highlight=False)

@@ -39,7 +39,7 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
     found = GalleryIndexes(gallery).check()
     problems = [IndexProblem(p.kind, f"{name} index: {p.message}" if name != "plain" else p.message, p.ids)
                 for name, probs in found.items() for p in probs]
-    audit.append_event(gallery, actor=operator, action="gallery-check", target=str(gallery.path),
+    audit.append_event(gallery, actor=operator, action="gallery-check", target=gallery.location.display(),
                        details={"integrity": "ok", "problems": [p.kind for p in problems]},
                        outcome="ok" if not problems else "problems")
     return problems
@@ -49,6 +49,6 @@ def rebuild_index(gallery: Gallery, kind: str = FLAT, nprobe: int | None = None,
                   whitening=None) -> VectorIndex:
     """Rebuild the derived indexes as `kind` (kept in the database for later rebuilds); audited."""
     index = GalleryIndexes(gallery).rebuild(kind, nprobe, whitening)
-    audit.append_event(gallery, actor=operator, action="rebuild-index", target=str(gallery.path),
+    audit.append_event(gallery, actor=operator, action="rebuild-index", target=gallery.location.display(),
                        details={"kind": kind, "nprobe": nprobe, "vectors": index.ntotal})
     return index

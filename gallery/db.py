@@ -1,7 +1,9 @@
-"""Opening, creating and upgrading the gallery SQLite database.
+"""Opening, creating and upgrading the gallery database: a SQLite file (the default) or a
+PostgreSQL database (:mod:`gallery.location` reads which; :mod:`gallery.postgres` holds what is
+particular to PostgreSQL).
 
-``open_gallery(path)`` returns a :class:`Gallery`: the engine, a session factory and helpers.
-Every connection gets ``PRAGMA foreign_keys=ON`` (so ON DELETE CASCADE / SET NULL work),
+``open_gallery(location)`` returns a :class:`Gallery`: the engine, a session factory and helpers.
+On SQLite every connection gets ``PRAGMA foreign_keys=ON`` (so ON DELETE CASCADE / SET NULL work),
 ``journal_mode=WAL`` (readers never block the writer) and a busy timeout, and SQLAlchemy emits
 ``BEGIN`` itself, so that every statement (SELECT and DDL included) runs inside a real
 transaction and SAVEPOINTs work (the pysqlite driver's legacy mode does neither).
@@ -10,6 +12,11 @@ Schema changes are Alembic migrations (``migrations/``), run programmatically, i
 transaction (``BEGIN IMMEDIATE``), with foreign keys off while tables are rebuilt and a
 ``PRAGMA foreign_key_check`` before commit. A database whose revision this code does not know
 (written by a newer forensics) is refused with :class:`GalleryVersionError`, never touched.
+
+On PostgreSQL an empty database becomes a gallery (migrated to head in one transaction, under
+the gallery's write lock so that two processes creating it at once do not race); another
+application's database is refused untouched; an older gallery is upgraded only after a
+``pg_dump`` (``backup_on_upgrade=False`` says it was taken: the server has no file to copy).
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from .errors import (
     GalleryVersionError,
     NotAGalleryError,
 )
+from .location import GalleryLocation
 from .models import APPLICATION_ID, GalleryMeta
+from .postgres import UPGRADE_ADVICE, make_pg_engine, read_state, take_write_lock, unvalidated_constraints
 from .repository import GalleryRepository
 from .transaction import Database, raw_connection, write_transaction
 from .util import iso_utc, remove_orphans, tool_version
@@ -46,9 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Milliseconds a connection waits for a lock held by another connection before failing.
 BUSY_TIMEOUT_MS = 30_000
-MEMORY = ":memory:"
 
 PathLike = Union[str, Path]
+Where = Union[str, Path, GalleryLocation]
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,14 +65,24 @@ PathLike = Union[str, Path]
 # --------------------------------------------------------------------------------------------
 
 
-def make_engine(path: PathLike, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
-    """A SQLAlchemy engine on the SQLite file ``path`` (or ``":memory:"``) with our pragmas.
+def make_engine(where: Where, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """A SQLAlchemy engine on the gallery database ``where`` (a SQLite file, ``":memory:"`` or a
+    PostgreSQL URL: :class:`GalleryLocation`).
 
-    Does not create tables; use :func:`open_gallery`. Per connection: ``foreign_keys=ON``,
+    Does not create tables; use :func:`open_gallery`. PostgreSQL: see
+    :func:`gallery.postgres.make_pg_engine`. SQLite, per connection: ``foreign_keys=ON``,
     ``journal_mode=WAL`` (files only), ``busy_timeout``. Transactions start with ``BEGIN``, or
     with what the ``forensics_begin`` execution option says (e.g. ``"BEGIN IMMEDIATE"``).
     """
-    memory = str(path) == MEMORY
+    location = GalleryLocation.parse(where)
+    if location.url is not None:
+        return make_pg_engine(location.url)
+    return _sqlite_engine(location.path, busy_timeout_ms)
+
+
+def _sqlite_engine(path: Optional[Path], busy_timeout_ms: int) -> Engine:
+    """The SQLite engine of :func:`make_engine` (``path`` None: in memory)."""
+    memory = path is None
     if memory:
         engine = create_engine(
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -128,15 +147,18 @@ def known_revisions() -> list[str]:
 
 @dataclass(frozen=True)
 class DatabaseState:
-    """What is in a SQLite file before we touch it.
+    """What is in a database before we touch it.
 
-    ``tables``: user tables present; ``application_id``: ``PRAGMA application_id``;
-    ``revision``: the Alembic revision stamped in it (None when there is none).
+    ``tables``: user tables present; ``application_id``: ``PRAGMA application_id`` (on
+    PostgreSQL: :data:`APPLICATION_ID` when ``gallery_meta`` carries the gallery marker, else 0);
+    ``revision``: the Alembic revision stamped in it (None when there is none); ``kind``: the
+    database's kind, for messages.
     """
 
     tables: frozenset[str]
     application_id: int
     revision: Optional[str]
+    kind: str = "SQLite"
 
     @property
     def empty(self) -> bool:
@@ -190,13 +212,14 @@ def _check_header(path: Path) -> None:
 
 
 def _classify(path: str, state: DatabaseState) -> None:
-    """Raise the right error if ``state`` is not a gallery we may open."""
+    """Raise the right error if ``state`` is not a gallery we may open (an empty PostgreSQL
+    database becomes one before this: see :func:`_open_postgres`)."""
     if state.empty:
         raise NotAGalleryError(f"{path} is an empty SQLite database, not a forensics gallery; refusing to "
                                "create a gallery over it (delete it or give a new path to create one)")
     if state.application_id != APPLICATION_ID:
         raise NotAGalleryError(
-            f"{path} is a SQLite database but not a forensics gallery "
+            f"{path} is a {state.kind} database but not a forensics gallery "
             f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it"
         )
     if state.revision is None:
@@ -229,28 +252,48 @@ def _backup_file(src_path: Path, dest: Path) -> None:
 def upgrade_to_head(engine: Engine, target: str = "head") -> str:
     """Run the migrations up to ``target`` on ``engine``'s database; returns the new revision.
 
-    One transaction (``BEGIN IMMEDIATE``, so two processes opening a new file do not race),
-    foreign keys switched off meanwhile (SQLite batch migrations drop and recreate tables) and a
-    ``PRAGMA foreign_key_check`` before commit.
+    One transaction. On SQLite: ``BEGIN IMMEDIATE`` (so two processes opening a new file do not
+    race), foreign keys switched off meanwhile (batch migrations drop and recreate tables) and a
+    ``PRAGMA foreign_key_check`` before commit. On PostgreSQL: the gallery's write lock first
+    (DDL is transactional there, and constraints are checked as each statement runs).
     """
+    if engine.dialect.name == "postgresql":
+        return _upgrade_postgres(engine, target)
+    return _upgrade_sqlite(engine, target)
+
+
+def _run_migrations(conn: Connection, target: str) -> str:
+    """Alembic's upgrade to ``target`` on ``conn`` (inside the caller's transaction); the
+    revision stamped after it."""
     from alembic import command
 
     cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, target)
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+
+
+def _upgrade_postgres(engine: Engine, target: str) -> str:
+    with engine.connect() as conn:
+        with conn.begin():
+            take_write_lock(conn)
+            return _run_migrations(conn, target)
+
+
+def _upgrade_sqlite(engine: Engine, target: str) -> str:
     with engine.connect() as conn:
         raw = raw_connection(conn)
         raw.execute("PRAGMA foreign_keys = OFF")
         try:
             conn = conn.execution_options(forensics_begin="BEGIN IMMEDIATE")
             with conn.begin():
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, target)
+                rev = _run_migrations(conn, target)
                 bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if bad:
                     raise GalleryError(
                         f"schema upgrade would leave {len(bad)} broken foreign keys "
                         f"(first: {tuple(bad[0])}); rolled back"
                     )
-                rev = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         finally:
             raw.execute("PRAGMA foreign_keys = ON")
     return rev
@@ -264,15 +307,17 @@ def upgrade_to_head(engine: Engine, target: str = "head") -> str:
 class Gallery(Database):
     """An open gallery database.
 
-    ``path``: the database file (None for an in-memory one); ``engine``: the SQLAlchemy engine;
+    ``location``: where it lives (:class:`GalleryLocation`; its ``display()`` is what to show);
+    ``path``: the SQLite file (None in memory and on PostgreSQL); ``engine``: the SQLAlchemy engine;
     ``Session``: the session factory (``expire_on_commit=False``); ``revision``: the schema
     revision. Use ``with gallery.session() as s:`` for one transaction, or
     :meth:`repository` for the high-level operations. Close with :meth:`close` or ``with``.
     """
 
-    def __init__(self, path: Optional[Path], engine: Engine, revision: str) -> None:
+    def __init__(self, location: GalleryLocation, engine: Engine, revision: str) -> None:
         super().__init__(engine)
-        self.path = path
+        self.location = location
+        self.path = location.path
         self.revision = revision
 
     def repository(self) -> GalleryRepository:
@@ -294,10 +339,14 @@ class Gallery(Database):
             s.merge(GalleryMeta(key=key, value=value))
 
     def integrity_check(self) -> list[str]:
-        """``PRAGMA integrity_check`` plus ``foreign_key_check``; an empty list means healthy."""
+        """SQLite: ``PRAGMA integrity_check`` plus ``foreign_key_check``. PostgreSQL: constraints
+        added unvalidated (the server checks every other one on each write; see
+        :mod:`gallery.postgres`). An empty list means healthy."""
         problems: list[str] = []
         try:
             with self.engine.connect() as conn:
+                if self.location.is_postgres:
+                    return unvalidated_constraints(conn)
                 rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
                 if rows != ["ok"]:
                     problems.extend(rows)
@@ -308,7 +357,10 @@ class Gallery(Database):
         return problems
 
     def backup(self, dest: PathLike) -> Path:
-        """A consistent copy of the database at ``dest`` (SQLite online backup; safe while in use)."""
+        """A consistent copy of the database at ``dest`` (SQLite online backup; safe while in use).
+        A PostgreSQL gallery is backed up with the server's tools (``pg_dump``)."""
+        if self.location.is_postgres:
+            raise GalleryError(f"{self.location.display()} is a PostgreSQL gallery: back it up with pg_dump")
         dest = Path(dest)
         with self.engine.connect() as conn:
             raw = raw_connection(conn)
@@ -330,7 +382,7 @@ class Gallery(Database):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Gallery {self.path or MEMORY} rev={self.revision}>"
+        return f"<Gallery {self.location.display()} rev={self.revision}>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,12 +390,12 @@ class Gallery(Database):
 # --------------------------------------------------------------------------------------------
 
 
-def _file_path(path: PathLike, create: bool) -> Optional[Path]:
-    """The database file of ``path`` (None for ``":memory:"``), checked to be SQLite if it
-    exists; its folder is created when ``create`` allows a new file."""
-    if str(path) == MEMORY:
+def _file_path(location: GalleryLocation, create: bool) -> Optional[Path]:
+    """The SQLite file of ``location`` (None in memory), checked to be SQLite if it exists; its
+    folder is created when ``create`` allows a new file."""
+    if location.path is None:
         return None
-    fpath = Path(path).expanduser()
+    fpath = location.path
     if fpath.exists():
         _check_header(fpath)
     elif not create:
@@ -367,18 +419,19 @@ def _existing_state(fpath: Optional[Path], label: str) -> DatabaseState:
         ) from exc
 
 
-def _upgrade(engine: Engine, fpath: Optional[Path], label: str, old: Optional[str], *,
+def _upgrade(engine: Engine, location: GalleryLocation, old: Optional[str], *,
              upgrade: bool, backup_on_upgrade: bool) -> Gallery:
     """Migrate a new (``old`` None) or older database to the head revision, with a backup copy
-    of an older file first, and record the creation or upgrade in ``gallery_meta``."""
+    of an older SQLite file first, and record the creation or upgrade in ``gallery_meta``."""
+    label = location.display()
     if old is not None and not upgrade:
         raise GalleryError(
             f"{label} has schema revision {old!r} and needs an upgrade to {head_revision()!r}; "
             "open it with upgrade=True (`forensics gallery init` upgrades it)"
         )
-    if old is not None and backup_on_upgrade and fpath is not None:
-        _backup_file(fpath, fpath.with_name(f"{fpath.name}.bak-{old}"))
-    gallery = Gallery(fpath, engine, upgrade_to_head(engine))
+    if old is not None and backup_on_upgrade and location.path is not None:
+        _backup_file(location.path, location.path.with_name(f"{location.path.name}.bak-{old}"))
+    gallery = Gallery(location, engine, upgrade_to_head(engine))
     now = iso_utc()
     if old is None:
         gallery.set_meta("created_at", now)
@@ -392,9 +445,9 @@ def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
     no process ever sees a half-created gallery, and when several create the same one at once,
     the first link wins and the others open it."""
     tmp = fpath.with_name(f".{fpath.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    engine = make_engine(tmp, busy_timeout_ms=busy_timeout_ms)
+    engine = _sqlite_engine(tmp, busy_timeout_ms)
     try:
-        _upgrade(engine, tmp, str(fpath), None, upgrade=True, backup_on_upgrade=False)
+        _upgrade(engine, GalleryLocation(path=tmp), None, upgrade=True, backup_on_upgrade=False)
         engine.dispose()  # the last connection checkpoints the WAL into the file
         os.link(tmp, fpath)
     except FileExistsError:
@@ -405,51 +458,98 @@ def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
             p.unlink(missing_ok=True)
 
 
+def _postgres_state(engine: Engine, label: str) -> DatabaseState:
+    """What the PostgreSQL database holds (a clear error when the server cannot be reached)."""
+    try:
+        with engine.connect() as conn:
+            tables, app_id, revision = read_state(conn)
+    except SQLAlchemyDatabaseError as exc:
+        raise GalleryError(f"cannot open the PostgreSQL gallery {label}: {exc.orig}".strip()) from None
+    return DatabaseState(tables, app_id, revision, kind="PostgreSQL")
+
+
+def _open_postgres(location: GalleryLocation, create: bool, upgrade: bool, backup_on_upgrade: bool) -> Gallery:
+    """:func:`open_gallery` on PostgreSQL: an empty database becomes a gallery (``create``); an
+    older gallery is upgraded only once a backup was taken (``backup_on_upgrade`` false)."""
+    label = location.display()
+    engine = make_engine(location)
+    try:
+        state = _postgres_state(engine, label)
+        if state.empty:
+            if not create:
+                raise GalleryNotFoundError(f"no gallery in {label}: the database is empty "
+                                           "(create one with `forensics gallery init`)")
+            return _upgrade(engine, location, None, upgrade=True, backup_on_upgrade=False)
+        _classify(label, state)
+        if state.revision == head_revision():
+            return Gallery(location, engine, state.revision)
+        if upgrade and backup_on_upgrade:
+            raise GalleryError(f"{label} has schema revision {state.revision!r} and needs an upgrade to "
+                               f"{head_revision()!r}: {UPGRADE_ADVICE}")
+        return _upgrade(engine, location, state.revision, upgrade=upgrade, backup_on_upgrade=False)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def _open_sqlite(location: GalleryLocation, create: bool, upgrade: bool, backup_on_upgrade: bool,
+                 busy_timeout_ms: int) -> Gallery:
+    """:func:`open_gallery` on a SQLite file or in memory."""
+    fpath = _file_path(location, create)
+    if fpath is not None:
+        remove_orphans(fpath.parent, f".{fpath.name}.new-")  # left by a process killed while creating it
+    if fpath is not None and not fpath.exists():
+        _create_file(fpath, busy_timeout_ms)
+    label = location.display()
+    state = _existing_state(fpath, label)
+    if fpath is not None:
+        _classify(label, state)
+    engine = _sqlite_engine(fpath, busy_timeout_ms)
+    try:
+        if state.revision == head_revision():
+            return Gallery(location, engine, state.revision)
+        return _upgrade(engine, location, state.revision, upgrade=upgrade, backup_on_upgrade=backup_on_upgrade)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
 def open_gallery(
-    path: PathLike,
+    where: Where,
     create: bool = True,
     *,
     upgrade: bool = True,
     backup_on_upgrade: bool = True,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Gallery:
-    """Open the gallery at ``path``, creating it (``create``) or upgrading it (``upgrade``).
+    """Open the gallery at ``where`` (a SQLite file path, ``":memory:"`` for tests, a PostgreSQL
+    URL or a :class:`GalleryLocation`), creating it (``create``) or upgrading it (``upgrade``).
 
-    ``path`` may be ``":memory:"`` (tests). Raises :class:`GalleryNotFoundError` when the file is
-    missing and ``create`` is false; :class:`NotAGalleryError` when the file is not SQLite or is
-    another application's database; :class:`GalleryVersionError` when it was written by a newer
-    forensics (unknown schema revision); :class:`GalleryError` when it needs an upgrade and
-    ``upgrade`` is false. Before upgrading an existing older gallery, a copy is written to
-    ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false.
+    Raises :class:`GalleryLocationError` for a URL of another kind of database;
+    :class:`GalleryNotFoundError` when the file is missing (the PostgreSQL database empty) and
+    ``create`` is false; :class:`NotAGalleryError` when the file is not SQLite or the database is
+    another application's; :class:`GalleryVersionError` when it was written by a newer forensics
+    (unknown schema revision); :class:`GalleryError` when it needs an upgrade and ``upgrade`` is
+    false. Before upgrading an existing older SQLite gallery, a copy is written to
+    ``<db>.bak-<old revision>`` unless ``backup_on_upgrade`` is false; an older PostgreSQL
+    gallery is upgraded only with ``backup_on_upgrade`` false, after a ``pg_dump``
+    (:data:`gallery.postgres.UPGRADE_ADVICE`).
     """
-    fpath = _file_path(path, create)
-    if fpath is not None:
-        remove_orphans(fpath.parent, f".{fpath.name}.new-")  # left by a process killed while creating it
-    if fpath is not None and not fpath.exists():
-        _create_file(fpath, busy_timeout_ms)
-    label = str(fpath) if fpath is not None else MEMORY
-    state = _existing_state(fpath, label)
-    if fpath is not None:
-        _classify(label, state)
-    engine = make_engine(fpath if fpath is not None else MEMORY, busy_timeout_ms=busy_timeout_ms)
-    try:
-        if state.revision == head_revision():
-            return Gallery(fpath, engine, state.revision)
-        return _upgrade(engine, fpath, label, state.revision, upgrade=upgrade,
-                        backup_on_upgrade=backup_on_upgrade)
-    except BaseException:
-        engine.dispose()
-        raise
+    location = GalleryLocation.parse(where)
+    if location.is_postgres:
+        return _open_postgres(location, create, upgrade, backup_on_upgrade)
+    return _open_sqlite(location, create, upgrade, backup_on_upgrade, busy_timeout_ms)
 
 
-def init_gallery(path: PathLike) -> Gallery:
-    """Create a new gallery at ``path`` (or upgrade the one there) and return it open."""
-    return open_gallery(path, create=True, upgrade=True)
+def init_gallery(where: Where, *, backup_on_upgrade: bool = True) -> Gallery:
+    """Create a new gallery at ``where`` (or upgrade the one there) and return it open."""
+    return open_gallery(where, create=True, upgrade=True, backup_on_upgrade=backup_on_upgrade)
 
 
 __all__ = [
     "DatabaseState",
     "Gallery",
+    "GalleryLocation",
     "alembic_config",
     "head_revision",
     "init_gallery",

@@ -16,6 +16,10 @@ class NotAGalleryError(GalleryError):
     """The file exists but is not SQLite, or is SQLite but not a forensics gallery."""
 
 
+class GalleryLocationError(GalleryError, ValueError):
+    """``--db`` names no place a gallery can live (e.g. a URL of a database other than PostgreSQL)."""
+
+
 class GalleryNotFoundError(GalleryError):
     """No gallery at the given path and the caller asked not to create one."""
 
@@ -62,6 +66,7 @@ __all__ = [
     "EmbedderMismatchError",
     "EnrollmentError",
     "GalleryError",
+    "GalleryLocationError",
     "GalleryNotFoundError",
     "GalleryVersionError",
     "IndexCorruptError",

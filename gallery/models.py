@@ -51,6 +51,9 @@ NAMING_CONVENTION = {
 
 #: The SQLite ``PRAGMA application_id`` of a forensics gallery file ("FRNS" in ASCII).
 APPLICATION_ID = 0x46524E53
+#: On PostgreSQL, the comment on ``gallery_meta`` that marks the database as a forensics gallery
+#: (what ``application_id`` is to a SQLite file).
+PG_MARKER = f"forensics gallery (application id {APPLICATION_ID:#x})"
 
 
 class UTCDateTime(TypeDecorator):
@@ -227,6 +230,7 @@ class GalleryMeta(Base):
     """Key/value facts about the database file (values are JSON)."""
 
     __tablename__ = "gallery_meta"
+    __table_args__ = {"comment": PG_MARKER}
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(CanonicalJSON, nullable=True)

@@ -11,17 +11,21 @@ removal and the audit event that records it, can share one transaction::
 
 Writes on a :class:`Database` take the write lock up front (``BEGIN IMMEDIATE``): no deferred
 read->write upgrade, which in WAL mode fails at once (SQLITE_BUSY) instead of waiting on the
-busy timeout.
+busy timeout. On PostgreSQL every write (on a Database or in a caller's session) takes the
+gallery's advisory write lock instead (:func:`gallery.postgres.hold_write_lock`), so writers run
+one at a time there too.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
-from typing import ContextManager, Iterator, Sequence, TypeVar, Union
+from typing import Any, ContextManager, Iterator, Sequence, TypeVar, Union
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from .postgres import hold_write_lock
 
 #: Ids per ``IN (...)`` clause (SQLite's historical limit is 999 bound parameters).
 CHUNK = 900
@@ -67,13 +71,16 @@ def read_transaction(source: Source) -> Iterator[Session]:
 @contextmanager
 def write_transaction(source: Source) -> Iterator[Session]:
     """A session to write in: a new ``BEGIN IMMEDIATE`` transaction on a Database (committed on
-    normal exit), or a SAVEPOINT in the caller's session (released; the caller commits)."""
+    normal exit), or a SAVEPOINT in the caller's session (released; the caller commits). On
+    PostgreSQL either holds the gallery's write lock until the transaction ends."""
     if isinstance(source, Database):
         with source.Session() as s:
             with s.begin():
                 s.connection(execution_options={"forensics_begin": "BEGIN IMMEDIATE"})
+                hold_write_lock(s)
                 yield s
     else:
+        hold_write_lock(source)
         with source.begin_nested():
             yield source
 
@@ -85,9 +92,21 @@ def raw_connection(conn: Connection) -> sqlite3.Connection:
     return raw  # type: ignore[return-value]
 
 
-def dbapi_connection(s: Session) -> sqlite3.Connection:
-    """The sqlite3 connection under the session's current transaction (for bulk reads)."""
-    return raw_connection(s.connection())
+@contextmanager
+def bulk_cursor(s: Session, sql: str, params: tuple) -> Iterator[Any]:
+    """A DB-API cursor on the session's current transaction (same snapshot) that has run ``sql``
+    with ``params`` (for bulk reads: several times faster than ORM rows for 100k+ blobs).
+    ``sql`` marks parameters with ``?``, rewritten as ``%s`` for drivers of another paramstyle
+    (psycopg); it must hold no other ``?`` or ``%``."""
+    conn = s.connection()
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, params)
+        yield cur
+    finally:
+        cur.close()
 
 
 def chunks(seq: Sequence[T], n: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -114,9 +133,9 @@ __all__ = [
     "Database",
     "Source",
     "Store",
+    "bulk_cursor",
     "check_source",
     "chunks",
-    "dbapi_connection",
     "raw_connection",
     "read_transaction",
     "write_transaction",

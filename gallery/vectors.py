@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .errors import EmbedderMismatchError, EnrollmentError, GalleryError
 from .models import Embedder, Face, FaceEmbedding, Image, Subject
 from .records import EmbedderInfo, EmbedderKey, Owner
-from .transaction import Store, chunks, dbapi_connection
+from .transaction import Store, bulk_cursor, chunks
 from .util import is_sha256_hex
 
 #: The exact search kind, whichever store: every vector compared with the query.
@@ -245,16 +245,9 @@ class VectorStore(Store):
             e = resolve_embedder(s, embedder)
             if e is None:
                 return
-            # A plain DB-API cursor on the session's connection (same transaction, so the same
-            # snapshot): several times faster than SQLAlchemy result rows for 100k+ blobs.
-            cur = dbapi_connection(s).cursor()
-            try:
-                cur.execute(
-                    "SELECT id, vector FROM embeddings WHERE embedder_id = ? ORDER BY id", (e.id,)
-                )
+            sql = "SELECT id, vector FROM embeddings WHERE embedder_id = ? ORDER BY id"
+            with bulk_cursor(s, sql, (e.id,)) as cur:
                 yield from _vector_batches(cur, e.dim, batch_size)
-            finally:
-                cur.close()
 
     def iter_embeddings(self, embedder: EmbedderLike = None) -> tuple[np.ndarray, np.ndarray]:
         """All vectors of ``embedder`` (default: the gallery's) as ``(ids int64 (N,),
@@ -364,17 +357,11 @@ class VectorStore(Store):
                 h.update(b"embedder:none\n")
                 return h.hexdigest()
             h.update(f"embedder:{e.name}@{e.version}:{e.dim}\n".encode())
-            cur = dbapi_connection(s).cursor()
-            try:
-                cur.execute(
-                    "SELECT e.id, i.sha256 FROM embeddings e JOIN faces f ON e.face_id = f.id "
-                    "JOIN images i ON f.image_id = i.id WHERE e.embedder_id = ? ORDER BY e.id",
-                    (e.id,),
-                )
+            sql = ("SELECT e.id, i.sha256 FROM embeddings e JOIN faces f ON e.face_id = f.id "
+                   "JOIN images i ON f.image_id = i.id WHERE e.embedder_id = ? ORDER BY e.id")
+            with bulk_cursor(s, sql, (e.id,)) as cur:
                 while rows := cur.fetchmany(20_000):
                     h.update("".join(f"{r[0]}:{r[1]}\n" for r in rows).encode())
-            finally:
-                cur.close()
         return h.hexdigest()
 
     def count_subjects(self) -> int:

@@ -3,7 +3,8 @@ seals recorded in the chain (:mod:`gallery.seal`).
 
 What is checked, besides the chain itself (:func:`gallery.audit.verify_chain`):
 
-* the triggers that make ``audit_events`` append-only exist;
+* the triggers that make ``audit_events`` append-only exist (on PostgreSQL also those of the
+  stored queries and reviews);
 * every stored image, subject, query and review has the audit event that wrote it, and its digest
   recomputed from the stored rows equals the one recorded there (the newest one: a subject
   changed by a later enrollment, a query re-sealed by a removal);
@@ -24,12 +25,18 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditRecord, VerifyResult, iter_events, verify_chain
 from .models import Image, Subject
+from .postgres import trigger_names
 from .seal import image_digests, query_digests, review_digests, subject_digests, subject_key
 from .sealed import ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REMOVED_PREFIX, REVIEW
 from .transaction import Source, check_source, read_transaction
 
 #: The triggers that refuse UPDATE and DELETE on ``audit_events`` (migration 0002).
 APPEND_ONLY_TRIGGERS = ("audit_events_no_delete", "audit_events_no_update")
+#: On PostgreSQL: the triggers refusing UPDATE, DELETE and TRUNCATE on the audit log, the stored
+#: queries and the reviews (migrations 0002 and 0003).
+PG_APPEND_ONLY_TRIGGERS = tuple(
+    f"{table}_no_{what}" for table in ("audit_events", "queries", "query_inputs", "query_candidates", "reviews")
+    for what in ("delete", "truncate", "update"))
 #: The summary event of an enrollment run (before sealing, the only event recording its images).
 ENROLL = "enroll"
 
@@ -129,8 +136,13 @@ def _compare(what: str, sealed: dict[str, str], stored: dict[str, str],
 
 
 def _missing_triggers(s: Session) -> list[str]:
-    have = {r[0] for r in s.connection().exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")}
-    return [t for t in APPEND_ONLY_TRIGGERS if t not in have]
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        have, expected = trigger_names(conn), PG_APPEND_ONLY_TRIGGERS
+    else:
+        have = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")}
+        expected = APPEND_ONLY_TRIGGERS
+    return [t for t in expected if t not in have]
 
 
 def _subjects_of(s: Session, shas: set[str]) -> set[str]:

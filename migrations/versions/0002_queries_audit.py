@@ -6,6 +6,12 @@ Create Date: 2024-06-15 00:00:00
 
 ``audit_events`` is append-only: triggers refuse UPDATE and DELETE, and each row carries
 ``hash = sha256(prev_hash + canonical JSON of its fields)`` (see gallery/audit.py).
+
+On PostgreSQL the stored queries are append-only as well, by triggers calling plpgsql functions
+that raise whoever runs the statement (the table's owner included): ``queries`` and
+``query_inputs`` refuse UPDATE, DELETE and TRUNCATE; ``query_candidates`` refuses them too except
+the one UPDATE removing a subject makes (its link, external id and name set to null, nothing else
+changed); ``audit_events`` also refuses TRUNCATE.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
+
+from migrations.append_only import drop_pg_append_only_triggers, pg_append_only_triggers
 
 revision: str = "0002"
 down_revision: Union[str, Sequence[str], None] = "0001"
@@ -140,17 +148,65 @@ def _create_audit_triggers() -> None:
     )
 
 
+#: The tables made append-only on PostgreSQL, and the one whose rows a removal may unlink.
+PG_APPEND_ONLY = ("audit_events", "queries", "query_inputs", "query_candidates")
+UNLINKABLE = "query_candidates"
+#: The columns a subject's removal sets to null in ``query_candidates``.
+UNLINKED_COLUMNS = ("subject_id", "subject_external_id", "subject_name")
+
+_PG_APPEND_ONLY_FUNCTION = """
+CREATE FUNCTION forensics_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$"""
+
+_PG_UNLINK_ONLY_FUNCTION = """
+CREATE FUNCTION forensics_unlink_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (to_jsonb(NEW) - ARRAY[{cols}]) = (to_jsonb(OLD) - ARRAY[{cols}])
+       AND (NEW.subject_id IS NULL OR NEW.subject_id = OLD.subject_id)
+       AND (NEW.subject_external_id IS NULL OR NEW.subject_external_id = OLD.subject_external_id)
+       AND (NEW.subject_name IS NULL OR NEW.subject_name = OLD.subject_name) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '% is append-only (a removal may only unlink the subject)', TG_TABLE_NAME;
+END
+$$""".format(cols=", ".join(f"'{c}'" for c in UNLINKED_COLUMNS))
+
+
+def _create_pg_triggers() -> None:
+    """PostgreSQL: the append-only triggers of this revision's tables."""
+    op.execute(_PG_APPEND_ONLY_FUNCTION)
+    op.execute(_PG_UNLINK_ONLY_FUNCTION)
+    for table in PG_APPEND_ONLY:
+        pg_append_only_triggers(table, unlink_only=table == UNLINKABLE)
+
+
+def _postgres() -> bool:
+    return op.get_context().dialect.name == "postgresql"
+
+
 def upgrade() -> None:
     _create_queries()
     _create_query_inputs()
     _create_query_candidates()
     _create_audit_events()
-    _create_audit_triggers()
+    if _postgres():
+        _create_pg_triggers()
+    else:
+        _create_audit_triggers()
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
-    op.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+    if _postgres():
+        for table in PG_APPEND_ONLY:
+            drop_pg_append_only_triggers(table)
+        op.execute("DROP FUNCTION IF EXISTS forensics_unlink_only()")
+        op.execute("DROP FUNCTION IF EXISTS forensics_append_only()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
     op.drop_index("ix_audit_events_ts", table_name="audit_events")
     op.drop_index("ix_audit_events_action", table_name="audit_events")
     op.drop_table("audit_events")

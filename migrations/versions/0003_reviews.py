@@ -5,6 +5,8 @@ Revises: 0002
 Create Date: 2026-12-01 00:00:00
 
 Reviews are only added (a later one supersedes); each is sealed by its ``review`` audit event.
+On PostgreSQL triggers refuse UPDATE, DELETE and TRUNCATE of ``reviews`` (as revision 0002 does
+for the stored queries).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
+
+from migrations.append_only import drop_pg_append_only_triggers, pg_append_only_triggers
 
 revision: str = "0003"
 down_revision: Union[str, Sequence[str], None] = "0002"
@@ -37,8 +41,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("review_uid", name="uq_reviews_review_uid"),
     )
     op.create_index("ix_reviews_query_id", "reviews", ["query_id"])
+    if _postgres():
+        pg_append_only_triggers("reviews")
+
+
+def _postgres() -> bool:
+    return op.get_context().dialect.name == "postgresql"
 
 
 def downgrade() -> None:
+    if _postgres():
+        drop_pg_append_only_triggers("reviews")
     op.drop_index("ix_reviews_query_id", table_name="reviews")
     op.drop_table("reviews")

@@ -38,11 +38,21 @@ def enrolled(tmp_path, small_gallery_dir):
     return db
 
 
-def test_enroll_then_duplicates_are_skipped(enrolled, small_gallery_dir):
-    assert counts(enrolled) == (5, 10, 10)
-    res = run("enroll", small_gallery_dir, "--db", enrolled)
+@pytest.fixture()
+def enrolled_on_each_backend(gallery_url, small_gallery_dir):
+    """The small gallery enrolled through the CLI into a SQLite file, then a PostgreSQL database."""
+    res = run("enroll", small_gallery_dir, "--db", gallery_url)
+    assert "enrolled 10" in res.output
+    return gallery_url
+
+
+def test_enroll_then_duplicates_are_skipped(enrolled_on_each_backend, small_gallery_dir):
+    db = enrolled_on_each_backend
+    assert counts(db) == (5, 10, 10)
+    res = run("enroll", small_gallery_dir, "--db", db)
     assert "enrolled 0, duplicates skipped 10" in res.output
-    assert counts(enrolled) == (5, 10, 10)
+    assert counts(db) == (5, 10, 10)
+    assert "intact" in run("audit", "verify", "--db", db).output
 
 
 def test_search_finds_the_person_with_an_unseen_photo(enrolled, data_dir):
@@ -134,14 +144,33 @@ def test_check_detects_a_stale_index_and_rebuild_fixes_it(enrolled):
     assert open_gallery(enrolled).repository().count_embeddings() == 10
 
 
-def test_removed_subject_can_no_longer_be_found(enrolled, data_dir):
+def test_removed_subject_can_no_longer_be_found(enrolled_on_each_backend, data_dir):
+    db = enrolled_on_each_backend
     probe = sorted((data_dir / "lfw" / "deepfunneled_250" / "Al_Gore").glob("*.jpg"))[2]
-    run("gallery", "remove", "Al_Gore", "--yes", "--db", enrolled)
-    out = json.loads(run("search", probe, "--top", 10, "--json", "--db", enrolled).stdout)
+    run("gallery", "remove", "Al_Gore", "--yes", "--db", db)
+    out = json.loads(run("search", probe, "--top", 10, "--json", "--db", db).stdout)
     assert "Al_Gore" not in [c["subject_id"] for c in out["candidates"]]
-    assert counts(enrolled) == (4, 8, 8)
-    run("gallery", "check", "--db", enrolled)
-    assert "intact" in run("audit", "verify", "--db", enrolled).output
+    assert counts(db) == (4, 8, 8)
+    run("gallery", "check", "--db", db)
+    assert "intact" in run("audit", "verify", "--db", db).output
+
+
+def test_a_postgresql_gallery_through_the_cli_never_shows_its_password(pg_url, tmp_path, monkeypatch):
+    url = pg_url.replace("postgres:@", "postgres:s3cret-pw@")  # the test server trusts its socket
+    out = "".join(run("gallery", "init", "--db", url).output.split())  # as printed, without line wrapping
+    assert "galleryready:postgresql+psycopg://postgres:***@" in out and "s3cret-pw" not in out
+    monkeypatch.setenv("FORENSICS_DB", url)
+    assert "intact: 1 events" in run("audit", "verify").output
+    run("audit", "export", "-o", tmp_path / "a.jsonl")
+    exported = (tmp_path / "a.jsonl").read_text()
+    assert "gallery-init" in exported and "s3cret-pw" not in exported
+
+
+def test_a_url_of_another_database_is_refused_not_made_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = run("gallery", "init", "--db", "mysql://u:pw@host/cases", ok=False)
+    assert res.exit_code == 2 and "other databases are not supported" in res.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_clear_errors_not_tracebacks(tmp_path):
