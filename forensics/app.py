@@ -16,7 +16,7 @@ from pathlib import Path
 from gallery import audit, transfer
 from gallery.db import Gallery, open_gallery
 from gallery.location import GalleryLocation
-from gallery.index import IndexProblem, VectorIndex
+from gallery.index import IndexProblem
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
 
@@ -24,9 +24,12 @@ from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
-from forensics.indexes import GalleryIndexes, foreign_index_files
+from forensics.faiss_indexes import foreign_index_files
+from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
+from forensics.stores import open_indexes
+from forensics.whitening import load_whitening
 
 Progress = Callable[[int, int], None]
 
@@ -116,31 +119,32 @@ class Forensics:
 
         return check_gallery(self.gallery(), operator=self.operator)
 
-    def rebuild_index(self, kind: str, nprobe: int | None) -> VectorIndex:
+    def rebuild_index(self, kind: str | None, nprobe: int | None) -> SearchIndex:
         from forensics.maintenance import rebuild_index
 
         return rebuild_index(self.gallery(), kind=kind, nprobe=nprobe, operator=self.operator)
 
-    def copy_gallery(self, dest, progress: Progress | None = None) -> transfer.CopyResult:
+    def copy_gallery(self, dest: GalleryLocation | Path | str, progress: Progress | None = None) -> transfer.CopyResult:
         """Copy this gallery into the new or empty gallery `dest` (a file path or a PostgreSQL URL),
         every row as stored, verified before it commits (`gallery.transfer.copy_gallery`); then
-        the destination's plain index is made, so it is ready to search. The derived search spaces
-        are made on the destination when first needed."""
+        the destination's indexes are brought up to date as after an enrollment (its store's
+        `refresh`), so it is ready to search. Round-trip vectors are made there when first needed."""
         target = Forensics(dest, self.models, self.operator)
         result = transfer.copy_gallery(self.gallery(), target.gallery(create=True), actor=self.operator,
-                                       source_label=str(self.db), dest_label=str(target.db), progress=progress)
-        if target.gallery().path is not None and target.gallery().repository().gallery_embedder() is not None:
-            GalleryIndexes(target.gallery()).plain()  # a SQLite file's FAISS index (PostgreSQL's is filled)
+                                       source_label=self.db.display(), dest_label=target.db.display(),
+                                       progress=progress)
+        emb = target.gallery().repository().gallery_embedder()
+        if emb is not None:
+            open_indexes(target.gallery()).refresh(load_whitening(emb.key.slug))
         return result
 
-    def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> VectorIndex:
+    def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> SearchIndex:
         """The round-trip index, brought up to date (only faces not yet computed are)."""
         from forensics.inversion.invert import load_inverter
-        from forensics.whitening import load_whitening
 
         pipeline = self.pipeline()
         white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None
-        return GalleryIndexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
+        return open_indexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
 
     # -- enroll, search, query, evaluate -------------------------------------------------------
 

@@ -24,9 +24,10 @@ from gallery.seal import SEAL_VERSION
 from gallery.sealed import enroll_sealed
 
 from forensics.images import png_bytes
-from forensics.indexes import GalleryIndexes
 from forensics.intake import PipelineFailure, Skipped
 from forensics.manifest import LIMITS, EnrollItem, check_against_gallery, check_consistent, check_text
+from forensics.stores import open_indexes
+from forensics.whitening import load_whitening
 
 
 @dataclass
@@ -121,6 +122,5 @@ def enroll(gallery: Gallery, pipeline, items: list[EnrollItem], source: str = "c
     finally:
         report.seconds = time.perf_counter() - t0
         _audit(gallery, report, len(items), len(done_paths) < len(items), source, emb_info.key.slug, actor)
-        if gallery.path is not None and repo.gallery_embedder() is not None:
-            GalleryIndexes(gallery).plain()  # brought up to date (even with nothing new), as the kind kept
+        open_indexes(gallery).refresh(load_whitening(emb_info.key.slug))
     return report

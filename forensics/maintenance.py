@@ -8,12 +8,13 @@ from __future__ import annotations
 from gallery import audit
 from gallery.db import Gallery
 from gallery.errors import SubjectNotFoundError
-from gallery.index import FLAT, IndexProblem, VectorIndex
+from gallery.index import IndexProblem
 from gallery.records import RemovedSubject
 from gallery.sealed import remove_subject_sealed
 
 from forensics.errors import ForensicsError
-from forensics.indexes import GalleryIndexes
+from forensics.indexes import SearchIndex
+from forensics.stores import open_indexes
 
 
 def remove_subject(gallery: Gallery, external_id: str, operator: str) -> RemovedSubject:
@@ -25,7 +26,7 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
         removed = remove_subject_sealed(gallery, external_id, operator)
     except SubjectNotFoundError:
         raise ForensicsError(f"no subject {external_id!r} in the gallery") from None
-    GalleryIndexes(gallery).purge(removed.embedding_ids)
+    open_indexes(gallery).purge(removed.embedding_ids)
     return removed
 
 
@@ -36,7 +37,7 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
     integrity = [IndexProblem("integrity", f"SQLite integrity check: {m}", ()) for m in gallery.integrity_check()]
     if integrity:
         return integrity
-    found = GalleryIndexes(gallery).check()
+    found = open_indexes(gallery).check()
     problems = [IndexProblem(p.kind, f"{name} index: {p.message}" if name != "plain" else p.message, p.ids)
                 for name, probs in found.items() for p in probs]
     audit.append_event(gallery, actor=operator, action="gallery-check", target=gallery.location.display(),
@@ -45,10 +46,11 @@ def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProbl
     return problems
 
 
-def rebuild_index(gallery: Gallery, kind: str = FLAT, nprobe: int | None = None, operator: str = "system",
-                  whitening=None) -> VectorIndex:
-    """Rebuild the derived indexes as `kind` (kept in the database for later rebuilds); audited."""
-    index = GalleryIndexes(gallery).rebuild(kind, nprobe, whitening)
+def rebuild_index(gallery: Gallery, kind: str | None = None, nprobe: int | None = None, operator: str = "system",
+                  whitening=None) -> SearchIndex:
+    """Rebuild the derived indexes as `kind` (default: the store's; kept in the database for later
+    rebuilds); audited."""
+    index = open_indexes(gallery).rebuild(kind, nprobe, whitening)
     audit.append_event(gallery, actor=operator, action="rebuild-index", target=gallery.location.display(),
                        details={"kind": kind, "nprobe": nprobe, "vectors": index.ntotal})
     return index

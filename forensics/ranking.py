@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gallery.index import VectorIndex
 from gallery.records import Owner
 
 from forensics.errors import ForensicsError
+from forensics.indexes import SearchIndex
 from forensics.probes import ProbeSet
 from forensics.records import Candidate
 
@@ -57,7 +57,7 @@ class OwnerLookup:
         return self._known.get(eid)
 
 
-def rank(probe_sets: Sequence[ProbeSet], indexes: Mapping[str, VectorIndex], owners: OwnerLookup, top: int,
+def rank(probe_sets: Sequence[ProbeSet], indexes: Mapping[str, SearchIndex], owners: OwnerLookup, top: int,
          subject_filter: SubjectFilter | None = None, embedder_key=None) -> list[list[RankedSubject]]:
     """For each probe set, its `top` best subjects, best first (filters applied before ranking).
 
@@ -76,8 +76,7 @@ def rank(probe_sets: Sequence[ProbeSet], indexes: Mapping[str, VectorIndex], own
         return [[] for _ in probe_sets]
     keep = _Keeper(owners, subject_filter)
     pools = _retrieve(probe_sets, indexes, keep, top, n, embedder_key)
-    held = {name: indexes[name].ids() for name in names}  # once per call, not per probe set
-    return [_score(s, sorted(pool), indexes, held, keep, top) for s, pool in zip(probe_sets, pools)]
+    return [_score(s, sorted(pool), indexes, keep, top) for s, pool in zip(probe_sets, pools)]
 
 
 class _Keeper:
@@ -126,14 +125,13 @@ def _pool_everything(short: list[int], pools: list[set[int]], indexes, keep: _Ke
         pools[si] |= every
 
 
-def _score(probe_set: ProbeSet, pool: list[int], indexes, held_ids: dict, keep: _Keeper, top: int
-           ) -> list[RankedSubject]:
+def _score(probe_set: ProbeSet, pool: list[int], indexes, keep: _Keeper, top: int) -> list[RankedSubject]:
     """Exact scores of the pooled images that the filter keeps, best image per subject, fused.
     An id some index of the set lacks (the gallery changed between building two of them) is left
     out rather than scored in part."""
     held = np.asarray(pool, dtype=np.int64)
     for name in probe_set.indexes():
-        held = held[np.isin(held, held_ids[name])]
+        held = held[indexes[name].contains(held)]
     kept = [(eid, o) for eid, o in ((int(e), keep(int(e))) for e in held) if o is not None]
     if not kept:
         return []

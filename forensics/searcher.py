@@ -18,7 +18,6 @@ from gallery.db import Gallery
 from forensics.calibration import ScoreCalibration, load_calibration
 from forensics.filters import subjects_searched
 from forensics.fusion import FUSION_WEIGHT_INVERTED, load_offsets
-from forensics.indexes import GalleryIndexes
 from forensics.errors import ForensicsError
 from forensics.modes import get_mode
 from forensics.pipeline import FacePipeline
@@ -26,6 +25,7 @@ from forensics.probes import (INDEX_PLAIN, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW,
                               ProbeModels, build_probes)
 from forensics.provenance import search_files
 from forensics.ranking import OwnerLookup, SubjectFilter, rank, to_candidates
+from forensics.stores import open_indexes
 from forensics.records import Candidate, QueryParams
 from forensics.roundtrip import describe_roundtrip
 from forensics.whitening import load_whitening
@@ -58,7 +58,7 @@ class Searcher:
             raise ForensicsError(f"--probe-kind must be one of {', '.join(PROBE_KINDS)}, not {kind!r}")
         self.kind = kind
         self.pipeline = pipeline
-        self.indexes_owner = GalleryIndexes(gallery)
+        self.indexes_owner = open_indexes(gallery)
         self.repo = self.indexes_owner.repo
         info = pipeline.embedder.info
         self.embedder_row = self.indexes_owner.embedder()

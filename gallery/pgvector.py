@@ -10,8 +10,9 @@ Each space has its own HNSW index (cosine: ``vector_cosine_ops``), partial (``WH
 <id>``) on ``v::vector(dim)``, made with the space: one gallery table serves every space, and a
 space's index holds only its own vectors. Vectors are unit length, so the cosine similarity is
 ``1 - (a <=> b)``. A search of k <= 1000 (hnsw.ef_search's limit) runs on the index with
-``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, or a space whose search kind is ``flat``,
-is an exact scan (index scans off), so widening a filtered search to the whole gallery is exact.
+``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, a k covering the whole space, or a space
+whose search kind is ``flat`` is an exact scan (index scans off), so widening a filtered search to
+the whole gallery is exact.
 
 The plain vectors are written by the enrollment batch itself (:func:`add_plain`, same
 transaction), so they are never behind the embeddings; the derived ones by their owner
@@ -27,7 +28,6 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from .errors import GalleryError
 from .records import EmbedderKey
 from .transaction import CHUNK, Database, chunks, read_transaction
 from .vectors import FLAT, check_embedder, unit_rows
@@ -146,7 +146,7 @@ def count(s: Session, space: SpaceRow) -> int:
     return int(s.scalar(text("SELECT count(*) FROM space_vectors WHERE space_id = :i"), {"i": space.id}))
 
 
-def space_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
+def read_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
     """The stored vectors of those of `ids` the space holds."""
     out: dict[int, np.ndarray] = {}
     for part in chunks([int(i) for i in ids]):
@@ -195,9 +195,7 @@ class PgVectorIndex:
         ids = np.full((len(q), max(kk, 0)), -1, np.int64)
         if kk <= 0 or not len(q):
             return scores, ids
-        sql = text(f"SELECT embedding_id, 1 - ((v::vector({self.dim})) <=> CAST(:q AS vector({self.dim}))) "
-                   f"FROM space_vectors WHERE space_id = {self.row.id} "
-                   f"ORDER BY (v::vector({self.dim})) <=> CAST(:q AS vector({self.dim})) LIMIT {kk}")
+        sql = self._search_sql(kk)
         with read_transaction(self.database) as s:
             self._plan(s, kk)
             for i, vec in enumerate(q):
@@ -206,9 +204,26 @@ class PgVectorIndex:
                 scores[i, :len(hits)] = [h[1] for h in hits]
         return scores, ids
 
+    def _search_sql(self, k: int) -> Any:
+        """The k nearest of :q by cosine distance, as the space's partial index is defined (the
+        space id inlined, so the planner matches the index's WHERE for any plan)."""
+        d = self.dim
+        return text(f"SELECT embedding_id, 1 - ((v::vector({d})) <=> CAST(:q AS vector({d}))) "
+                    f"FROM space_vectors WHERE space_id = {int(self.row.id)} "
+                    f"ORDER BY (v::vector({d})) <=> CAST(:q AS vector({d})) LIMIT {int(k)}")
+
+    def explain(self, k: int) -> str:
+        """PostgreSQL's plan of a search for k (EXPLAIN): names the HNSW index when it is used."""
+        with read_transaction(self.database) as s:
+            self._plan(s, k)
+            q = literal(np.full(self.dim, 1 / np.sqrt(self.dim), np.float32))
+            sql = text("EXPLAIN " + str(self._search_sql(k)))
+            return "\n".join(r[0] for r in s.execute(sql, {"q": q}))
+
     def _plan(self, s: Session, k: int) -> None:
-        """The index with ef_search >= k, or an exact scan (kind flat, or k beyond ef_search's limit)."""
-        if self.kind == HNSW and k <= MAX_EF_SEARCH:
+        """The index with ef_search >= k, or an exact scan: kind flat, k beyond ef_search's limit,
+        or k covering the whole space (a widened search then misses no one)."""
+        if self.kind == HNSW and k <= MAX_EF_SEARCH and k < self.ntotal:
             s.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))}"))
         else:
             s.execute(text("SET LOCAL enable_indexscan = off"))
@@ -234,7 +249,7 @@ class PgVectorIndex:
         """The stored vectors of `ids` (n, dim); KeyError if one is absent."""
         want = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         with read_transaction(self.database) as s:
-            found = space_vectors(s, self.row, want)
+            found = read_vectors(s, self.row, want)
         missing = [i for i in want if i not in found]
         if missing:
             raise KeyError(f"ids not in the {self.row.name} space: {missing[:10]}")
@@ -244,14 +259,6 @@ class PgVectorIndex:
         return f"<PgVectorIndex {self.row.name} {self.kind} {self.embedder} n={self.ntotal}>"
 
 
-def require_space(s: Session, name: str) -> SpaceRow:
-    """The space called `name`; GalleryError when there is none."""
-    found = get_space(s, name)
-    if found is None:
-        raise GalleryError(f"the gallery holds no {name} vectors yet")
-    return found
-
-
 __all__ = ["HNSW", "KINDS", "PLAIN", "PgVectorIndex", "SpaceRow", "add_plain", "count", "drop_space", "ensure_space",
-           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "require_space",
-           "space_vectors", "write_vectors"]
+           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "read_vectors",
+           "write_vectors"]

@@ -5,10 +5,10 @@ embeddings, embedders, stored queries with their inputs and candidates, reviews,
 ``gallery_meta``) is copied row by row with its ids, in foreign-key order, from one consistent
 read of the source. Ids, timestamps, floats and JSON come out as they went in, so the digests
 sealed in the audit log (:mod:`gallery.seal`) and the hash chain itself verify on the destination
-exactly as on the source. On a PostgreSQL destination the plain search space
-(:mod:`gallery.pgvector`) is filled from the copied descriptors and the id sequences are moved past
-the copied ids; the derived spaces (whitened, round-trip) are not copied: their owners rebuild
-them on the destination when first needed, as after any change of the gallery.
+exactly as on the source. On a PostgreSQL destination the id sequences are moved past the copied
+ids. The search indexes are not copied (the FAISS files beside SQLite, the pgvector spaces of
+PostgreSQL): they are derived from the descriptors, and the destination's store makes them
+(``forensics.stores``; the application refreshes them right after the copy).
 
 The whole copy is one transaction of the destination: the row counts of every table are compared
 with the source's and the destination is verified (:func:`gallery.verify.verify_gallery`) before
@@ -27,11 +27,11 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from . import audit, pgvector
+from . import audit
+from .db import Gallery
 from .errors import GalleryError
-from .models import AuditEvent, Base, FaceEmbedding, GalleryMeta
-from .transaction import Database, read_transaction, write_transaction
-from .vectors import gallery_embedder_row, vector_from_bytes
+from .models import Base, GalleryMeta
+from .transaction import read_transaction, write_transaction
 from .verify import verify_gallery
 
 #: The tables copied, parents before children.
@@ -75,7 +75,7 @@ def content_counts(s: Session | Connection) -> dict[str, int]:
     return {t.name: int(s.scalar(select(func.count()).select_from(t)) or 0) for t in COPIED_TABLES}
 
 
-def check_empty(dest: Database, label: str) -> None:
+def check_empty(dest: Gallery, label: str) -> None:
     """CopyError unless `dest` holds no row but ``gallery_meta``'s: not even an audit event (the copy
     carries the source's log from its first event, and no event can be deleted)."""
     with read_transaction(dest) as s:
@@ -121,18 +121,6 @@ def _advance_sequences(dst: Session) -> None:
                         {"s": seq})
 
 
-def _fill_plain_space(dst: Session) -> None:
-    """On PostgreSQL, the plain pgvector space from the copied descriptors."""
-    emb = gallery_embedder_row(dst)
-    if emb is None:
-        return
-    stmt = select(FaceEmbedding.id, FaceEmbedding.vector).where(FaceEmbedding.embedder_id == emb.id)
-    rows = dst.execute(stmt.order_by(FaceEmbedding.id)).all()
-    for lo in range(0, len(rows), BATCH):
-        part = rows[lo: lo + BATCH]
-        pgvector.add_plain(dst, emb.id, emb.dim, [r.id for r in part], [vector_from_bytes(r.vector) for r in part])
-
-
 def _compare_counts(source: dict[str, int], dst: Session) -> tuple[TableCount, ...]:
     """Each table's rows in the source and the destination; CopyError naming those that differ."""
     have = content_counts(dst)
@@ -151,15 +139,15 @@ def _check_verifies(dst: Session) -> None:
                         "kept: run `forensics audit verify` on the source")
 
 
-def _source_snapshot(source: Database):
+def _source_snapshot(source: Gallery) -> Connection:
     """A connection reading `source` in one snapshot (REPEATABLE READ on PostgreSQL)."""
     conn = source.engine.connect()
-    if conn.dialect.name == "postgresql":
+    if source.location.is_postgres:
         conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return conn
 
 
-def copy_gallery(source: Database, dest: Database, *, actor: str, source_label: str, dest_label: str,
+def copy_gallery(source: Gallery, dest: Gallery, *, actor: str, source_label: str, dest_label: str,
                  progress: Optional[Progress] = None) -> CopyResult:
     """Copy every row of `source` into the empty gallery `dest` (see the module), then record the
     copy in the destination's audit log as `actor`. `source_label` names the source in that event
@@ -173,9 +161,8 @@ def copy_gallery(source: Database, dest: Database, *, actor: str, source_label: 
             for table in CONTENT_TABLES:
                 done = _copy_table(src, dst, table, done, total, progress)
             _replace_meta(src, dst)
-            if pgvector.is_postgres(dst):
+            if dest.location.is_postgres:
                 _advance_sequences(dst)
-                _fill_plain_space(dst)
             result = _compare_counts(counts, dst)
             _check_verifies(dst)
             event = audit.append_event(dst, actor, "copy", source_label, {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from forensics.errors import ForensicsError
-from forensics.indexes import GalleryIndexes
+from forensics.faiss_indexes import FaissIndexes
 from forensics.whitening import fit_whitening
 from gallery.db import open_gallery
 from gallery.index import FLAT, IVF, VectorIndex
@@ -30,7 +30,7 @@ def owner(tmp_path):
     emb = repo.get_or_create_embedder("test", "1", D, "0" * 64)
     for s in range(40):
         add(repo, emb, f"S{s:02d}")
-    return GalleryIndexes(g), repo, emb
+    return FaissIndexes(g), repo, emb
 
 
 def whitening():
@@ -101,7 +101,7 @@ def test_check_reports_what_is_wrong_and_not_what_is_merely_stale(owner):
 
 
 def test_an_empty_gallery_is_a_clear_error(tmp_path):
-    ix = GalleryIndexes(open_gallery(tmp_path / "e.db"))
+    ix = FaissIndexes(open_gallery(tmp_path / "e.db"))
     with pytest.raises(ForensicsError, match="empty"):
         ix.plain()
     assert ix.check() == {}
@@ -131,5 +131,5 @@ def test_an_in_memory_gallery_has_no_index_files_to_check():
     repo = g.repository()
     emb = repo.get_or_create_embedder("test", "1", D, "0" * 64)
     add(repo, emb, "A")
-    ix = GalleryIndexes(g)
+    ix = FaissIndexes(g)
     assert ix.path("plain") is None and ix.check() == {} and ix.plain().ntotal == 2

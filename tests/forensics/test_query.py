@@ -315,11 +315,11 @@ def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, galle
 
     from forensics.inversion.invert import load_inverter
     from forensics.models.registry import load_embedder
-    from forensics.indexes import GalleryIndexes
+    from forensics.faiss_indexes import FaissIndexes
 
     db = copy_gallery(gallery_db, tmp_path / "copy.db")
     g, embedder, inverter = open_gallery(db, create=False), load_embedder(), load_inverter()
-    repo, indexes = g.repository(), GalleryIndexes(g)
+    repo, indexes = g.repository(), FaissIndexes(g)
     calls = []
 
     def stop_after_first_chunk(done, total):

@@ -1,5 +1,6 @@
 """The one ranking path on synthetic vectors (fast, no ML): best image per subject, filters,
-weighted fusion, batching, deterministic ties."""
+weighted fusion, batching, deterministic ties; on both stores (FAISS beside SQLite, pgvector in
+PostgreSQL) where it searches a gallery's own index."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from forensics.errors import ForensicsError
 from forensics.probes import INDEX_PLAIN, Probe, ProbeSet
 from forensics.filters import SubjectFilters
 from forensics.ranking import OwnerLookup, rank, to_candidates
+from forensics.stores import open_indexes
 from gallery.db import open_gallery
 from gallery.index import VectorIndex
 from gallery.records import FaceSpec, ImageSpec
 
 
 @pytest.fixture()
-def gallery(tmp_path):
-    """30 subjects, 3 noisy images each around a centre; odd subjects F, born 1950 + s."""
+def gallery(gallery_url):
+    """30 subjects, 3 noisy images each around a centre; odd subjects F, born 1950 + s; its plain
+    index from the store of its backend."""
     rng = np.random.default_rng(1)
-    g = open_gallery(tmp_path / "g.db")
+    g = open_gallery(gallery_url, create=True)
     repo = g.repository()
     emb = repo.get_or_create_embedder("test", "1", 16, "0" * 64)
     centers = rng.standard_normal((30, 16))
@@ -29,7 +32,7 @@ def gallery(tmp_path):
             repo.add_enrollment({"external_id": f"S{s:02d}", "sex": "F" if s % 2 else "M", "birth_year": 1950 + s},
                                 ImageSpec(sha256=f"{s:02d}{j:02d}".ljust(64, "a")),
                                 [FaceSpec([0, 0, 1, 1], None, 1.0, None, v, emb)])
-    return repo, {INDEX_PLAIN: VectorIndex.from_repository(repo)}, emb, centers
+    return repo, {INDEX_PLAIN: open_indexes(g).plain()}, emb, centers
 
 
 def probe_set(*vectors, weights=None) -> ProbeSet:

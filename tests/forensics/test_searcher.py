@@ -44,7 +44,7 @@ def open_gallery_db(tmp_path_factory, cufs_test):
     from gallery.index import FLAT, VectorIndex
     from gallery.records import FaceSpec, ImageSpec
 
-    from forensics.indexes import GalleryIndexes
+    from forensics.faiss_indexes import FaissIndexes
     from forensics.inversion.invert import load_inverter
     from forensics.roundtrip import roundtrip_space_id
     from forensics.whitening import load_whitening
@@ -64,7 +64,7 @@ def open_gallery_db(tmp_path_factory, cufs_test):
         v = real[k % len(real)] + 0.066 * rng.standard_normal(real.shape[1])
         repo.add_enrollment({"external_id": f"distractor_{k:04d}"}, ImageSpec(sha256=f"{k:064x}"),
                             [FaceSpec([0, 0, 1, 1], None, 1.0, None, v, emb)])
-    indexes = GalleryIndexes(g)
+    indexes = FaissIndexes(g)
     indexes.plain()
     white = load_whitening("dlib-resnet@v1/128")
     ids_all, vecs = repo.iter_embeddings(emb)
