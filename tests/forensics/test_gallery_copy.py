@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
+from gallery.location import GalleryLocation
 
 runner = CliRunner()
 
@@ -65,19 +66,48 @@ def top5(db, sketch) -> list[tuple[str, float]]:
     return [(c["subject_id"], c["score"]) for c in out["candidates"]]
 
 
-def test_a_copy_verifies_holds_the_same_rows_and_answers_the_same(source_db, cufs, tmp_path):
+def copy_events(db) -> list[dict]:
+    from gallery import audit
+    from gallery.db import open_gallery
+
+    with open_gallery(db, create=False) as g:
+        return [e.details for e in audit.iter_events(g) if e.action == "copy"]
+
+
+def test_a_copy_there_and_back_verifies_holds_the_same_rows_and_answers_the_same(source_db, cufs, tmp_path,
+                                                                                 gallery_url):
+    """SQLite -> (SQLite or PostgreSQL) -> SQLite."""
     db, query_id = source_db
-    copy = tmp_path / "copy.db"
-    res = run("gallery", "copy", "--from", db, "--to", copy)
-    assert "counts checked" in res.output and "subjects" in res.output
-    assert "intact" in run("audit", "verify", "--db", copy).output
-    assert stored_state(copy) == stored_state(db)
-    assert query_id in run("queries", "show", query_id, "--db", copy).output
+    back = tmp_path / "back.db"
     sketch = cufs[(CUFS_IDS[1], "sketch")]
-    before, after = top5(db, sketch), top5(copy, sketch)
-    assert [s for s, _ in after] == [s for s, _ in before]
-    assert [sc for _, sc in after] == pytest.approx([sc for _, sc in before], abs=1e-6)
-    assert run("gallery", "check", "--db", copy).exit_code == 0
+    before = top5(db, sketch)  # a stored query too: each copy carries the queries run on its source
+    for src, dest in ((db, gallery_url), (gallery_url, back)):
+        expected = stored_state(src)
+        res = run("gallery", "copy", "--from", src, "--to", dest)
+        assert "counts checked" in res.output and "subjects" in res.output
+        assert "intact" in run("audit", "verify", "--db", dest).output
+        assert stored_state(dest) == expected
+        assert query_id in run("queries", "show", query_id, "--db", dest).output
+        after = top5(dest, sketch)
+        assert [s for s, _ in after] == [s for s, _ in before]
+        assert [sc for _, sc in after] == pytest.approx([sc for _, sc in before], abs=1e-4)
+        assert run("gallery", "check", "--db", dest).exit_code == 0
+    assert [e["to"] for e in copy_events(back)] == [GalleryLocation.parse(gallery_url).display(), str(back)]
+
+
+def test_a_password_in_a_url_is_never_shown_or_stored(source_db, pg_url, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    db, _ = source_db
+    secret = make_url(pg_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    res = run("gallery", "copy", "--from", db, "--to", secret)
+    back = tmp_path / "back.db"
+    res2 = run("gallery", "copy", "--from", secret, "--to", back)
+    exported = tmp_path / "audit.jsonl"
+    run("audit", "export", "-o", exported, "--db", back)
+    for text in (res.output, res2.output, exported.read_text()):
+        assert "s3cret-pw" not in text
+    assert copy_events(back)[0]["to"].count("***") == 1
 
 
 def test_an_occupied_destination_is_refused_and_left_alone(source_db, tmp_path):
