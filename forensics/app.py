@@ -19,6 +19,7 @@ from gallery.location import GalleryLocation
 from gallery.index import IndexProblem
 from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
+from gallery.roles import RoleGrant, create_roles, require_postgres
 
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
@@ -95,6 +96,15 @@ class Forensics:
         audit.append_event(g, actor=self.operator, action="gallery-init", target=self.db.display(),
                            details={"revision": g.revision})
         return g
+
+    def create_roles(self) -> list[RoleGrant]:
+        """The PostgreSQL roles forensics_admin and forensics_examiner, granted their rights on this
+        gallery (`gallery.roles`); audit-logged."""
+        require_postgres(self.db)
+        grants = create_roles(self.gallery())
+        audit.append_event(self.gallery(), actor=self.operator, action="gallery-roles", target=self.db.display(),
+                           details={g.role: {"appends": list(g.appends), "changes": list(g.changes)} for g in grants})
+        return grants
 
     def subjects(self, limit: int = 50, offset: int = 0) -> tuple[list[SubjectInfo], dict]:
         """A page of subjects, and the gallery's totals (subjects, images, embedder)."""

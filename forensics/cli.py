@@ -146,6 +146,20 @@ def gallery_init(db: str = DbOption,
     console.print(f"gallery ready: {escape(fx.db.display())} (schema {g.revision})", highlight=False)
 
 
+@gallery_app.command("roles")
+@handle_errors
+def gallery_roles(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who grants (audit log).")):
+    """PostgreSQL only: create the group roles forensics_admin (enroll, remove, everything) and
+    forensics_examiner (search, query, report, review; cannot enroll, remove or alter) and grant
+    their rights on this gallery. Run as the owner of the tables, again after an upgrade; then
+    make people members: CREATE ROLE jdoe LOGIN PASSWORD '...' IN ROLE forensics_examiner."""
+    t = Table("role", "reads", "adds to", "changes")
+    for g in forensics_app(db, operator).create_roles():
+        t.add_row(g.role, "every table", ", ".join(g.appends) if g.appends != g.reads else "every table",
+                  "every table (not the append-only ones)" if g.changes else "nothing")
+    console.print(t)
+
+
 @gallery_app.command("list")
 @handle_errors
 def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How many subjects."),

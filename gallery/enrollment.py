@@ -205,7 +205,9 @@ def insert_batch(s: Session, batch: Sequence[Enrollment]) -> list[EnrollmentResu
 
 
 def _integrity_error(exc: IntegrityError, spec: ImageSpec) -> GalleryError:
-    if "images.sha256" in str(exc.orig):
+    """The error of a refused image: a duplicate when the image hash's unique constraint refused
+    it (SQLite names the column, PostgreSQL the constraint)."""
+    if any(name in str(exc.orig) for name in ("images.sha256", "uq_images_sha256")):
         err: GalleryError = DuplicateImageError(f"image {spec.sha256[:12]}… is already enrolled", spec.sha256)
     else:
         err = EnrollmentError(f"enrollment refused by the database: {exc.orig}")
