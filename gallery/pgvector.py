@@ -25,11 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import text
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import (CheckConstraint, Column, ForeignKey, Integer, MetaData, String, Table, Text, delete, func,
+                        insert, select, text)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from .models import NAMING_CONVENTION, Base, FaceEmbedding
 from .records import EmbedderKey
-from .transaction import CHUNK, Database, chunks, read_transaction
+from .transaction import Database, chunks, read_transaction
 from .vectors import FLAT, check_embedder, unit_rows
 
 PLAIN = "plain"
@@ -41,6 +45,34 @@ MAX_EF_SEARCH = 1000
 MIN_EF_SEARCH = 40
 #: The advisory lock key taken while a space (and its index) is created (two enrollments at once).
 SPACE_LOCK = 0x666f7273  # "fors"
+
+
+#: The tables of migration 0004 (PostgreSQL only, so not among the models every gallery has).
+METADATA = MetaData(naming_convention=NAMING_CONVENTION)
+VECTOR_SPACES = Table(
+    "vector_spaces", METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(40), nullable=False, unique=True),
+    Column("space", Text, nullable=True),
+    Column("dim", Integer, CheckConstraint("dim > 0", name="dim"), nullable=False),
+    Column("embedder_id", Integer, ForeignKey("embedders.id"), nullable=False),
+)
+SPACE_VECTORS = Table(
+    "space_vectors", METADATA,
+    Column("space_id", Integer, ForeignKey("vector_spaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("embedding_id", Integer, ForeignKey("embeddings.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("v", VECTOR(), nullable=False),
+)
+_SPACE_COLUMNS = (VECTOR_SPACES.c.id, VECTOR_SPACES.c.name, VECTOR_SPACES.c.space, VECTOR_SPACES.c.dim,
+                  VECTOR_SPACES.c.embedder_id)
+
+
+def schema(postgres: bool) -> MetaData:
+    """Every table a gallery has on the backend: the models', and on PostgreSQL the vector tables."""
+    out = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in [*Base.metadata.tables.values(), *(METADATA.tables.values() if postgres else ())]:
+        table.to_metadata(out)
+    return out
 
 
 def is_postgres(source: Any) -> bool:
@@ -71,19 +103,13 @@ def literal(vector: np.ndarray) -> str:
     return "[" + ",".join(repr(x) for x in np.asarray(vector, np.float32).tolist()) + "]"
 
 
-def parse(value: str) -> np.ndarray:
-    """A vector from pgvector's text form (float32)."""
-    return np.asarray(value[1:-1].split(","), dtype=np.float32)
-
-
 # --------------------------------------------------------------------------------------------
 # Spaces
 # --------------------------------------------------------------------------------------------
 
 
 def get_space(s: Session, name: str) -> Optional[SpaceRow]:
-    row = s.execute(text("SELECT id, name, space, dim, embedder_id FROM vector_spaces WHERE name = :n"),
-                    {"n": name}).first()
+    row = s.execute(select(*_SPACE_COLUMNS).where(VECTOR_SPACES.c.name == name)).first()
     return None if row is None else SpaceRow(*row)
 
 
@@ -91,18 +117,19 @@ def ensure_space(s: Session, name: str, space: Optional[str], dim: int, embedder
     """The space called `name` holding `space` vectors, made (with its HNSW index) when there is
     none; one holding other vectors (another whitening, inverter or embedder) is dropped first.
     Two writers at once: the second waits for the first's commit (advisory lock), then finds it."""
+    wanted = (space, int(dim), int(embedder_id))
     found = get_space(s, name)
-    if found is not None and (found.space, found.dim, found.embedder_id) == (space, dim, embedder_id):
+    if found is not None and (found.space, found.dim, found.embedder_id) == wanted:
         return found
-    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SPACE_LOCK})
+    s.execute(select(func.pg_advisory_xact_lock(SPACE_LOCK)))
     found = get_space(s, name)
-    if found is not None and (found.space, found.dim, found.embedder_id) == (space, dim, embedder_id):
+    if found is not None and (found.space, found.dim, found.embedder_id) == wanted:
         return found
     if found is not None:
         drop_space(s, name)
-    sid = s.execute(text("INSERT INTO vector_spaces (name, space, dim, embedder_id) VALUES (:n, :s, :d, :e) "
-                         "RETURNING id"), {"n": name, "s": space, "d": int(dim), "e": int(embedder_id)}).scalar_one()
-    row = SpaceRow(sid, name, space, int(dim), int(embedder_id))
+    sid = s.execute(insert(VECTOR_SPACES).values(name=name, space=space, dim=int(dim), embedder_id=int(embedder_id))
+                    .returning(VECTOR_SPACES.c.id)).scalar_one()
+    row = SpaceRow(sid, name, *wanted)
     s.execute(text(f"CREATE INDEX {row.index_name} ON space_vectors USING hnsw "
                    f"((v::vector({row.dim})) vector_cosine_ops) WHERE space_id = {row.id}"))
     return row
@@ -113,7 +140,7 @@ def drop_space(s: Session, name: str) -> None:
     found = get_space(s, name)
     if found is not None:
         s.execute(text(f"DROP INDEX IF EXISTS {found.index_name}"))
-        s.execute(text("DELETE FROM vector_spaces WHERE id = :i"), {"i": found.id})
+        s.execute(delete(VECTOR_SPACES).where(VECTOR_SPACES.c.id == found.id))
 
 
 def write_vectors(s: Session, space: SpaceRow, ids: Sequence[int], vectors: Any) -> None:
@@ -122,10 +149,9 @@ def write_vectors(s: Session, space: SpaceRow, ids: Sequence[int], vectors: Any)
     x = unit_rows(vectors, space.dim)
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
-    rows = [{"s": space.id, "e": int(i), "v": literal(v)} for i, v in zip(ids, x)]
+    rows = [{"space_id": space.id, "embedding_id": int(i), "v": v} for i, v in zip(ids, x)]
     for part in chunks(rows):
-        s.execute(text("INSERT INTO space_vectors (space_id, embedding_id, v) VALUES (:s, :e, CAST(:v AS vector)) "
-                       "ON CONFLICT DO NOTHING"), list(part))
+        s.execute(pg_insert(SPACE_VECTORS).on_conflict_do_nothing(), list(part))
 
 
 def add_plain(s: Session, embedder_id: int, dim: int, ids: Sequence[int], vectors: Any) -> None:
@@ -136,24 +162,31 @@ def add_plain(s: Session, embedder_id: int, dim: int, ids: Sequence[int], vector
 
 def missing_ids(s: Session, space: SpaceRow) -> np.ndarray:
     """The gallery's embedding ids (of the space's embedder) that the space lacks, ascending."""
-    rows = s.scalars(text("SELECT e.id FROM embeddings e WHERE e.embedder_id = :emb AND NOT EXISTS "
-                          "(SELECT 1 FROM space_vectors v WHERE v.space_id = :sid AND v.embedding_id = e.id) "
-                          "ORDER BY e.id"), {"emb": space.embedder_id, "sid": space.id})
+    e = FaceEmbedding.__table__
+    held = select(SPACE_VECTORS.c.embedding_id).where(SPACE_VECTORS.c.space_id == space.id,
+                                                      SPACE_VECTORS.c.embedding_id == e.c.id)
+    rows = s.scalars(select(e.c.id).where(e.c.embedder_id == space.embedder_id, ~held.exists()).order_by(e.c.id))
     return np.fromiter(rows, dtype=np.int64)
 
 
 def count(s: Session, space: SpaceRow) -> int:
-    return int(s.scalar(text("SELECT count(*) FROM space_vectors WHERE space_id = :i"), {"i": space.id}))
+    return int(s.scalar(select(func.count()).select_from(SPACE_VECTORS).where(SPACE_VECTORS.c.space_id == space.id)))
+
+
+def held_ids(s: Session, space: SpaceRow, ids: Optional[Sequence[int]] = None) -> list[int]:
+    """The embedding ids the space holds (of `ids`, when given), ascending."""
+    stmt = select(SPACE_VECTORS.c.embedding_id).where(SPACE_VECTORS.c.space_id == space.id)
+    if ids is None:
+        return list(s.scalars(stmt.order_by(SPACE_VECTORS.c.embedding_id)))
+    return sorted(i for part in chunks([int(i) for i in ids])
+                  for i in s.scalars(stmt.where(SPACE_VECTORS.c.embedding_id.in_(part))))
 
 
 def read_vectors(s: Session, space: SpaceRow, ids: Sequence[int]) -> dict[int, np.ndarray]:
     """The stored vectors of those of `ids` the space holds."""
-    out: dict[int, np.ndarray] = {}
-    for part in chunks([int(i) for i in ids]):
-        for eid, v in s.execute(text("SELECT embedding_id, v::text FROM space_vectors WHERE space_id = :s "
-                                     "AND embedding_id = ANY(:ids)"), {"s": space.id, "ids": list(part)}):
-            out[int(eid)] = parse(v)
-    return out
+    stmt = select(SPACE_VECTORS.c.embedding_id, SPACE_VECTORS.c.v).where(SPACE_VECTORS.c.space_id == space.id)
+    return {int(eid): np.asarray(v, np.float32) for part in chunks([int(i) for i in ids])
+            for eid, v in s.execute(stmt.where(SPACE_VECTORS.c.embedding_id.in_(part)))}
 
 
 def index_exists(s: Session, space: SpaceRow) -> bool:
@@ -231,19 +264,14 @@ class PgVectorIndex:
     def ids(self) -> np.ndarray:
         """Every embedding id the space holds, ascending."""
         with read_transaction(self.database) as s:
-            rows = s.scalars(text("SELECT embedding_id FROM space_vectors WHERE space_id = :s ORDER BY embedding_id"),
-                             {"s": self.row.id})
-            return np.fromiter(rows, dtype=np.int64)
+            return np.asarray(held_ids(s, self.row), dtype=np.int64)
 
     def contains(self, ids: Any) -> np.ndarray:
         """For each of `ids`, whether the space holds it."""
         want = np.asarray(ids, dtype=np.int64).reshape(-1)
-        held: set[int] = set()
         with read_transaction(self.database) as s:
-            for part in chunks(want.tolist(), CHUNK):
-                held.update(s.scalars(text("SELECT embedding_id FROM space_vectors WHERE space_id = :s "
-                                           "AND embedding_id = ANY(:ids)"), {"s": self.row.id, "ids": list(part)}))
-        return np.asarray([int(i) in held for i in want], dtype=bool)
+            held = held_ids(s, self.row, want.tolist())
+        return np.isin(want, np.asarray(held, dtype=np.int64))
 
     def reconstruct(self, ids: Any) -> np.ndarray:
         """The stored vectors of `ids` (n, dim); KeyError if one is absent."""
@@ -259,6 +287,6 @@ class PgVectorIndex:
         return f"<PgVectorIndex {self.row.name} {self.kind} {self.embedder} n={self.ntotal}>"
 
 
-__all__ = ["HNSW", "KINDS", "PLAIN", "PgVectorIndex", "SpaceRow", "add_plain", "count", "drop_space", "ensure_space",
-           "get_space", "index_exists", "is_postgres", "literal", "missing_ids", "parse", "read_vectors",
-           "write_vectors"]
+__all__ = ["HNSW", "KINDS", "METADATA", "PLAIN", "SPACE_VECTORS", "VECTOR_SPACES", "PgVectorIndex", "SpaceRow",
+           "add_plain", "count", "drop_space", "ensure_space", "get_space", "held_ids", "index_exists", "is_postgres",
+           "literal", "missing_ids", "read_vectors", "schema", "write_vectors"]

@@ -26,7 +26,7 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def _postgres() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
+    return op.get_context().dialect.name == "postgresql"
 
 
 def upgrade() -> None:

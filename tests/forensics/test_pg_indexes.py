@@ -50,7 +50,8 @@ def stored(repo) -> tuple[np.ndarray, np.ndarray]:
 
 def sql(ix, statement: str, **params):
     with ix.gallery.engine.begin() as con:
-        return con.execute(text(statement), params).all()
+        res = con.execute(text(statement), params)
+        return res.all() if res.returns_rows else []
 
 
 def test_the_store_is_chosen_by_the_database(pg, tmp_path):
@@ -201,7 +202,8 @@ def test_check_reports_missing_vectors_and_a_missing_index(pg):
 
 
 def test_an_empty_gallery_is_a_clear_error(pg_url):
-    ix = open_indexes(open_gallery(pg_url, create=True))
-    with pytest.raises(ForensicsError, match="empty"):
-        ix.plain()
-    assert ix.check() == {}
+    with open_gallery(pg_url, create=True) as g:
+        ix = open_indexes(g)
+        with pytest.raises(ForensicsError, match="empty"):
+            ix.plain()
+        assert ix.check() == {}

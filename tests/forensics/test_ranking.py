@@ -32,7 +32,8 @@ def gallery(gallery_url):
             repo.add_enrollment({"external_id": f"S{s:02d}", "sex": "F" if s % 2 else "M", "birth_year": 1950 + s},
                                 ImageSpec(sha256=f"{s:02d}{j:02d}".ljust(64, "a")),
                                 [FaceSpec([0, 0, 1, 1], None, 1.0, None, v, emb)])
-    return repo, {INDEX_PLAIN: open_indexes(g).plain()}, emb, centers
+    yield repo, {INDEX_PLAIN: open_indexes(g).plain()}, emb, centers
+    g.close()
 
 
 def probe_set(*vectors, weights=None) -> ProbeSet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from gallery import open_gallery
+from gallery import open_gallery, pgvector
 from gallery.db import alembic_config, head_revision, known_revisions, make_engine, upgrade_to_head
 from gallery.location import GalleryLocation
 from gallery.models import Base
@@ -14,12 +14,14 @@ from gallery.verify import verify_gallery
 
 
 def _schema_problems(g) -> list:
-    """Differences between the models and the database's schema (none expected)."""
+    """Differences between the models (on PostgreSQL with the vector tables) and the database's
+    schema (none expected)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    expected = pgvector.schema(g.location.is_postgres)
     with g.engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), expected)
 
 
 def _open_upgrading(url: str):
