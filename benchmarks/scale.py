@@ -2,7 +2,7 @@
 enrollment into PostgreSQL with 1, 2 and 4 concurrent processes against SQLite.
 
     python benchmarks/scale.py [--sizes 100000,1000000] [--stages search,enroll] [--base 2000]
-                               [--enroll-images 240] [--rebuild]
+                               [--enroll-images 400] [--rebuild]
 
 Vectors: real dlib descriptors of `--base` LFW photos (every n-th photo of the LFW manifest,
 enrolled once with the real `forensics enroll --face central` into benchmarks/work/scale_lfw.db and
@@ -21,9 +21,10 @@ Indexes, each searched with one query at a time (k = 50) after it is built:
 Enrollment: `--enroll-images` LFW photos (other than the search stage's) split by person into P
 manifests, enrolled by P concurrent `forensics enroll --workers 0` processes (one process each, model
 loading included) into one new gallery, for P = 1, 2, 4, on SQLite and on PostgreSQL (a new
-database on the same server); the count of enrolled images is checked. Bytes stored per face:
-the SQLite file (and its FAISS index files) or the sum of `pg_total_relation_size` over the
-gallery's tables, divided by the faces enrolled.
+database on the same server), whose images are counted after. Bytes stored per face: what the
+enrollment added to the SQLite file (its FAISS index files apart) or to the sum of
+`pg_total_relation_size` over the gallery's tables (pgvector spaces included), from the new
+gallery's size after `gallery init`, divided by the faces enrolled.
 
 Each finished step is written to benchmarks/results/scale.json at once (a killed run keeps what it
 measured; rerun with other --sizes to add to it); a size that was not run is listed under `not_run`.
@@ -309,7 +310,6 @@ def cli(*args: str) -> list[str]:
 def concurrent_enroll(db: str, parts: list[list[dict]], tag: str) -> float:
     """Seconds for len(parts) `forensics enroll` processes started together to all finish."""
     manifests = [write_manifest(p, WORK / f"scale_enroll_{tag}_{i}.csv") for i, p in enumerate(parts)]
-    subprocess.run(cli("gallery", "init", "--db", db), check=True, capture_output=True)
     t = time.perf_counter()
     procs = [subprocess.Popen(cli("enroll", "--manifest", m, "--db", db, "--source", "scale", "--workers", "0",
                                   "--face", "central"), stdout=subprocess.DEVNULL) for m in manifests]
@@ -350,11 +350,13 @@ def run_enroll(data: Path, n: int, backends: list[str]) -> None:
                     p.unlink()
             else:
                 db = pg_database(server, f"scale_enroll_{procs}")
+            subprocess.run(cli("gallery", "init", "--db", db), check=True, capture_output=True)
+            empty = stored_bytes(db)["bytes"]
             secs = concurrent_enroll(db, split_by_person(rows, procs), tag)
             size = stored_bytes(db)
             row = {"backend": backend, "processes": procs, "photos": len(rows), "seconds": round(secs, 1),
                    "img_s": round(size["images"] / secs, 2), "loadavg": round(os.getloadavg()[0], 1), **size,
-                   "bytes_per_face": round(size["bytes"] / max(1, size["faces"]))}
+                   "empty_bytes": empty, "bytes_per_face": round((size["bytes"] - empty) / max(1, size["faces"]))}
             print(f"{backend:10} {procs} processes: {size['images']} images in {secs:.1f} s = {row['img_s']} img/s, "
                   f"{row['bytes_per_face']:,} bytes a face")
             save_row("enroll", row, ("backend", "processes"))
@@ -366,7 +368,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--stages", default="search,enroll")
     ap.add_argument("--base", type=int, default=2000, help="LFW photos whose descriptors seed the vectors")
-    ap.add_argument("--enroll-images", type=int, default=240)
+    ap.add_argument("--enroll-images", type=int, default=400)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--rebuild", action="store_true", help="enroll the base LFW gallery again")
     args = ap.parse_args()
