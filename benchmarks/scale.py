@@ -45,6 +45,7 @@ import numpy as np
 from common import RESULTS, WORK, build_gallery, code_version, machine_description, write_manifest
 
 from forensics.datasets import LFW_DUPLICATES, default_data_dir, read_manifest
+from gallery.pgvector import MAX_EF_SEARCH, MIN_EF_SEARCH
 
 OUT = RESULTS / "scale.json"
 PG_DATA = WORK / "scale_pg"
@@ -61,7 +62,7 @@ PG_SETTINGS = {"maintenance_work_mem": "2GB", "max_parallel_maintenance_workers"
 
 
 def load_results() -> dict:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {"search": [], "enroll": [], "storage": [], "not_run": []}
+    return json.loads(OUT.read_text()) if OUT.is_file() else {"search": [], "enroll": [], "not_run": []}
 
 
 def save_row(section: str, row: dict, key: tuple[str, ...]) -> None:
@@ -69,6 +70,7 @@ def save_row(section: str, row: dict, key: tuple[str, ...]) -> None:
     and record this machine and code: each finished step is kept even if a later one is killed."""
     res = load_results()
     res.update({"machine": machine_description(), "code": code_version(), "k": K, "queries": QUERIES,
+                "product_ef_search": max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * K)),
                 "noise_norm": NOISE_NORM, "hnsw": {**HNSW, "ef_search": list(EF_SEARCH)}, "pg_settings": PG_SETTINGS})
     same = [r for r in res[section] if all(r.get(f) == row.get(f) for f in key)]
     res[section] = [r for r in res[section] if r not in same] + [dict(row, measured=time.strftime("%Y-%m-%d %H:%M"))]
