@@ -31,7 +31,7 @@ from . import audit
 from .db import Gallery
 from .errors import GalleryError
 from .models import Base, GalleryMeta
-from .transaction import read_transaction, write_transaction
+from .transaction import write_transaction
 from .verify import verify_gallery
 
 #: The tables copied, parents before children.
@@ -61,10 +61,6 @@ class CopyResult:
     audit_events: int
     head_hash: str
 
-    @property
-    def rows(self) -> int:
-        return sum(c.destination for c in self.counts)
-
 
 class CopyError(GalleryError):
     """The copy was refused or did not give the source's rows (nothing was committed)."""
@@ -75,12 +71,10 @@ def content_counts(s: Session | Connection) -> dict[str, int]:
     return {t.name: int(s.scalar(select(func.count()).select_from(t)) or 0) for t in COPIED_TABLES}
 
 
-def check_empty(dest: Gallery, label: str) -> None:
-    """CopyError unless `dest` holds no row but ``gallery_meta``'s: not even an audit event (the copy
-    carries the source's log from its first event, and no event can be deleted)."""
-    with read_transaction(dest) as s:
-        full = {name: n for name, n in content_counts(s).items()
-                if n and name != GalleryMeta.__tablename__}
+def _check_empty(dst: Session, label: str) -> None:
+    """CopyError unless the destination holds no row but ``gallery_meta``'s: not even an audit event
+    (the copy carries the source's log from its first event, and no event can be deleted)."""
+    full = {name: n for name, n in content_counts(dst).items() if n and name != GalleryMeta.__tablename__}
     if full:
         what = ", ".join(f"{n:,} {name}" for name, n in sorted(full.items()))
         raise CopyError(f"the destination {label} is not empty ({what}): a copy carries the source's audit log "
@@ -152,11 +146,11 @@ def copy_gallery(source: Gallery, dest: Gallery, *, actor: str, source_label: st
     """Copy every row of `source` into the empty gallery `dest` (see the module), then record the
     copy in the destination's audit log as `actor`. `source_label` names the source in that event
     and must not hold a password. CopyError when `dest` is not empty or the copy is not whole."""
-    check_empty(dest, dest_label)
     with _source_snapshot(source) as src, src.begin():
         counts = content_counts(src)
         total = sum(counts.values()) - counts[GalleryMeta.__tablename__]
-        with write_transaction(dest) as dst:
+        with write_transaction(dest) as dst:  # the write lock held from the emptiness check to the commit
+            _check_empty(dst, dest_label)
             done = 0
             for table in CONTENT_TABLES:
                 done = _copy_table(src, dst, table, done, total, progress)
@@ -170,5 +164,4 @@ def copy_gallery(source: Gallery, dest: Gallery, *, actor: str, source_label: st
     return CopyResult(result, event.id, event.hash)
 
 
-__all__ = ["BATCH", "COPIED_TABLES", "CopyError", "CopyResult", "TableCount", "check_empty", "content_counts",
-           "copy_gallery"]
+__all__ = ["COPIED_TABLES", "CopyError", "CopyResult", "TableCount", "content_counts", "copy_gallery"]
