@@ -1,11 +1,11 @@
 """Scale: vector search at 100k and 1M faces, pgvector HNSW against FAISS exact / IVF / HNSW, and
 enrollment into PostgreSQL with 1, 2 and 4 concurrent processes against SQLite.
 
-    python benchmarks/scale.py [--sizes 100000,1000000] [--stages search,enroll] [--base 2000]
+    python benchmarks/scale.py [--sizes 100000,1000000] [--stages search,enroll] [--base 0]
                                [--enroll-images 400] [--rebuild]
 
-Vectors: real dlib descriptors of `--base` LFW photos (every n-th photo of the LFW manifest,
-enrolled once with the real `forensics enroll --face central` into benchmarks/work/scale_lfw.db and
+Vectors: real dlib descriptors of LFW photos (all of them, or `--base` N: every k-th photo of the
+LFW manifest; enrolled once with the real `forensics enroll --face central` into benchmarks/work/scale_lfw.db and
 read back), 200 of them held out as queries; the rest, plus perturbed copies of them (a random base
 vector + Gaussian noise of expected norm `NOISE_NORM`, renormalised, so every copy lies among real
 faces), fill the gallery to N. Recall@50 is against the exact (FAISS flat) top 50 of each query.
@@ -103,11 +103,11 @@ def lfw_rows(data: Path) -> list[dict]:
 
 
 def base_descriptors(data: Path, n: int, rebuild: bool) -> np.ndarray:
-    """The descriptors of `n` LFW photos (every k-th), enrolled once through the real CLI."""
+    """The descriptors of `n` LFW photos (every k-th; 0: all), enrolled once through the real CLI."""
     from gallery.db import open_gallery
 
     rows = lfw_rows(data)
-    rows = rows[:: max(1, len(rows) // n)][:n]
+    rows = rows[:: max(1, len(rows) // n)][:n] if n else rows
     db = WORK / "scale_lfw.db"
     if rebuild or not db.exists():
         build_gallery("scale_lfw", rows, rebuild=rebuild)
@@ -340,21 +340,28 @@ def stored_bytes(db: str) -> dict:
     return {**counts, "bytes": int(total)}
 
 
+def new_gallery(backend: str, procs: int, server) -> str:
+    """A new gallery (`gallery init`) for the enrollment of `procs` processes on `backend`."""
+    if backend == "sqlite":
+        db = str(WORK / f"scale_enroll_{backend}_{procs}.db")
+        for p in WORK.glob(f"scale_enroll_{backend}_{procs}.*"):
+            p.unlink()
+    else:
+        db = pg_database(server, f"scale_enroll_{procs}")
+    subprocess.run(cli("gallery", "init", "--db", db), check=True, capture_output=True)
+    return db
+
+
 def run_enroll(data: Path, n: int, backends: list[str]) -> None:
+    """Each process count on each backend in turn (interleaved, so a change in the machine's load
+    falls on both backends alike)."""
     rows = enroll_rows(data, n)
     server = pg_server() if "postgresql" in backends else None
-    for backend in backends:
-        for procs in (1, 2, 4):
-            tag = f"{backend}_{procs}"
-            if backend == "sqlite":
-                db = str(WORK / f"scale_enroll_{tag}.db")
-                for p in WORK.glob(f"scale_enroll_{tag}.*"):
-                    p.unlink()
-            else:
-                db = pg_database(server, f"scale_enroll_{procs}")
-            subprocess.run(cli("gallery", "init", "--db", db), check=True, capture_output=True)
+    for procs in (1, 2, 4):
+        for backend in backends:
+            db = new_gallery(backend, procs, server)
             empty = stored_bytes(db)["bytes"]
-            secs = concurrent_enroll(db, split_by_person(rows, procs), tag)
+            secs = concurrent_enroll(db, split_by_person(rows, procs), f"{backend}_{procs}")
             size = stored_bytes(db)
             row = {"backend": backend, "processes": procs, "photos": len(rows), "seconds": round(secs, 1),
                    "img_s": round(size["images"] / secs, 2), "loadavg": round(os.getloadavg()[0], 1), **size,
@@ -369,7 +376,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--stages", default="search,enroll")
-    ap.add_argument("--base", type=int, default=2000, help="LFW photos whose descriptors seed the vectors")
+    ap.add_argument("--base", type=int, default=0, help="LFW photos whose descriptors seed the vectors (0: all)")
     ap.add_argument("--enroll-images", type=int, default=400)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--rebuild", action="store_true", help="enroll the base LFW gallery again")
