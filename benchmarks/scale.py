@@ -1,12 +1,12 @@
 """Scale: vector search at 100k and 1M faces, pgvector HNSW against FAISS exact / IVF / HNSW, and
 enrollment into PostgreSQL with 1, 2 and 4 concurrent processes against SQLite.
 
-    python benchmarks/scale.py [--sizes 100000,1000000] [--stages search,enroll] [--base 0]
+    python benchmarks/scale.py [--sizes 100000,1000000] [--stages search,enroll] [--base 2000]
                                [--enroll-images 400] [--rebuild]
 
-Vectors: real dlib descriptors of LFW photos (all of them, or `--base` N: every k-th photo of the
-LFW manifest; enrolled once with the real `forensics enroll --face central` into benchmarks/work/scale_lfw.db and
-read back), 200 of them held out as queries; the rest, plus perturbed copies of them (a random base
+Vectors: real dlib descriptors of `--base` LFW photos (every k-th photo of the LFW manifest,
+enrolled once with the real `forensics enroll --face central` into benchmarks/work/scale_lfw_<N>.db
+and read back), 200 of them held out as queries; the rest, plus perturbed copies of them (a random base
 vector + Gaussian noise of expected norm `NOISE_NORM`, renormalised, so every copy lies among real
 faces), fill the gallery to N. Recall@50 is against the exact (FAISS flat) top 50 of each query.
 
@@ -103,14 +103,16 @@ def lfw_rows(data: Path) -> list[dict]:
 
 
 def base_descriptors(data: Path, n: int, rebuild: bool) -> np.ndarray:
-    """The descriptors of `n` LFW photos (every k-th; 0: all), enrolled once through the real CLI."""
+    """The descriptors of `n` LFW photos (every k-th), enrolled once through the real CLI into a
+    gallery of their own (cached under benchmarks/work by `n`)."""
     from gallery.db import open_gallery
 
     rows = lfw_rows(data)
-    rows = rows[:: max(1, len(rows) // n)][:n] if n else rows
-    db = WORK / "scale_lfw.db"
+    rows = rows[:: max(1, len(rows) // n)][:n]
+    name = f"scale_lfw_{n}"
+    db = WORK / f"{name}.db"
     if rebuild or not db.exists():
-        build_gallery("scale_lfw", rows, rebuild=rebuild)
+        build_gallery(name, rows, rebuild=rebuild)
     with open_gallery(db, create=False) as g:
         _, vecs = g.repository().iter_embeddings()
     print(f"{len(vecs)} LFW descriptors from {db}")
@@ -376,7 +378,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--stages", default="search,enroll")
-    ap.add_argument("--base", type=int, default=0, help="LFW photos whose descriptors seed the vectors (0: all)")
+    ap.add_argument("--base", type=int, default=2000, help="LFW photos whose descriptors seed the vectors")
     ap.add_argument("--enroll-images", type=int, default=400)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--rebuild", action="store_true", help="enroll the base LFW gallery again")
