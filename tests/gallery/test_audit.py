@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +25,8 @@ N = 6
 
 
 @pytest.fixture
-def gal(tmp_path: Path):
-    g = open_gallery(tmp_path / "audit.db")
+def gal(gallery_at_head):
+    g = open_gallery(gallery_at_head)
     for i in range(1, N + 1):
         append_event(
             g,
@@ -43,15 +41,11 @@ def gal(tmp_path: Path):
     g.close()
 
 
-def tamper(g, *statements: str) -> None:
-    """Modify audit_events behind the application's back (as someone with the file would)."""
-    con = sqlite3.connect(g.path)
-    con.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
-    con.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
-    for st in statements:
-        con.execute(st)
-    con.commit()
-    con.close()
+@pytest.fixture
+def tamper(raw_sql):
+    """``tamper(g, *statements)``: modify audit_events behind the application's back, past its
+    append-only triggers (as someone with the file, or a superuser of the server, would)."""
+    return lambda g, *statements: raw_sql(g, *statements, bypass_triggers=True)
 
 
 def problems(g):
@@ -84,34 +78,30 @@ def test_empty_log_verifies():
         assert r.ok and r.n_events == 0 and r.head_hash == GENESIS
 
 
-def test_update_and_delete_refused_by_database(gal):
-    con = sqlite3.connect(gal.path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        con.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 2")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        con.execute("DELETE FROM audit_events WHERE id = 2")
-    with pytest.raises(sqlite3.IntegrityError):  # a fork off an existing event
-        row = con.execute("SELECT prev_hash FROM audit_events WHERE id = 3").fetchone()
-        con.execute(
-            "INSERT INTO audit_events VALUES (99, 't', 'a', 'b', NULL, '{}', '[]', 'ok', ?, ?)",
-            (row[0], "f" * 64),
-        )
-    con.close()
+def test_update_and_delete_refused_by_database(gal, raw_sql, driver_errors):
+    with pytest.raises(driver_errors, match="append-only"):
+        raw_sql(gal, "UPDATE audit_events SET actor = 'mallory' WHERE id = 2")
+    with pytest.raises(driver_errors, match="append-only"):
+        raw_sql(gal, "DELETE FROM audit_events WHERE id = 2")
+    prev = next(e.prev_hash for e in iter_events(gal) if e.id == 3)
+    with pytest.raises(driver_errors, match="(?i)unique"):  # a fork off an existing event
+        raw_sql(gal, f"INSERT INTO audit_events VALUES (99, 't', 'a', 'b', NULL, '{{}}', '[]', 'ok', '{prev}', "
+                     f"'{'f' * 64}')")
     assert verify_chain(gal).ok
 
 
-def test_detects_edited_event(gal):
+def test_detects_edited_event(gal, tamper):
     tamper(gal, "UPDATE audit_events SET outcome = 'match found' WHERE id = 3")
     assert problems(gal) == [(3, "edited")]
 
 
-def test_detects_edited_details(gal):
+def test_detects_edited_details(gal, tamper):
     tamper(gal, """UPDATE audit_events SET details = '{"i":4,"k":11,"nested":{"a":[1.5,null],"b":1}}'
                    WHERE id = 4""")
     assert problems(gal) == [(4, "edited")]
 
 
-def test_detects_edited_and_rehashed_event(gal):
+def test_detects_edited_and_rehashed_event(gal, tamper):
     ev = next(e for e in iter_events(gal) if e.id == 2)
     new_hash = compute_hash(
         ev.prev_hash,
@@ -122,7 +112,7 @@ def test_detects_edited_and_rehashed_event(gal):
     assert problems(gal) == [(2, "edited")]
 
 
-def test_detects_rehashed_last_event(gal):
+def test_detects_rehashed_last_event(gal, tamper):
     ev = list(iter_events(gal))[-1]
     new_hash = compute_hash(
         ev.prev_hash,
@@ -132,19 +122,19 @@ def test_detects_rehashed_last_event(gal):
     assert problems(gal) == [(N, "edited")]
 
 
-def test_detects_deleted_event(gal):
+def test_detects_deleted_event(gal, tamper):
     tamper(gal, "DELETE FROM audit_events WHERE id = 3")
     r = verify_chain(gal)
     assert [(p.event_id, p.what) for p in r.problems] == [(3, "deleted")]
     assert "#3" in r.problems[0].detail
 
 
-def test_detects_deleted_first_and_last_events(gal):
+def test_detects_deleted_first_and_last_events(gal, tamper):
     tamper(gal, "DELETE FROM audit_events WHERE id = 1", f"DELETE FROM audit_events WHERE id = {N}")
     assert problems(gal) == [(1, "deleted"), (N, "deleted")]
 
 
-def test_detects_deleted_and_renumbered(gal):
+def test_detects_deleted_and_renumbered(gal, tamper):
     tamper(gal, "DELETE FROM audit_events WHERE id = 3",
            *[f"UPDATE audit_events SET id = {i - 1} WHERE id = {i}" for i in range(4, N + 1)])
     found = problems(gal)
@@ -152,7 +142,7 @@ def test_detects_deleted_and_renumbered(gal):
     assert (2, "edited") in found  # the break is located right after event #2
 
 
-def test_detects_reordered_events(gal):
+def test_detects_reordered_events(gal, tamper):
     tamper(
         gal,
         "UPDATE audit_events SET id = -3 WHERE id = 3",
@@ -162,12 +152,12 @@ def test_detects_reordered_events(gal):
     assert problems(gal) == [(3, "reordered"), (4, "reordered")]
 
 
-def test_detects_event_moved_to_the_end(gal):
+def test_detects_event_moved_to_the_end(gal, tamper):
     tamper(gal, "UPDATE audit_events SET id = 99 WHERE id = 2")
     assert problems(gal) == [(99, "reordered")]
 
 
-def test_detects_event_appended_without_head(gal):
+def test_detects_event_appended_without_head(gal, tamper):
     last = list(iter_events(gal))[-1]
     payload = event_payload("2030-01-01T00:00:00.000000Z", "x", "y", None, {}, [], "ok")
     h = compute_hash(last.hash, payload)

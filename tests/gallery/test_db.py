@@ -15,6 +15,12 @@ from gallery.db import known_revisions, make_engine, upgrade_to_head
 from gallery.models import APPLICATION_ID, Base
 
 
+@pytest.fixture
+def gal(sqlite_gal):
+    """What this file tests is the SQLite file's (or its index files'): the gallery is one."""
+    return sqlite_gal
+
+
 def file_sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 

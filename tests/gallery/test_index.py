@@ -20,6 +20,12 @@ from gallery.index import sidecar_path
 from gallery.records import EmbedderKey
 
 
+@pytest.fixture
+def gal(sqlite_gal):
+    """What this file tests is the SQLite file's (or its index files'): the gallery is one."""
+    return sqlite_gal
+
+
 def brute_force(db_vecs, db_ids, q, k):
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     s = qn @ db_vecs.T

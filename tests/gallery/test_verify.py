@@ -1,10 +1,9 @@
 """`audit verify` on the stored rows: sealed writes (gallery.sealed) and every tamper kind made
-through SQLite behind the tool's back (gallery.verify)."""
+behind the tool's back, on a SQLite file or past PostgreSQL's append-only triggers (gallery.verify)."""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
 import numpy as np
 import pytest
@@ -42,13 +41,9 @@ def sealed(gal, emb, face, sha):
     return gal, uid
 
 
-def _sql(gal, *statements: str) -> None:
-    """Run statements straight on the file, as someone editing it with the sqlite3 shell."""
-    con = sqlite3.connect(gal.path)
-    for st in statements:
-        con.execute(st)
-    con.commit()
-    con.close()
+def _in_dialect(gal, statement):
+    """A statement, or the one of the gallery's dialect from ``{"sqlite": ..., "postgresql": ...}``."""
+    return statement[gal.location.dialect] if isinstance(statement, dict) else statement
 
 
 def test_sealed_writes_verify_and_a_removal_keeps_them_verified(sealed):
@@ -75,7 +70,9 @@ TAMPERS = {
         ["UPDATE images SET subject_id=(SELECT id FROM subjects WHERE external_id='A-4') WHERE id=1"],
         "1 images changed"),
     "image path edited": (["UPDATE images SET original_path='/elsewhere.jpg' WHERE id=2"], "1 images changed"),
-    "vector edited": (["UPDATE embeddings SET vector=zeroblob(64) WHERE id=3"], "1 images changed"),
+    "vector edited": ([{"sqlite": "UPDATE embeddings SET vector=zeroblob(64) WHERE id=3",
+                        "postgresql": "UPDATE embeddings SET vector=decode(repeat('00', 64), 'hex') WHERE id=3"}],
+                      "1 images changed"),
     "image deleted": (["DELETE FROM images WHERE id=4"], "gone without a removal event"),
     "query deleted": (["DELETE FROM queries"], "1 queries recorded in the audit log are gone"),
     "image inserted": (["INSERT INTO images (subject_id, sha256, n_faces, enrolled_at) VALUES "
@@ -83,17 +80,22 @@ TAMPERS = {
     "query inserted": (["INSERT INTO queries (query_uid, created_at) VALUES ('forged', '2024-01-01T00:00:00.000000Z')"],
                        "1 queries stored without"),
     "every audit row deleted, triggers dropped": (
-        ["DROP TRIGGER audit_events_no_delete", "DELETE FROM audit_events", "DELETE FROM gallery_meta WHERE key='audit_head'"],
+        [{"sqlite": "DROP TRIGGER audit_events_no_delete",
+          "postgresql": "DROP TRIGGER audit_events_no_delete ON audit_events"},
+         "DELETE FROM audit_events", "DELETE FROM gallery_meta WHERE key='audit_head'"],
         "8 images stored without an audit event"),
-    "triggers dropped": (["DROP TRIGGER audit_events_no_update"], "append-only triggers are missing"),
+    "triggers dropped": ([{"sqlite": "DROP TRIGGER audit_events_no_update",
+                           "postgresql": "DROP TRIGGER audit_events_no_update ON audit_events"}],
+                         "append-only triggers are missing"),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPERS))
-def test_every_tamper_kind_is_detected(sealed, kind):
+def test_every_tamper_kind_is_detected(sealed, kind, raw_sql):
     gal, _ = sealed
     statements, expected = TAMPERS[kind]
-    _sql(gal, *statements)
+    # on PostgreSQL past the append-only triggers, as only a superuser may
+    raw_sql(gal, *(_in_dialect(gal, st) for st in statements), bypass_triggers=gal.location.is_postgres)
     verdict = verify_gallery(gal)
     assert not verdict.ok, kind
     assert expected in verdict.summary(), verdict.summary()
