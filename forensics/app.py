@@ -130,9 +130,14 @@ class Forensics:
         return check_gallery(self.gallery(), operator=self.operator)
 
     def rebuild_index(self, kind: str | None, nprobe: int | None) -> SearchIndex:
+        """The plain and sketch-search-space indexes rebuilt as `kind` (None: the store's default)."""
         from forensics.maintenance import rebuild_index
+        from forensics.whitening import load_whitening
 
-        return rebuild_index(self.gallery(), kind=kind, nprobe=nprobe, operator=self.operator)
+        g = self.gallery()
+        emb = g.repository().gallery_embedder()
+        white = load_whitening(emb.key.slug) if emb is not None else None
+        return rebuild_index(g, kind=kind, nprobe=nprobe, operator=self.operator, whitening=white)
 
     def copy_gallery(self, dest: GalleryLocation | Path | str, progress: Progress | None = None) -> transfer.CopyResult:
         """Copy this gallery into the new or empty gallery `dest` (a file path or a PostgreSQL URL),

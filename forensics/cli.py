@@ -212,11 +212,12 @@ def gallery_remove(subject_id: str, db: str = DbOption, operator: Optional[str] 
 @gallery_app.command("check")
 @handle_errors
 def gallery_check(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
-    """Run SQLite's integrity check on the database, then compare the FAISS index with it (the
-    source of truth); exit 1 on any problem."""
+    """Check the database (SQLite's integrity check; on PostgreSQL, its constraints), then compare
+    the search indexes (FAISS files, or pgvector spaces) with it, the source of truth; exit 1 on
+    any problem."""
     problems = forensics_app(db, operator).check()
     if not problems:
-        console.print("[green]ok[/]: SQLite integrity check passed; the database and the index agree")
+        console.print("[green]ok[/]: the database passed its integrity check; the database and the index agree")
         return
     for p in problems:
         console.print(f"[red]{p.kind}[/]: {escape(p.message)}", highlight=False)
@@ -248,12 +249,15 @@ def build_roundtrip(fx, whiten: bool):
 @gallery_app.command("rebuild-index")
 @handle_errors
 def gallery_rebuild_index(db: str = DbOption,
-                          kind: str = typer.Option("flat", help="flat (exact) or ivf (approximate, for very large galleries)."),
-                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search."),
+                          kind: Optional[str] = typer.Option(
+                              None, help="SQLite (FAISS): flat (exact, the default) or ivf (approximate, for very "
+                                         "large galleries). PostgreSQL (pgvector): hnsw (the default) or flat."),
+                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search (FAISS)."),
                           operator: Optional[str] = typer.Option(None, help="Who rebuilds (audit log).")):
-    """Rebuild the FAISS index from the database. The kind is kept in the gallery: every later
-    rebuild (after enrolling or removing) keeps it, and the sketch search space's index is rebuilt
-    as that kind on the next sketch query."""
+    """Rebuild the search indexes (the stored descriptors and the sketch search space's) from the
+    database: the FAISS files beside a SQLite gallery, the pgvector spaces and their HNSW indexes
+    in a PostgreSQL one. The kind is kept in the gallery: every later rebuild (after enrolling or
+    removing) keeps it."""
     idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
 

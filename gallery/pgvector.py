@@ -7,8 +7,9 @@ id, None for ``plain``), the dimension and the embedder; ``space_vectors``, the 
 keyed by (space, embedding id) and deleted with their embedding (ON DELETE CASCADE).
 
 Each space has its own HNSW index (cosine: ``vector_cosine_ops``), partial (``WHERE space_id =
-<id>``) on ``v::vector(dim)``, made with the space: one gallery table serves every space, and a
-space's index holds only its own vectors. Vectors are unit length, so the cosine similarity is
+<id>``) on ``v::vector(dim)``, made and dropped with the space's row by a trigger (migration 0004;
+with the table owner's rights, so the enrolling role need not own the table): one gallery table
+serves every space, and a space's index holds only its own vectors. Vectors are unit length, so the cosine similarity is
 ``1 - (a <=> b)``. A search of k <= 1000 (hnsw.ef_search's limit) runs on the index with
 ``SET LOCAL hnsw.ef_search = max(40, 2k)``; a larger k, a k covering the whole space, or a space
 whose search kind is ``flat`` is an exact scan (index scans off), so widening a filtered search to
@@ -128,18 +129,14 @@ def ensure_space(s: Session, name: str, space: Optional[str], dim: int, embedder
     if found is not None:
         drop_space(s, name)
     sid = s.execute(insert(VECTOR_SPACES).values(name=name, space=space, dim=int(dim), embedder_id=int(embedder_id))
-                    .returning(VECTOR_SPACES.c.id)).scalar_one()
-    row = SpaceRow(sid, name, *wanted)
-    s.execute(text(f"CREATE INDEX {row.index_name} ON space_vectors USING hnsw "
-                   f"((v::vector({row.dim})) vector_cosine_ops) WHERE space_id = {row.id}"))
-    return row
+                    .returning(VECTOR_SPACES.c.id)).scalar_one()  # its index made by the row's trigger
+    return SpaceRow(sid, name, *wanted)
 
 
 def drop_space(s: Session, name: str) -> None:
     """Delete the space called `name`, its vectors and its index (nothing when there is none)."""
     found = get_space(s, name)
-    if found is not None:
-        s.execute(text(f"DROP INDEX IF EXISTS {found.index_name}"))
+    if found is not None:  # its vectors go with it (ON DELETE CASCADE), its index by the row's trigger
         s.execute(delete(VECTOR_SPACES).where(VECTOR_SPACES.c.id == found.id))
 
 

@@ -303,3 +303,10 @@ def gallery_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "gallery.db")
     return _test_database(request)
+
+
+@pytest.fixture(scope="session")
+def new_pg_database(pg_server):
+    """Makes a fresh empty database on the session's server when called, for galleries shared by a
+    module's tests; returns its URL."""
+    return lambda: create_database(pg_server)

@@ -49,8 +49,9 @@ def galleries(tmp_path, pg_url, cufs_test):
 
 
 @pytest.mark.slow
-def test_a_sketch_query_gives_the_same_top_five_on_sqlite_and_postgresql(tmp_path, pg_url, cufs_test):
-    """On 30 faces pgvector's search is exact (an HNSW search with ef_search >= 2k finds every one
+def test_sketch_queries_and_evaluation_give_the_same_top_five_on_sqlite_and_postgresql(tmp_path, pg_url, cufs_test):
+    """Queries (fusion and raw modes) and an evaluation give the same candidates on both.
+    On 30 faces pgvector's search is exact (an HNSW search with ef_search >= 2k finds every one
     of the top k of so small a gallery, recall 1; the planner may also scan it): the top 5 and
     their scores (re-scored exactly by ranking from the stored float32 vectors) agree to 1e-4."""
     dbs = galleries(tmp_path, pg_url, cufs_test)
@@ -63,6 +64,15 @@ def test_a_sketch_query_gives_the_same_top_five_on_sqlite_and_postgresql(tmp_pat
             assert [c["subject_id"] for c in pg] == [c["subject_id"] for c in lite]
             assert [c["score"] for c in pg] == pytest.approx([c["score"] for c in lite], abs=1e-4)
             assert "not an identification" in (tmp_path / "postgresql.html").read_text().lower()
+    probes = tmp_path / "probes.csv"
+    probes.write_text("path,subject_id\n" + "".join(f"{k['sketch']},{i}\n" for i, k in list(cufs_test.items())[:4]))
+    for name, db in dbs.items():
+        run("evaluate", "--probes", probes, "--mode", "fusion", "--top", 5, "--out", tmp_path / f"{name}.jsonl", "--db", db)
+    lines = {name: [json.loads(x) for x in (tmp_path / f"{name}.jsonl").read_text().splitlines()] for name in dbs}
+    for lite, pg in zip(lines["sqlite"], lines["postgresql"]):
+        assert [c["subject_id"] for c in pg["candidates"]] == [c["subject_id"] for c in lite["candidates"]]
+        assert [c["score"] for c in pg["candidates"]] == pytest.approx([c["score"] for c in lite["candidates"]],
+                                                                        abs=1e-4)
     for db in dbs.values():
         assert "intact" in run("audit", "verify", "--db", db).output
     assert run("gallery", "check", "--db", pg_url).exit_code == 0
@@ -73,3 +83,19 @@ def test_a_sketch_query_gives_the_same_top_five_on_sqlite_and_postgresql(tmp_pat
     engine.dispose()
     assert set(spaces) == {"plain", "whitened"}  # the sketch search space, stored the same way
     assert sum("USING hnsw" in d and "vector_cosine_ops" in d for d in defs) == 2
+
+
+@pytest.mark.slow
+def test_a_roundtrip_query_gives_the_same_top_five_on_sqlite_and_postgresql(tmp_path, pg_url, cufs_test):
+    """The round-trip vectors (computed per face by `gallery roundtrip`) stored in a pgvector
+    space of their own give the candidates the FAISS round-trip index gives."""
+    dbs = galleries(tmp_path, pg_url, dict(list(cufs_test.items())[:8]))
+    sketch = next(iter(cufs_test.values()))["sketch"]
+    for db in dbs.values():
+        assert "8 vectors" in run("gallery", "roundtrip", "--db", db).output
+    out = {name: json.loads(run("query", sketch, "--mode", "roundtrip", "--top", 5, "--json", "--db", db).stdout)
+           for name, db in dbs.items()}
+    lite, pg = out["sqlite"]["candidates"], out["postgresql"]["candidates"]
+    assert [c["subject_id"] for c in pg] == [c["subject_id"] for c in lite]
+    assert [c["score"] for c in pg] == pytest.approx([c["score"] for c in lite], abs=1e-4)
+    assert all(len(c["detail"]["per_probe"]) == 3 for c in pg)  # raw, inverted, round trip

@@ -1,4 +1,6 @@
-"""Sketch queries through the real CLI: inversion, fusion, filters, storage, reports, audit, purge."""
+"""Sketch queries through the real CLI: inversion, fusion, filters, storage, reports, audit, purge;
+those that search or change a gallery's storage on both backends (SQLite with FAISS, PostgreSQL
+with pgvector)."""
 
 from __future__ import annotations
 
@@ -42,26 +44,69 @@ def cufs(data_dir):
     return by
 
 
-@pytest.fixture(scope="module")
-def gallery_db(tmp_path_factory, cufs):
+def write_manifest(folder, cufs):
     """CUFS test photos of 6 people, with metadata for the filters."""
-    tmp = tmp_path_factory.mktemp("q")
-    m = tmp / "m.csv"
+    m = folder / "m.csv"
     with open(m, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "subject_id", "name", "sex", "birth_year", "district"])
         for k, i in enumerate(CUFS_IDS):
             w.writerow([cufs[(i, "photo")], i, f"Person {k}", "F" if k % 2 else "M", 1970 + 5 * k,
                         "north" if k < 3 else "south"])
+    return m
+
+
+@pytest.fixture(scope="module")
+def gallery_db(tmp_path_factory, cufs):
+    """A SQLite gallery of the manifest's photos."""
+    tmp = tmp_path_factory.mktemp("q")
     db = tmp / "g.db"
-    run("enroll", "--manifest", m, "--db", db)
+    run("enroll", "--manifest", write_manifest(tmp, cufs), "--db", db)
     return db
 
 
-def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
+@pytest.fixture(scope="module")
+def pg_gallery_db(tmp_path_factory, cufs, new_pg_database):
+    """The same photos in a PostgreSQL gallery."""
+    url = new_pg_database()
+    run("enroll", "--manifest", write_manifest(tmp_path_factory.mktemp("pg"), cufs), "--db", url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_gallery_db(request):
+    """The gallery on each backend in turn (searched: FAISS beside SQLite, pgvector in PostgreSQL)."""
+    return request.getfixturevalue("gallery_db" if request.param == "sqlite" else "pg_gallery_db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_gallery_db(request, tmp_path, cufs):
+    """A gallery of the same photos that a test may change, on each backend in turn: a copy of the
+    SQLite one, or a new PostgreSQL one enrolled from the manifest."""
+    if request.param == "sqlite":
+        return copy_gallery(request.getfixturevalue("gallery_db"), tmp_path / "copy.db")
+    url = request.getfixturevalue("pg_url")
+    run("enroll", "--manifest", write_manifest(tmp_path, cufs), "--db", url)
+    return url
+
+
+def pg_spaces(url) -> dict:
+    """The search spaces of a PostgreSQL gallery: name -> number of vectors."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as con:
+            return dict(con.execute(text("SELECT s.name, count(v.embedding_id) FROM vector_spaces s "
+                                         "LEFT JOIN space_vectors v ON v.space_id = s.id GROUP BY s.name")).all())
+    finally:
+        engine.dispose()
+
+
+def test_query_stores_and_reports(any_gallery_db, cufs, tmp_path):
     sketch = cufs[("cufs_ar_test_101", "sketch")]
     res = run("query", sketch, "--top", 3, "--case", "C-1", "--operator", "tester", "--json",
-              "--report", tmp_path / "r.html", "--db", gallery_db)
+              "--report", tmp_path / "r.html", "--db", any_gallery_db)
     out = json.loads(res.stdout)
     assert set(out) >= {"query_id", "candidates"} and len(out["candidates"]) == 3
     assert out["mode"] == "fusion"
@@ -71,58 +116,61 @@ def test_query_stores_and_reports(gallery_db, cufs, tmp_path):
     assert all(c["fpir"] is None or 0 <= c["fpir"] <= 1 for c in out["candidates"])
     html = (tmp_path / "r.html").read_text()
     assert out["query_id"] in html and "not an identification" in html.lower()
-    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", any_gallery_db).stdout)
     assert shown["case_id"] == "C-1" and shown["operator"] == "tester"
-    listed = json.loads(run("queries", "list", "--case", "C-1", "--json", "--db", gallery_db).stdout)
+    listed = json.loads(run("queries", "list", "--case", "C-1", "--json", "--db", any_gallery_db).stdout)
     assert [q["query_uid"] for q in listed] == [out["query_id"]]
     assert listed[0]["top_external_id"] == out["candidates"][0]["subject_id"] and listed[0]["n_candidates"] == 3
-    assert json.loads(run("queries", "list", "--case", "no-such-case", "--json", "--db", gallery_db).stdout) == []
+    assert json.loads(run("queries", "list", "--case", "no-such-case", "--json", "--db", any_gallery_db).stdout) == []
     assert shown["inputs"][0]["sha256"] and shown["inverter"]["sha256"]
     # searched in the shipped sketch search space, over its own derived index beside the gallery's
     from forensics.whitening import load_whitening
 
     space = shown["params"]["search_space"]
     assert space["sha256"] == load_whitening("dlib-resnet@v1/128").sha256
-    assert gallery_db.with_suffix(".whitened.faiss").is_file() and gallery_db.with_suffix(".faiss").is_file()
+    if isinstance(any_gallery_db, str):  # PostgreSQL: the spaces in the database, every face in each
+        assert pg_spaces(any_gallery_db) == {"plain": 6, "whitened": 6}
+    else:
+        assert any_gallery_db.with_suffix(".whitened.faiss").is_file() and any_gallery_db.with_suffix(".faiss").is_file()
     assert "partial whitening" in html
     assert "sketch's score (weight 0.5) and the synthesized photo's score (weight 0.5)" in unescape(html)
     assert shown["params"]["fusion_weight_inverted"] == 0.5
     assert [p["kind"] for p in shown["params"]["probes"]] == ["drawn", "synthesized"]
     assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
     for fmt in ("pdf", "json", "csv"):
-        run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", gallery_db)
+        run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", any_gallery_db)
     # a short id, as `queries list` shows it, is accepted where it is unambiguous
-    short = json.loads(run("queries", "show", out["query_id"][:8], "--json", "--db", gallery_db).stdout)
+    short = json.loads(run("queries", "show", out["query_id"][:8], "--json", "--db", any_gallery_db).stdout)
     assert short["query_id"] == out["query_id"]
-    run("report", out["query_id"][:8], "--format", "json", "-o", tmp_path / "short.json", "--db", gallery_db)
+    run("report", out["query_id"][:8], "--format", "json", "-o", tmp_path / "short.json", "--db", any_gallery_db)
     assert json.loads((tmp_path / "short.json").read_text())["query"]["query_uid"] == out["query_id"]
-    res = run("queries", "show", out["query_id"][:3], "--db", gallery_db, ok=False)
+    res = run("queries", "show", out["query_id"][:3], "--db", any_gallery_db, ok=False)
     assert res.exit_code == 2 and "at least its first 6 characters" in " ".join(res.output.split())
     assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF"
     assert len(list(csv.DictReader(open(tmp_path / "r.csv", encoding="utf-8-sig")))) == 3
-    assert "intact" in run("audit", "verify", "--db", gallery_db).output
+    assert "intact" in run("audit", "verify", "--db", any_gallery_db).output
 
 
-def test_several_sketches_are_fused_into_one_list(gallery_db, cufs):
+def test_several_sketches_are_fused_into_one_list(any_gallery_db, cufs):
     sk = cufs[("cufs_xm2vts_test_200", "sketch")]
-    res = run("query", sk, sk, "--top", 6, "--json", "--db", gallery_db)
+    res = run("query", sk, sk, "--top", 6, "--json", "--db", any_gallery_db)
     out = json.loads(res.stdout)
     assert len(out["candidates"]) == 6  # one list, each subject once
     assert len({c["subject_id"] for c in out["candidates"]}) == 6
     assert len(out["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (raw, synthesized)
 
 
-def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs, tmp_path):
+def test_filters_apply_before_ranking_without_losing_candidates(any_gallery_db, cufs, tmp_path):
     sk = cufs[("cufs_ar_test_101", "sketch")]
-    out = json.loads(run("query", sk, "--top", 2, "--sex", "F", "--json", "--db", gallery_db).stdout)
+    out = json.loads(run("query", sk, "--top", 2, "--sex", "F", "--json", "--db", any_gallery_db).stdout)
     assert len(out["candidates"]) == 2 and all(c["sex"] == "F" for c in out["candidates"])
     out = json.loads(run("query", sk, "--top", 5, "--born-between", 1975, 1985, "--where", "district=north",
-                         "--json", "--db", gallery_db).stdout)
+                         "--json", "--db", any_gallery_db).stdout)
     assert {c["subject_id"] for c in out["candidates"]} == {"cufs_ar_test_102", "cufs_xm2vts_test_200"}
     assert out["subjects_searched"] == 2 and out["gallery_size"] == 6  # the FPIR is stated for the 2 searched
-    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", any_gallery_db).stdout)
     assert shown["params"]["subjects_searched"] == 2
-    run("report", out["query_id"], "--format", "json", "-o", tmp_path / "r.json", "--db", gallery_db)
+    run("report", out["query_id"], "--format", "json", "-o", tmp_path / "r.json", "--db", any_gallery_db)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["gallery"]["subjects_searched"] == 2 and report["gallery"]["size"] == 6
 
@@ -137,14 +185,14 @@ def test_filters_apply_before_ranking_without_losing_candidates(gallery_db, cufs
     (["--report", "no-such-folder/r.html"], "the folder no-such-folder does not exist"),
     (["--report", "r.docx"], "the extension must be one of"),
 ])
-def test_a_search_that_cannot_find_anyone_is_refused_before_it_runs(gallery_db, cufs, args, message):
-    before = run("queries", "list", "--json", "--db", gallery_db).stdout
-    res = run("query", cufs[("cufs_ar_test_101", "sketch")], *args, "--db", gallery_db, ok=False)
+def test_a_search_that_cannot_find_anyone_is_refused_before_it_runs(any_gallery_db, cufs, args, message):
+    before = run("queries", "list", "--json", "--db", any_gallery_db).stdout
+    res = run("query", cufs[("cufs_ar_test_101", "sketch")], *args, "--db", any_gallery_db, ok=False)
     assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
-    assert run("queries", "list", "--json", "--db", gallery_db).stdout == before  # nothing stored or audited
+    assert run("queries", "list", "--json", "--db", any_gallery_db).stdout == before  # nothing stored or audited
 
 
-def test_a_report_that_cannot_be_written_names_the_stored_query(gallery_db, cufs, tmp_path, monkeypatch):
+def test_a_report_that_cannot_be_written_names_the_stored_query(any_gallery_db, cufs, tmp_path, monkeypatch):
     import forensics.reports as reports
 
     def fail(*a, **k):
@@ -152,22 +200,22 @@ def test_a_report_that_cannot_be_written_names_the_stored_query(gallery_db, cufs
 
     monkeypatch.setattr(reports, "export_report", fail)
     res = run("query", cufs[("cufs_ar_test_101", "sketch")], "--top", 2, "--report", tmp_path / "r.html",
-              "--db", gallery_db, ok=False)
+              "--db", any_gallery_db, ok=False)
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "disk full" in said
-    uid = json.loads(run("queries", "list", "--json", "--limit", 1, "--db", gallery_db).stdout)[0]["query_uid"]
+    uid = json.loads(run("queries", "list", "--json", "--limit", 1, "--db", any_gallery_db).stdout)[0]["query_uid"]
     assert f"the query is stored as {uid}" in said and f"forensics report {uid} -o FILE" in said
 
 
-def test_raw_and_inverted_modes_and_bad_mode(gallery_db, cufs):
+def test_raw_and_inverted_modes_and_bad_mode(any_gallery_db, cufs):
     sk = cufs[("cufs_ar_test_102", "sketch")]
     for mode in ("raw", "inverted"):
-        out = json.loads(run("query", sk, "--mode", mode, "--top", 2, "--json", "--db", gallery_db).stdout)
+        out = json.loads(run("query", sk, "--mode", mode, "--top", 2, "--json", "--db", any_gallery_db).stdout)
         assert out["mode"] == mode and len(out["candidates"]) == 2
-    out = json.loads(run("query", sk, "--no-whiten", "--top", 2, "--json", "--db", gallery_db).stdout)
-    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", gallery_db).stdout)
+    out = json.loads(run("query", sk, "--no-whiten", "--top", 2, "--json", "--db", any_gallery_db).stdout)
+    shown = json.loads(run("queries", "show", out["query_id"], "--json", "--db", any_gallery_db).stdout)
     assert shown["params"]["search_space"] is None  # the raw descriptor space
-    res = run("query", sk, "--mode", "magic", "--db", gallery_db, ok=False)
+    res = run("query", sk, "--mode", "magic", "--db", any_gallery_db, ok=False)
     assert res.exit_code == 2 and "--mode" in res.output
 
 
@@ -188,14 +236,20 @@ def test_tampered_audit_log_is_detected(tmp_path, gallery_db, cufs):
     assert len(out.read_text().splitlines()) >= 2
 
 
-def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, gallery_db, cufs):
-    db = copy_gallery(gallery_db, tmp_path / "copy.db")
+def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, own_gallery_db, cufs):
+    db = own_gallery_db
     sk = cufs[("cufs_ar_test_101", "sketch")]
     qid = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)["query_id"]
-    whitened = db.with_suffix(".whitened.faiss")
-    assert whitened.is_file()  # the sketch query built the derived whitened index
+    if isinstance(db, str):  # PostgreSQL: the subject's vectors leave every space with its rows
+        assert pg_spaces(db) == {"plain": 6, "whitened": 6}
+    else:
+        whitened = db.with_suffix(".whitened.faiss")
+        assert whitened.is_file()  # the sketch query built the derived whitened index
     run("gallery", "remove", "cufs_ar_test_101", "--yes", "--db", db)
-    assert not whitened.exists()  # deleted with the subject's vectors in it; rebuilt by the next query
+    if isinstance(db, str):
+        assert pg_spaces(db) == {"plain": 5, "whitened": 5}
+    else:
+        assert not whitened.exists()  # deleted with the subject's vectors in it; rebuilt by the next query
     out = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)
     assert "cufs_ar_test_101" not in [c["subject_id"] for c in out["candidates"]]
     stored = json.loads(run("queries", "show", qid, "--json", "--db", db).stdout)
@@ -203,6 +257,7 @@ def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, gall
     export = run("audit", "export", "--format", "jsonl", "-o", tmp_path / "a.jsonl", "--db", db)
     assert export.exit_code == 0 and "cufs_ar_test_101" not in (tmp_path / "a.jsonl").read_text()
     assert "intact" in run("audit", "verify", "--db", db).output
+    assert "agree" in run("gallery", "check", "--db", db).output
 
 
 def test_a_blank_page_is_refused_and_a_guessed_face_is_flagged(tmp_path, gallery_db):
@@ -339,63 +394,63 @@ def test_an_interrupted_roundtrip_build_resumes_where_it_stopped(tmp_path, galle
     assert full.reconstruct(partial.ids()) == pytest.approx(partial.reconstruct(partial.ids()), abs=1e-6)
 
 
-def test_examiner_review_is_recorded_verified_listed_and_reported(gallery_db, cufs, tmp_path):
+def test_examiner_review_is_recorded_verified_listed_and_reported(any_gallery_db, cufs, tmp_path):
     out = json.loads(run("query", cufs[("cufs_ar_test_101", "sketch")], "--top", 3, "--case", "C-REV", "--json",
-                         "--db", gallery_db).stdout)
+                         "--db", any_gallery_db).stdout)
     short = out["query_id"][:8]
-    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", gallery_db).stdout)
+    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", any_gallery_db).stdout)
     assert listed[0]["review"] == "not reviewed"
     run("review", short, "--candidate", 1, "--decision", "lead", "--note", "same ear shape", "--examiner", "Ann",
-        "--db", gallery_db)
-    res = run("review", short, "--candidate", 1, "--verify", "--examiner", "ann", "--db", gallery_db, ok=False)
+        "--db", any_gallery_db)
+    res = run("review", short, "--candidate", 1, "--verify", "--examiner", "ann", "--db", any_gallery_db, ok=False)
     assert res.exit_code == 2 and "a second examiner must verify it" in " ".join(res.output.split())
-    run("review", short, "--candidate", 1, "--verify", "--examiner", "Bob", "--db", gallery_db)
-    run("review", short, "--candidate", 2, "--decision", "excluded", "--examiner", "Ann", "--db", gallery_db)
-    res = run("review", short, "--candidate", 7, "--decision", "lead", "--db", gallery_db, ok=False)
+    run("review", short, "--candidate", 1, "--verify", "--examiner", "Bob", "--db", any_gallery_db)
+    run("review", short, "--candidate", 2, "--decision", "excluded", "--examiner", "Ann", "--db", any_gallery_db)
+    res = run("review", short, "--candidate", 7, "--decision", "lead", "--db", any_gallery_db, ok=False)
     assert res.exit_code == 2 and "no candidate at rank 7" in " ".join(res.output.split())
-    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", gallery_db).stdout)
+    listed = json.loads(run("queries", "list", "--case", "C-REV", "--json", "--db", any_gallery_db).stdout)
     assert listed[0]["review"] == "2 reviewed (1 lead), 1 verified"
-    run("report", short, "--format", "json", "-o", tmp_path / "r.json", "--db", gallery_db)
+    run("report", short, "--format", "json", "-o", tmp_path / "r.json", "--db", any_gallery_db)
     reviews = json.loads((tmp_path / "r.json").read_text())["reviews"]
     assert [(v["rank"], v["decision"], v["examiner"]) for v in reviews] == [(1, "lead", "Ann"), (2, "excluded", "Ann"),
                                                                            (3, None, None)]
     assert [w["examiner"] for w in reviews[0]["verified_by"]] == ["Bob"] and reviews[0]["note"] == "same ear shape"
-    run("report", short, "--format", "html", "-o", tmp_path / "r.html", "--db", gallery_db)
+    run("report", short, "--format", "html", "-o", tmp_path / "r.html", "--db", any_gallery_db)
     html = unescape((tmp_path / "r.html").read_text())
     assert "Examiner review" in html and "not reviewed" in html and "same ear shape" in html
-    assert "intact" in run("audit", "verify", "--db", gallery_db).output
+    assert "intact" in run("audit", "verify", "--db", any_gallery_db).output
 
 
-def test_sketch_provenance_is_recorded_and_printed_beside_each_sketch(gallery_db, cufs, tmp_path):
+def test_sketch_provenance_is_recorded_and_printed_beside_each_sketch(any_gallery_db, cufs, tmp_path):
     sk1, sk2 = cufs[("cufs_ar_test_101", "sketch")], cufs[("cufs_xm2vts_test_200", "sketch")]
     out = json.loads(run("query", sk1, sk2, "--top", 2, "--json", "--witness", "W. One", "--witness", "W. Two",
                          "--artist", "A. Artist", "--drawn-on", "2026-11-30", "--sketch-note", "drawn at the station",
-                         "--report", tmp_path / "r.json", "--db", gallery_db).stdout)
+                         "--report", tmp_path / "r.json", "--db", any_gallery_db).stdout)
     inputs = json.loads((tmp_path / "r.json").read_text())["inputs"]
     assert [i["provenance"]["witness"] for i in inputs] == ["W. One", "W. Two"]
     assert {i["provenance"]["artist"] for i in inputs} == {"A. Artist"} and inputs[1]["provenance"]["drawn_on"] == "2026-11-30"
-    run("report", out["query_id"], "--format", "html", "-o", tmp_path / "r.html", "--db", gallery_db)
+    run("report", out["query_id"], "--format", "html", "-o", tmp_path / "r.html", "--db", any_gallery_db)
     assert "W. Two" in (tmp_path / "r.html").read_text() and "drawn at the station" in (tmp_path / "r.html").read_text()
     for args, message in ((["--witness", "a", "--witness", "b", "--witness", "c"], "given 3 times for 2 sketches"),
                           (["--drawn-on", "yesterday"], "give a date as YYYY-MM-DD")):
-        res = run("query", sk1, sk2, *args, "--db", gallery_db, ok=False)
+        res = run("query", sk1, sk2, *args, "--db", any_gallery_db, ok=False)
         assert res.exit_code == 2 and message in " ".join(res.output.split())
 
 
-def test_the_case_report_lists_every_search_of_the_case_with_its_review_status(gallery_db, cufs, tmp_path):
+def test_the_case_report_lists_every_search_of_the_case_with_its_review_status(any_gallery_db, cufs, tmp_path):
     sk = cufs[("cufs_ar_test_101", "sketch")]
-    ids = [json.loads(run("query", sk, "--top", 2, "--case", "C-CASE", "--json", "--db", gallery_db).stdout)["query_id"]
+    ids = [json.loads(run("query", sk, "--top", 2, "--case", "C-CASE", "--json", "--db", any_gallery_db).stdout)["query_id"]
            for _ in range(2)]
-    run("review", ids[0], "--candidate", 1, "--decision", "inconclusive", "--examiner", "Ann", "--db", gallery_db)
-    run("report", "--case", "C-CASE", "-f", "json", "-o", tmp_path / "case.json", "--db", gallery_db)
+    run("review", ids[0], "--candidate", 1, "--decision", "inconclusive", "--examiner", "Ann", "--db", any_gallery_db)
+    run("report", "--case", "C-CASE", "-f", "json", "-o", tmp_path / "case.json", "--db", any_gallery_db)
     case = json.loads((tmp_path / "case.json").read_text())
     assert case["n_queries"] == 2 and {q["query_uid"] for q in case["queries"]} == set(ids)
     assert {q["query_uid"]: q["review"] for q in case["queries"]}[ids[1]] == "not reviewed"
-    run("report", "--case", "C-CASE", "-o", tmp_path / "case.html", "--db", gallery_db)
+    run("report", "--case", "C-CASE", "-o", tmp_path / "case.html", "--db", any_gallery_db)
     assert ids[0] in (tmp_path / "case.html").read_text() and "1 reviewed (0 lead), 0 verified" in (tmp_path / "case.html").read_text()
     for args, message in ((["--case", "NO-SUCH"], "no stored search has the case id"),
                           ([ids[0], "--case", "C-CASE"], "not both"),
                           (["--case", "C-CASE", "-f", "pdf"], "a case report is written as html or json")):
-        res = run("report", *args, "-o", tmp_path / "x.out", "--db", gallery_db, ok=False)
+        res = run("report", *args, "-o", tmp_path / "x.out", "--db", any_gallery_db, ok=False)
         assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
-    assert "intact" in run("audit", "verify", "--db", gallery_db).output
+    assert "intact" in run("audit", "verify", "--db", any_gallery_db).output

@@ -117,3 +117,29 @@ def test_sqlite_has_no_roles(tmp_path):
 def _sql(g, statement: str) -> None:
     with g.engine.begin() as c:
         c.execute(text(statement))
+
+
+def test_the_vector_spaces_under_each_role(pg_url):
+    """The admin enrolls into a new gallery (the plain space's HNSW index is made for it, though it
+    does not own the table) and keeps the whitened space current; the examiner searches both but
+    may not fill a space that is behind: a clear error naming what an administrator runs."""
+    from forensics.errors import ForensicsError
+    from forensics.stores import open_indexes
+    from forensics.whitening import fit_whitening
+
+    whitening = fit_whitening(np.random.default_rng(0).normal(size=(50, DIM)), "test-embedder@1/8")
+    with open_gallery(pg_url) as g:
+        emb = g.repository().get_or_create_embedder("test-embedder", "1", DIM, "c" * 64)
+        create_roles(g)
+    with open_gallery(_login(pg_url, ADMIN), create=False) as g:
+        enroll_sealed(g, [_enrollment(emb.id, k) for k in range(1, 5)], actor="admin")
+        open_indexes(g).refresh(whitening)  # what `forensics enroll` does at its end
+        assert open_indexes(g).rebuild("hnsw", whitening=whitening).ntotal == 4  # spaces dropped and made again
+        enroll_sealed(g, [_enrollment(emb.id, 5)], actor="admin")  # the whitened space is now behind
+    with open_gallery(_login(pg_url, EXAMINER), create=False) as g:
+        indexes = open_indexes(g)
+        plain = indexes.plain()
+        _, ids = plain.search(np.random.default_rng(1).normal(size=DIM), 3)
+        assert plain.ntotal == 5 and ids.shape == (1, 3)
+        with pytest.raises(ForensicsError, match="administrator runs `forensics gallery rebuild-index`"):
+            indexes.whitened(whitening)
