@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from . import audit
 from .db import Gallery
 from .errors import GalleryError
 from .models import Base, GalleryMeta
-from .transaction import write_transaction
+from .transaction import read_transaction, write_transaction
 from .verify import verify_gallery
 
 #: The tables copied, parents before children.
@@ -66,7 +65,7 @@ class CopyError(GalleryError):
     """The copy was refused or did not give the source's rows (nothing was committed)."""
 
 
-def content_counts(s: Session | Connection) -> dict[str, int]:
+def content_counts(s: Session) -> dict[str, int]:
     """Rows of each table the copy carries (``gallery_meta`` too), by table name."""
     return {t.name: int(s.scalar(select(func.count()).select_from(t)) or 0) for t in COPIED_TABLES}
 
@@ -82,11 +81,11 @@ def _check_empty(dst: Session, label: str) -> None:
                         "database (the copy creates the schema; not one made with `gallery init`, whose log has begun)")
 
 
-def _copy_table(src: Connection, dst: Session, table: Table, done: int, total: int,
+def _copy_table(src: Session, dst: Session, table: Table, done: int, total: int,
                 progress: Optional[Progress]) -> int:
     """Every row of `table`, in primary-key order, batch by batch; returns the rows done so far."""
     stmt = select(table).order_by(*table.primary_key.columns)
-    for part in src.execution_options(yield_per=BATCH).execute(stmt).mappings().partitions():
+    for part in src.execute(stmt, execution_options={"yield_per": BATCH}).mappings().partitions():
         dst.execute(table.insert(), [dict(r) for r in part])
         done += len(part)
         if progress is not None:
@@ -94,7 +93,7 @@ def _copy_table(src: Connection, dst: Session, table: Table, done: int, total: i
     return done
 
 
-def _replace_meta(src: Connection, dst: Session) -> None:
+def _replace_meta(src: Session, dst: Session) -> None:
     """The destination's ``gallery_meta`` becomes the source's (its audit head included)."""
     table = GalleryMeta.__table__
     dst.execute(table.delete())
@@ -133,20 +132,12 @@ def _check_verifies(dst: Session) -> None:
                         "kept: run `forensics audit verify` on the source")
 
 
-def _source_snapshot(source: Gallery) -> Connection:
-    """A connection reading `source` in one snapshot (REPEATABLE READ on PostgreSQL)."""
-    conn = source.engine.connect()
-    if source.location.is_postgres:
-        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    return conn
-
-
 def copy_gallery(source: Gallery, dest: Gallery, *, actor: str, source_label: str, dest_label: str,
                  progress: Optional[Progress] = None) -> CopyResult:
     """Copy every row of `source` into the empty gallery `dest` (see the module), then record the
     copy in the destination's audit log as `actor`. `source_label` names the source in that event
     and must not hold a password. CopyError when `dest` is not empty or the copy is not whole."""
-    with _source_snapshot(source) as src, src.begin():
+    with read_transaction(source) as src:  # one snapshot of the source for the whole copy
         counts = content_counts(src)
         total = sum(counts.values()) - counts[GalleryMeta.__tablename__]
         with write_transaction(dest) as dst:  # the write lock held from the emptiness check to the commit
