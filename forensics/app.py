@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery import audit
+from gallery import audit, transfer
 from gallery.db import Gallery, open_gallery
 from gallery.location import GalleryLocation
 from gallery.index import IndexProblem
@@ -30,6 +30,7 @@ from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
 from forensics.stores import open_indexes
+from forensics.whitening import load_whitening
 
 Progress = Callable[[int, int], None]
 
@@ -138,10 +139,23 @@ class Forensics:
         white = load_whitening(emb.key.slug) if emb is not None else None
         return rebuild_index(g, kind=kind, nprobe=nprobe, operator=self.operator, whitening=white)
 
+    def copy_gallery(self, dest: GalleryLocation | Path | str, progress: Progress | None = None) -> transfer.CopyResult:
+        """Copy this gallery into the new or empty gallery `dest` (a file path or a PostgreSQL URL),
+        every row as stored, verified before it commits (`gallery.transfer.copy_gallery`); then
+        the destination's indexes are brought up to date as after an enrollment (its store's
+        `refresh`), so it is ready to search. Round-trip vectors are made there when first needed."""
+        target = Forensics(dest, self.models, self.operator)
+        result = transfer.copy_gallery(self.gallery(), target.gallery(create=True), actor=self.operator,
+                                       source_label=self.db.display(), dest_label=target.db.display(),
+                                       progress=progress)
+        emb = target.gallery().repository().gallery_embedder()
+        if emb is not None:
+            open_indexes(target.gallery()).refresh(load_whitening(emb.key.slug))
+        return result
+
     def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> SearchIndex:
         """The round-trip index, brought up to date (only faces not yet computed are)."""
         from forensics.inversion.invert import load_inverter
-        from forensics.whitening import load_whitening
 
         pipeline = self.pipeline()
         white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None

@@ -86,7 +86,7 @@ def handle_errors(fn):
 
 
 @contextmanager
-def progress_bar(total: int, what: str):
+def progress_bar(total: int, what: str, unit: str = "img"):
     columns = [TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal and total < 1) as prog:
@@ -98,13 +98,13 @@ def progress_bar(total: int, what: str):
         def advance(n: int):
             prog.advance(task, n)
             done = prog.tasks[0].completed
-            prog.update(task, rate=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+            prog.update(task, rate=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} {unit}/s")
 
         yield advance
 
 
 @contextmanager
-def lazy_progress_bar(what: str):
+def lazy_progress_bar(what: str, unit: str = "img"):
     """A `progress(done, total)` callback that opens a progress bar on its first call (work whose
     size is known only once it starts, e.g. the round-trip vectors still to compute)."""
     with ExitStack() as stack:
@@ -112,7 +112,7 @@ def lazy_progress_bar(what: str):
 
         def progress(done: int, total: int) -> None:
             if "advance" not in state:
-                state["advance"], state["done"] = stack.enter_context(progress_bar(total, what)), 0
+                state["advance"], state["done"] = stack.enter_context(progress_bar(total, what, unit)), 0
             state["advance"](done - state["done"])
             state["done"] = done
 
@@ -260,6 +260,28 @@ def gallery_rebuild_index(db: str = DbOption,
     removing) keeps it."""
     idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
+
+
+@gallery_app.command("copy")
+@handle_errors
+def gallery_copy(source: str = typer.Option(..., "--from", help="The gallery to copy: a SQLite file or a PostgreSQL "
+                                            "URL (postgresql://user@host:port/dbname)."),
+                 dest: str = typer.Option(..., "--to", help="Where the copy goes: a new (or empty) SQLite file or an "
+                                          "empty PostgreSQL database."),
+                 operator: Optional[str] = typer.Option(None, help="Who copies (audit log).")):
+    """Copy a whole gallery into a new or empty one, SQLite to PostgreSQL or back: subjects, images,
+    chips, descriptors, stored queries, reviews and the audit log, every row as stored, so `audit
+    verify` passes on the copy. Row counts are compared and the copy is verified before it commits
+    (a failed copy leaves the destination empty); a `copy` event is added to its audit log. The
+    sketch search space and round-trip vectors are made on the destination when first needed."""
+    fx = forensics_app(source, operator)
+    with lazy_progress_bar("copying rows", "rows") as progress:
+        res = fx.copy_gallery(dest, progress)
+    table = Table("table", "rows in the source", "rows copied", title="gallery copied, counts checked")
+    for c in res.counts:
+        table.add_row(c.table, f"{c.source:,}", f"{c.destination:,}")
+    console.print(table)
+    console.print(f"audit log: {res.audit_events} events, head {res.head_hash}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
