@@ -26,7 +26,7 @@ from PIL import Image
 from forensics.errors import ForensicsError
 from forensics.fusion import unit_rows
 from forensics.inversion.sketchify import STYLES, sketchify
-from forensics.probes import ROUNDTRIP_WEIGHT, sketch_vectors
+from forensics.probes import ROUNDTRIP_WEIGHT, inverted_vectors
 
 
 def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, batch_size: int = 32) -> np.ndarray:
@@ -35,13 +35,16 @@ def roundtrip_vectors(embedder, inverter, chips: np.ndarray, whitening=None, bat
     out = []
     for i in range(0, len(chips), batch_size):
         batch = chips[i:i + batch_size]
-        total = 0
-        for style in STYLES:
-            sketches = np.stack([sketchify(c, style, randomize=False) for c in batch])
-            _, inv, _ = sketch_vectors(embedder, sketches, None, inverter)
-            total = total + unit_rows(whitening.apply(inv) if whitening is not None else inv)
-        out.append(unit_rows(total))
+        inv, _ = inverted_vectors(embedder, inverter, canonical_sketches(batch))
+        per_style = unit_rows(whitening.apply(inv) if whitening is not None else inv)
+        out.append(unit_rows(per_style.reshape(len(STYLES), len(batch), -1).sum(axis=0)))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, embedder.info.dim), np.float32)
+
+
+def canonical_sketches(chips: np.ndarray) -> np.ndarray:
+    """(len(STYLES) * n, H, W, 3) uint8: every chip as each style's canonical sketch, style by style
+    (inverted and embedded as one batch)."""
+    return np.stack([sketchify(c, style, randomize=False) for style in STYLES for c in chips])
 
 
 def describe_roundtrip(space: str) -> dict:
