@@ -22,7 +22,7 @@ def one_by_one(embedder, inverter, chips, whitening):
     for c in chips:
         small = np.asarray(Image.fromarray(sketchify(c, "pencil", randomize=False)).resize((100, 100),
                                                                                           Image.BILINEAR))
-        photo = np.asarray(Image.fromarray(invert_chips(inverter, small[None])[0]).resize((150, 150),
+        photo = np.array(Image.fromarray(invert_chips(inverter, small[None])[0]).resize((150, 150),
                                                                                          Image.BILINEAR))
         out.append(unit_rows(whitening.apply(embedder.embed(photo[None])))[0])
     return np.stack(out)
