@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--modes", default="raw,inverted,fusion,roundtrip")
     ap.add_argument("--open-modes", default="raw,inverted,fusion",
                     help="modes also run against the open gallery (roundtrip is not by default: its round-trip "
-                    "vectors for the ~13,000 LFW distractors cost ~4 h of 2 CPU cores)")
+                    "vectors for the ~13,000 LFW distractors cost ~20 minutes of 2 CPU cores; not run yet)")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse the JSONL of evaluations already run "
                     "(benchmarks/work/*.jsonl) instead of running them again")

@@ -26,8 +26,8 @@ BAR_CUFS_OPEN_RANK1 = 0.8
 BAR_CUFS_CLOSED_RANK1 = 0.9
 BAR_FS2K_TIMES_RAW = 2
 BAR_ENROLL_SPEEDUP = 4
-BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "sketch_detection",
-              "calibration", "reliability", "scale")
+BENCHMARKS = ("sketch_identification", "photo_identification", "lfw_verification", "throughput", "roundtrip_speed",
+              "sketch_detection", "calibration", "reliability", "scale")
 
 
 def load(name: str):
@@ -91,8 +91,6 @@ def sketch_intro(rows: list[dict], ref: dict, cores: int) -> list[str]:
     n_cufs = row_of(rows, "CUFS test", "closed", "raw")["n"]
     n_fs2k = row_of(rows, "FS2K val", "closed", "raw")["n"]
     n_lfw = ref["protocol"]["open_gallery_lfw_photos"]
-    per_face = ref["roundtrip_seconds_per_face"]["value"]
-    n_open = n_cufs + n_fs2k + n_lfw
     return ["## Sketch identification (the product's job)", "",
             f"`cd benchmarks && ../.venv/bin/python sketch_identification.py` — probes: the {n_cufs} CUFS test sketches "
             f"and the {n_fs2k} FS2K validation sketches (never trained on), searched through `forensics evaluate` "
@@ -103,10 +101,20 @@ def sketch_intro(rows: list[dict], ref: dict, cores: int) -> list[str]:
             "searches in the sketch search space, as queries do: partial PCA whitening of probe and gallery "
             "descriptors, fitted on the training pairs' photos (`forensics/whitening.py`, docs/models.md). "
             "Mode roundtrip adds to fusion a third score, the synthesized photo against each gallery face as the "
-            "inverter renders it (`forensics/roundtrip.py`); it is run on the closed galleries only: its round-trip "
-            f"vectors for the ~{round(n_open, -3):,} open-gallery faces would take ~{math.ceil(n_open * per_face / 3600)} "
-            f"hours of the {cores} CPU cores (~{per_face:g} s a face), so it has no open-set figure yet. "
+            "inverter renders it (`forensics/roundtrip.py`); it is run on the closed galleries only "
+            f"({roundtrip_cost_text(n_cufs + n_fs2k + n_lfw, cores)}), so it has no open-set figure yet. "
             "Rank-1 / 5 / 10 in %.", ""]
+
+
+def roundtrip_cost_text(n_open: int, cores: int) -> str:
+    """What the round-trip vectors of the open gallery cost, at the speed roundtrip_speed.py measured."""
+    speed = load("roundtrip_speed")
+    if speed is None:
+        return "its round-trip vectors of the open gallery have not been timed: run roundtrip_speed.py"
+    per_face = speed["cpu_ms_per_face"] / cores
+    return (f"its round-trip vectors for the ~{round(n_open, -3):,} open-gallery faces would take "
+            f"~{math.ceil(n_open * per_face / 60000)} minutes of the {cores} idle CPU cores at the {per_face:.0f} ms "
+            "a face measured under \"Round-trip gallery speed\" below; not run yet")
 
 
 def sketch_tables(rows: list[dict]) -> list[str]:
@@ -176,7 +184,11 @@ def sketch_caveats(rows: list[dict], ref: dict) -> list[str]:
             "- The roundtrip mode was adopted by a rule on FS2K val and the training pairs, written before any of "
             "its figures was seen (`research/roundtrip/`); CUFS test was run once, afterwards. It is measured on "
             "the closed galleries only (no open-set figure, no FPIR calibration yet), so it is an opt-in mode and "
-            "fusion stays the default.",
+            "fusion stays the default. Its rows were measured with the first round-trip recipe (three sketch "
+            "styles, each inverted with its mirror image: six inverter passes a gallery face); since 2026-12-02 the "
+            "gallery side is one pass at 100 px (recipe `pencil@100`, \"Round-trip gallery speed\" below), whose "
+            "CUFS test figure, measured once through `forensics evaluate`, is in docs/models.md (\"Round-trip "
+            "gallery\"); these rows are replaced when this benchmark is next run.",
             f"- Baselines measured with dlib's own pipeline ({dlib['source']}): raw CUFS open "
             f"{pct(dlib['cufs_test_raw']['open'])} / closed {pct(dlib['cufs_test_raw']['closed'])}; a ridge map in "
             f"embedding space {pct(dlib['cufs_test_ridge_map']['open'])} / {pct(dlib['cufs_test_ridge_map']['closed'])}. "
@@ -309,6 +321,27 @@ def speed_section(tp: dict, ref: dict, machine: dict) -> list[str]:
     return out + search_lines(tp["search"], ref)
 
 
+def roundtrip_speed_section(rt: dict, ref: dict, machine: dict) -> list[str]:
+    cores = machine_of("roundtrip_speed", rt)["cores"]
+    per_core_pair = rt["cpu_ms_per_face"] / cores
+    out = ["## Round-trip gallery speed", "", "`cd benchmarks && ../.venv/bin/python roundtrip_speed.py` — "
+           f"`forensics.roundtrip.roundtrip_vectors` (the gallery side of `--mode roundtrip`) on {rt['faces']} "
+           f"aligned photo chips (CUFS test and LFW, half each), warm, {rt['threads']} PyTorch threads; CPU time "
+           f"is the process's, all threads. Recipe `{rt['space'].split(':')[1]}` (`forensics/roundtrip.py`).", ""]
+    out += machine_note("roundtrip_speed", rt, machine)
+    out += ["| ms a face, wall | ms a face, CPU | CPU over the cores | load average during the run |",
+            "|---|---|---|---|",
+            f"| {rt['wall_ms_per_face']:.0f} | {rt['cpu_ms_per_face']:.0f} | {per_core_pair:.0f} | "
+            f"{rt['loadavg_start']:.1f} → {rt['loadavg_end']:.1f} on {cores} cores |", "",
+            f"Bar: at most {rt['bar_ms_per_face']} ms a face on 2 CPU cores. CPU time over the {cores} cores is the "
+            "wall time when nothing else runs on them and both are kept busy: "
+            + met(per_core_pair <= rt["bar_ms_per_face"]) + " by that measure. "
+            + ("The wall time above was measured on a machine shared with other jobs (load average above "
+               f"{cores}): rerun on a quiet machine for the wall figure." if rt["loadavg_start"] > cores else
+               "The wall time above was measured on a quiet machine."), ""]
+    return out
+
+
 def detection_section(det: dict, ref: dict, machine: dict) -> list[str]:
     out = ["## Sketch detection", "", "`.venv/bin/python benchmarks/sketch_detection.py`", ""]
     out += machine_note("sketch_detection", det, machine)
@@ -439,7 +472,8 @@ def scale_section(sc: dict, ref: dict, machine: dict) -> list[str]:
 
 
 SECTIONS = {"sketch_identification": sketch_section, "photo_identification": photo_section,
-            "lfw_verification": lfw_section, "throughput": speed_section, "sketch_detection": detection_section,
+            "lfw_verification": lfw_section, "throughput": speed_section, "roundtrip_speed": roundtrip_speed_section,
+            "sketch_detection": detection_section,
             "calibration": calibration_section, "reliability": reliability_section,
             "scale": scale_section}
 

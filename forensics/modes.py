@@ -24,7 +24,7 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("inverted", True, "the synthesized photo only"),
     Mode("raw", False, "the probe as it is (a photo, or a sketch as drawn)"),
     Mode("roundtrip", True, "fusion, plus the synthesized photo against each gallery face as the inverter "
-                            "renders it (round-trip gallery vectors; ~1 s a gallery face on 2 CPU cores, "
+                            "renders it (round-trip gallery vectors; ~0.1 s a gallery face on 2 CPU cores, "
                             "computed once: `forensics gallery roundtrip`)"),
 )}
 DEFAULT_SKETCH_MODE = "fusion"

@@ -107,18 +107,26 @@ def sketch_vectors(embedder: Embedder, chips: np.ndarray, raw: np.ndarray | None
 
     `raw`: the chips' descriptors if already computed. Without `inverter` only the raw vectors.
     """
-    from forensics.inversion.invert import invert_chips
-
     raw_v = embedder.embed(chips) if raw is None else raw
     if mirror:
         raw_v = _mean_direction(raw_v, embedder.embed(mirrored(chips)))
     if inverter is None:
         return raw_v, None, None
+    inv_v, synth = inverted_vectors(embedder, inverter, chips, mirror)
+    return raw_v, inv_v, synth
+
+
+def inverted_vectors(embedder: Embedder, inverter, chips: np.ndarray,
+                     mirror: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(inverted vectors, synthesized chips) of aligned sketch chips: the descriptor of each
+    synthesized photo, with `mirror` averaged with that of the mirrored sketch's synthesized photo."""
+    from forensics.inversion.invert import invert_chips  # PyTorch: imported when an inverter runs
+
     synth = invert_chips(inverter, chips)
     inv_v = embedder.embed(synth)
     if mirror:
         inv_v = _mean_direction(inv_v, embedder.embed(invert_chips(inverter, mirrored(chips))))
-    return raw_v, inv_v, synth
+    return inv_v, synth
 
 
 def build_probes(models: ProbeModels, mode: str, records: list, kind: str = "sketch",
