@@ -384,7 +384,16 @@ def fpir_cell(fpir: float | None, detail: dict | None) -> str:
     if fpir is None:
         return "n/a"
     r = (detail or {}).get("fpir_range")
-    return f"{fpir:.2%} ({r[0]:.2%}–{r[1]:.2%})" if isinstance(r, list) and len(r) == 2 else f"{fpir:.2%}"
+    return f"{_rate(fpir)} ({_rate(r[0])}–{_rate(r[1])})" if isinstance(r, list) and len(r) == 2 else _rate(fpir)
+
+
+def _rate(x: float) -> str:
+    """A rate for a table cell, never rounded to 0% or 100% when it is neither."""
+    if 0 < x < 0.0001:
+        return "<0.01%"
+    if 0.9999 < x < 1:
+        return ">99.99%"
+    return f"{x:.2%}"
 
 
 def print_candidates(cands, title: str):

@@ -185,3 +185,12 @@ def test_help_teaches(lfw_people):
     for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
         res = run(*cmd, "--help")
         assert "Usage" in res.output
+
+
+def test_fpir_cells_never_round_a_rate_to_zero_or_certainty():
+    from forensics.cli import fpir_cell
+
+    assert fpir_cell(1e-7, {"fpir_range": [1e-9, 2e-6]}) == "<0.01% (<0.01%–<0.01%)"
+    assert fpir_cell(0.99999, {"fpir_range": [0.9999, 1.0]}) == ">99.99% (99.99%–100.00%)"
+    assert fpir_cell(0.0523, {"fpir_range": [0.02, 0.1]}) == "5.23% (2.00%–10.00%)"
+    assert fpir_cell(0.05, None) == "5.00%" and fpir_cell(None, None) == "n/a"
