@@ -31,10 +31,12 @@ def remove_subject(gallery: Gallery, external_id: str, operator: str) -> Removed
 
 
 def check_gallery(gallery: Gallery, operator: str = "system") -> list[IndexProblem]:
-    """Problems found (empty: none): SQLite's integrity and foreign-key checks of the database,
-    then, if it is sound, between the saved indexes and the database, each message naming its
-    index. Audited when the database is sound (nothing is written to a damaged one)."""
-    integrity = [IndexProblem("integrity", f"SQLite integrity check: {m}", ()) for m in gallery.integrity_check()]
+    """Problems found (empty: none): the database's own checks (SQLite: integrity and foreign
+    keys; PostgreSQL: constraints left unvalidated), then, if it is sound, between the indexes and
+    the database, each message naming its index. Audited when the database is sound (nothing is
+    written to a damaged one)."""
+    engine = "PostgreSQL constraint check" if gallery.location.is_postgres else "SQLite integrity check"
+    integrity = [IndexProblem("integrity", f"{engine}: {m}", ()) for m in gallery.integrity_check()]
     if integrity:
         return integrity
     found = open_indexes(gallery).check()

@@ -51,3 +51,22 @@ def test_messages_and_the_audit_log_name_a_postgresql_gallery_without_its_passwo
     assert "s3cret-pw" not in str(ei.value) and "postgres:***@" in str(ei.value)
     (event,) = list(iter_events(g))
     assert event.action == "gallery-init" and event.target == fx.db.display() and "s3cret-pw" not in event.target
+
+
+def test_gallery_check_names_the_database_check_that_failed(pg_url):
+    """On PostgreSQL the database's own check is its constraints: one added NOT VALID is reported
+    as a PostgreSQL constraint problem (not as SQLite's), and nothing else is checked."""
+    from sqlalchemy import create_engine, text
+
+    fx = Forensics(pg_url)
+    fx.init_gallery()
+    assert fx.check() == []
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE subjects ADD CONSTRAINT subject_id_short CHECK (length(external_id) < 200) "
+                          "NOT VALID"))
+    engine.dispose()
+    problems = fx.check()
+    assert [p.kind for p in problems] == ["integrity"]
+    assert problems[0].message == ("PostgreSQL constraint check: constraint subject_id_short on subjects "
+                                   "is not validated")
