@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import RESULTS, WORK, code_version, cufs_test, forensics_cmd, machine_description, write_manifest
+from common import RESULTS, WORK, code_version, forensics_cmd, machine_description, write_manifest
 
 from forensics.calibration import acceptance_bound
 from forensics.datasets import LFW_DUPLICATES, default_data_dir, read_manifest

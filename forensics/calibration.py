@@ -20,8 +20,8 @@ That reference holds on galleries like its own (LFW people) and over-claims on g
 people look like the sketched person (benchmarks/calibration.py: on a CUHK-student gallery 68% of
 innocent top candidates were claimed at or below 10%). So every search also measures its own
 gallery: `fit_tail` fits an exponential tail (peaks over threshold) to the query's scores over the
-subjects it searched, ranks 2 to k+1 (the top candidate is left out of the fit: it may be the
-person sketched), and `ScoreTail.fpir` gives how often the best of those subjects would reach a
+subjects it searched: the excesses of ranks 2 to k over the score at rank k+1 (the top
+candidate's own score is left out of the fit: it may be the person sketched), and `ScoreTail.fpir` gives how often the best of those subjects would reach a
 score if none of them were the person sketched, with a confidence interval from the fit. The
 FPIR stated (`stated_fpir`) is the larger of the reference and the gallery's own estimate, each
 end of the interval likewise: a gallery of look-alikes raises it, an unlike gallery never lowers

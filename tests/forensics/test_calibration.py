@@ -1,11 +1,12 @@
-"""FPIR calibration on synthetic scores (fast)."""
+"""FPIR calibration and the search's own score tail, on synthetic scores (fast)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from forensics.calibration import fit_calibration
+from forensics.calibration import (TAIL_MIN_SUBJECTS, TAIL_SIZE, fit_calibration, fit_tail, parse_max_fpir,
+                                   stated_fpir, within_max_fpir)
 
 
 def test_fpir_grows_with_gallery_size_and_falls_with_score():
@@ -20,9 +21,6 @@ def test_fpir_grows_with_gallery_size_and_falls_with_score():
 
 
 # -- the search's own score tail (gallery-adaptive FPIR) -------------------------------------------
-
-from forensics.calibration import (TAIL_MIN_SUBJECTS, TAIL_SIZE, fit_tail, parse_max_fpir,  # noqa: E402
-                                   stated_fpir, within_max_fpir)
 
 
 def _top_fpirs(draw, n_searches=2000, n=1000, seed=0):
