@@ -23,11 +23,11 @@ from gallery.seal import subject_key
 from gallery.sealed import save_query_sealed
 
 from forensics import __version__
+from forensics.calibration import within_max_fpir
 from forensics.errors import ForensicsError
 from forensics.filters import SubjectFilters, subjects_searched
 from forensics.images import png_bytes
 from forensics.modes import get_mode
-from forensics.calibration import within_max_fpir
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate, QueryParams, SearchResult
 from forensics.searcher import Searcher
