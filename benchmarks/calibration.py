@@ -12,10 +12,10 @@ Probes: CUFS test sketches (per part) and FS2K validation sketches, none of whic
 calibration used as probes (it used the training sketches; `scripts/calibrate_scores.py`). Its
 non-mated reference subjects included the CUFS test and FS2K val photos, so the photos of these
 galleries are not all unseen by it: the table measures the shipped calibration as it is.
-Searches run through the real `forensics enroll` and `forensics evaluate --mode fusion`, which
-writes the FPIR of every candidate as `forensics query` states it.
+Searches run through the real `forensics enroll` and `forensics evaluate --mode fusion` (or
+`--mode roundtrip`), which writes the FPIR of every candidate as `forensics query` states it.
 
-    cd benchmarks && ../.venv/bin/python calibration.py   # ~15 min on 2 CPU cores
+    cd benchmarks && ../.venv/bin/python calibration.py [--mode roundtrip]   # ~15 min on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from forensics.training.data import fs2k_val_identities
 
 LEVELS = (0.001, 0.01, 0.1)
 N_LFW = 500  # LFW distractors in every gallery
-MODE = "fusion"
+MODES = ("fusion", "roundtrip")  # sketch modes whose FPIR is checked (fusion: the table of record)
 SPLITS = ("select", "report")
 TAIL_DEPTH = 201  # candidates kept per search on the select split: the score tail the FPIR settings are chosen on
 
@@ -45,11 +45,7 @@ class Population:
     name: str
     photos: list[dict]
     probes: list[dict]
-    kind: str = "sketch"  # probe kind: sketches are searched in MODE, photos in raw mode
-
-    @property
-    def mode(self) -> str:
-        return MODE if self.kind == "sketch" else "raw"
+    kind: str = "sketch"  # probe kind: sketches are searched in the benchmark's mode, photos in raw mode
 
 
 def populations(data: Path, split: str = "report") -> list[Population]:
@@ -102,10 +98,14 @@ def lfw_distractors(data: Path, split: str = "report", n: int = N_LFW) -> list[d
     return singles[:n] if split == "report" else singles[n:2 * n]
 
 
-def run_population(pop: Population, lfw: list[dict], split: str, reuse: str | None, top: int = 1) -> list[dict]:
-    """Enroll the gallery, search every probe; one {"probe", "fpir", "score", ...} per search."""
+def run_population(pop: Population, lfw: list[dict], split: str, reuse: str | None, top: int = 1,
+                   mode: str = "fusion") -> list[dict]:
+    """Enroll the gallery, search every probe (sketches in `mode`, photos raw); one {"probe",
+    "fpir", "score", ...} per search. Galleries are shared by the modes, searches are not."""
     slug = ("calibration_" if split == "report" else "calibration_select_") + pop.name.lower().replace(" ", "_")
-    db, out = WORK / f"{slug}.db", WORK / f"{slug}.jsonl"
+    mode = mode if pop.kind == "sketch" else "raw"
+    db = WORK / f"{slug}.db"
+    out = WORK / (f"{slug}.jsonl" if mode in ("fusion", "raw") else f"{slug}.{mode}.jsonl")
     if not (reuse == "searches" and out.is_file()):
         if not (reuse and db.is_file()):
             for p in WORK.glob(f"{slug}.*"):
@@ -113,7 +113,7 @@ def run_population(pop: Population, lfw: list[dict], split: str, reuse: str | No
             gallery = write_manifest(pop.photos + lfw, WORK / f"{slug}_gallery.csv")
             forensics_cmd("enroll", "--manifest", gallery, "--db", db, "--source", slug, "--face", "central")
         manifest = write_manifest(pop.probes, WORK / f"{slug}_probes.csv")
-        forensics_cmd("evaluate", "--probes", manifest, "--mode", pop.mode, "--probe-kind", pop.kind, "--top", top,
+        forensics_cmd("evaluate", "--probes", manifest, "--mode", mode, "--probe-kind", pop.kind, "--top", top,
                       "--out", out, "--db", db, "--cmc", WORK / f"{slug}.cmc.png")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     return [{"probe": x["probe"], "fpir": x["candidates"][0]["fpir"], "score": x["candidates"][0]["score"],
@@ -135,7 +135,7 @@ def table_rows(name: str, searches: list[dict], gallery_size: int) -> list[dict]
     return rows
 
 
-def reliability_plot(per_population: dict[str, list[dict]], path: Path) -> None:
+def reliability_plot(per_population: dict[str, list[dict]], path: Path, mode: str) -> None:
     """Observed share of non-mated top candidates claimed <= x, against x (log scales)."""
     import matplotlib
 
@@ -153,7 +153,7 @@ def reliability_plot(per_population: dict[str, list[dict]], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("claimed FPIR of the top candidate (x)")
     ax.set_ylabel("non-mated searches claimed <= x (none: drawn at 1e-4)")
-    ax.set_title(f"FPIR reliability, mode {MODE}")
+    ax.set_title(f"FPIR reliability, mode {mode}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -166,6 +166,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--split", choices=SPLITS, default="report",
                     help="select: where the FPIR's settings are chosen; report: the table in docs/benchmarks.md")
+    ap.add_argument("--mode", choices=MODES, default="fusion",
+                    help="the mode sketches are searched in (photos: raw); results of a mode other than fusion "
+                    "go to calibration_<mode>.json")
     ap.add_argument("--reuse", choices=("galleries", "searches"), default=None,
                     help="reuse the galleries (search again) or also the searches in benchmarks/work/")
     args = ap.parse_args()
@@ -174,7 +177,7 @@ def main() -> None:
     top = TAIL_DEPTH if args.split == "select" else 1
     rows, per_population = [], {}
     for pop in populations(data, args.split):
-        searches = run_population(pop, lfw, args.split, args.reuse, top)
+        searches = run_population(pop, lfw, args.split, args.reuse, top, args.mode)
         per_population[pop.name] = searches
         rows += table_rows(pop.name, searches, len({r["identity"] for r in pop.photos}) + len(lfw))
     print(f"{'population':16} {'level':>6} {'searches':>8} {'claimed<=':>9} {'observed':>9} {'bound':>7}  holds")
@@ -182,13 +185,14 @@ def main() -> None:
         print(f"{r['population']:16} {r['level']:6.1%} {r['n_searches']:8} {r['claimed_at_or_below']:9} "
               f"{r['observed']:9.1%} {r['bound']:7.1%}  {'yes' if r['holds'] else 'NO'}")
     RESULTS.mkdir(exist_ok=True)
-    stem = "calibration" if args.split == "report" else "calibration_select"
-    reliability_plot(per_population, RESULTS / f"{stem}_reliability.png")
+    stem = ("calibration" if args.split == "report" else "calibration_select") + \
+        ("" if args.mode == "fusion" else f"_{args.mode}")
+    reliability_plot(per_population, RESULTS / f"{stem}_reliability.png", args.mode)
     out = RESULTS / f"{stem}.json"
     # reused searches keep the record of the code and machine that ran them
     measured = json.loads(out.read_text()) if args.reuse == "searches" and out.is_file() else \
         {"machine": machine_description(), "code": code_version()}
-    out.write_text(json.dumps({"mode": MODE, "split": args.split, "n_lfw_distractors": len(lfw), "rows": rows,
+    out.write_text(json.dumps({"mode": args.mode, "split": args.split, "n_lfw_distractors": len(lfw), "rows": rows,
                                "machine": measured["machine"], "code": measured["code"]}, indent=2))
 
 

@@ -1,6 +1,6 @@
 """Photo identification (the photo control): the first photo of each of the 1,680 LFW people
 with 2+ photos as probes, against the open gallery (LFW without those photos, plus the CUFS test
-and FS2K validation photos), through the real `forensics enroll` and `forensics evaluate`.
+photos and every FS2K photo: benchmarks/common.py), through the real `forensics enroll` and `forensics evaluate`.
 dlib's own pipeline reaches rank-1 89.9% on this protocol (../shared/notes/baselines.md).
 
     .venv/bin/python benchmarks/photo_identification.py [--rebuild]
@@ -12,15 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
-from common import (RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, lfw_photo_probes, code_version, machine_description,
-                    write_manifest)
+from common import (RESULTS, WORK, build_gallery, code_version, forensics_cmd, lfw_photo_probes, machine_description,
+                    open_gallery_rows, write_manifest)
 
 from forensics.datasets import default_data_dir
-
-
-def open_gallery_rows(data: Path) -> list[dict]:
-    _, rest = lfw_photo_probes(data)
-    return cufs_test(data, "photo") + fs2k_val(data, "photo") + rest
 
 
 def main():

@@ -1,24 +1,34 @@
-"""Sketch identification: CUFS test sketches (338) and the 200 FS2K validation sketches as probes,
-against their true photos alone (closed set) and against the open gallery (those photos plus all
-LFW photos but the 1,680 photo-control probes: see common.py), in the modes of `forensics evaluate`:
-raw (sketch embedded as drawn), inverted (synthesized photo embedded), fusion (both, averaged).
+"""Sketch identification under the development protocol of benchmarks/common.py (issue 18).
 
-Also reports, per set, the SSIM and the identity similarity (cosine of dlib descriptors) between
-the synthesized photo and the true photo, both as aligned 150x150 chips.
+Probe sets: the 338 CUFS test sketches (report), the FS2K `select` half (100 validation sketches:
+where modes and settings are chosen) and the FS2K `report` half (the other 100: where figures are
+stated). Each is searched against its true photos alone (closed set) and against the open gallery
+(12,947 photos: CUFS test, every FS2K photo, LFW), through the real `forensics evaluate`, in every
+mode of `forensics query`: raw (sketch embedded as drawn), inverted (synthesized photo embedded),
+fusion (both, weighted) and roundtrip (fusion plus the synthesized photo against each gallery face
+as the inverter renders it; its gallery vectors are computed once by `forensics gallery roundtrip`,
+timed here).
+
+Rows: rank-1/5/10 and the CMC per set, gallery and mode; per CUFS part; per FS2K style (FS2K's
+annotation `style` 0/1/2) and per pose (its `frontal_face` attribute: frontal / turned); the cost
+per query (the evaluate command's wall time over its probes, start-up included) and per gallery
+face (enrollment, and the round-trip vectors). Also, per set, the SSIM and the identity similarity
+(cosine of dlib descriptors) between the synthesized photo and the true photo (aligned chips).
 Prints a table, writes benchmarks/results/sketch_identification.json and a CMC plot (PNG).
 
-    .venv/bin/python benchmarks/sketch_identification.py [--modes raw,inverted,fusion] [--rebuild]
+    cd benchmarks && ../.venv/bin/python sketch_identification.py [--modes raw,inverted,fusion,roundtrip] [--rebuild] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, WORK, build_gallery, cufs_test, forensics_cmd, fs2k_val, code_version, machine_description, write_manifest
-from photo_identification import open_gallery_rows
+from common import (RESULTS, WORK, build_gallery, build_record, code_version, cufs_test, forensics_cmd, fs2k_annotations,
+                    fs2k_half, fs2k_val, machine_description, open_gallery_rows, write_manifest)
 
 from forensics.datasets import default_data_dir
 from forensics.evaluate import cmc_curve
@@ -81,34 +91,64 @@ def synthesis_quality(data: Path, sketches: list[dict], photos: list[dict]) -> d
             "identity_cos_sketch_vs_photo": float(np.mean(np.sum(e_sk * e_ph, 1)))}
 
 
+GALLERIES = {"open": "open", "closed CUFS test": "closed_cufs", "closed FS2K val": "closed_fs2k"}
+
+
+def probe_sets(data: Path) -> dict[str, tuple[list[dict], str]]:
+    """Each probe set's sketches and the closed gallery of its true photos."""
+    return {"CUFS test": (cufs_test(data, "sketch"), "closed CUFS test"),
+            "FS2K select": (fs2k_half(data, "sketch", "select"), "closed FS2K val"),
+            "FS2K report": (fs2k_half(data, "sketch", "report"), "closed FS2K val")}
+
+
+def build_galleries(data: Path, rebuild: bool, reuse: bool) -> dict[str, Path]:
+    if reuse:
+        return {g: WORK / f"{name}.db" for g, name in GALLERIES.items()}
+    rows = {"open": open_gallery_rows(data), "closed CUFS test": cufs_test(data, "photo"),
+            "closed FS2K val": fs2k_val(data, "photo")}
+    return {g: build_gallery(GALLERIES[g], rows[g], rebuild=rebuild) for g in GALLERIES}
+
+
+def roundtrip_cost(db: Path, reuse: bool) -> dict:
+    """Compute the open gallery's round-trip vectors ahead of the queries, timed (the cost a
+    gallery face of the roundtrip mode); kept beside the gallery for --reuse."""
+    record = WORK / "open.roundtrip.json"
+    if reuse and record.is_file():
+        return json.loads(record.read_text())
+    secs = forensics_cmd("gallery", "roundtrip", "--db", db)
+    out = {"seconds": secs, "load_average_after": os.getloadavg()[0]}
+    record.write_text(json.dumps(out))
+    return out
+
+
+def breakdowns(set_name: str, ids: list[str], ranks: list[int | None], notes: dict) -> list[tuple[str, list]]:
+    """(part, ranks) per CUFS part, or per FS2K style and pose."""
+    if set_name.startswith("CUFS"):
+        return [(part, [r for i, r in zip(ids, ranks) if i.startswith(f"cufs_{part}_")]) for part in CUFS_PARTS]
+    out = [(f"style {k}", [r for i, r in zip(ids, ranks) if notes[i]["style"] == k]) for k in (0, 1, 2)]
+    return out + [(pose, [r for i, r in zip(ids, ranks) if notes[i]["turned"] == (pose == "turned")])
+                  for pose in ("frontal", "turned")]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--modes", default="raw,inverted,fusion,roundtrip")
-    ap.add_argument("--open-modes", default="raw,inverted,fusion",
-                    help="modes also run against the open gallery (roundtrip is not by default: its round-trip "
-                    "vectors for the ~13,000 LFW distractors cost ~20 minutes of 2 CPU cores; not run yet)")
     ap.add_argument("--rebuild", action="store_true")
-    ap.add_argument("--reuse", action="store_true", help="reuse the JSONL of evaluations already run "
-                    "(benchmarks/work/*.jsonl) instead of running them again")
+    ap.add_argument("--reuse", action="store_true", help="reuse the galleries and the JSONL of evaluations "
+                    "already run (benchmarks/work/) instead of running them again")
     args = ap.parse_args()
     data = args.data or default_data_dir(required=True)
     modes = args.modes.split(",")
-    open_modes = [m for m in args.open_modes.split(",") if m in modes]
-    sets = {"CUFS test": (cufs_test(data, "sketch"), cufs_test(data, "photo")),
-            "FS2K val": (fs2k_val(data, "sketch"), fs2k_val(data, "photo"))}
-    if args.reuse:
-        galleries = {"open": WORK / "open.db", "closed CUFS test": WORK / "closed_cufs.db",
-                     "closed FS2K val": WORK / "closed_fs2k.db"}
-    else:
-        galleries = {"open": build_gallery("open", open_gallery_rows(data), rebuild=args.rebuild),
-                     "closed CUFS test": build_gallery("closed_cufs", sets["CUFS test"][1], rebuild=args.rebuild),
-                     "closed FS2K val": build_gallery("closed_fs2k", sets["FS2K val"][1], rebuild=args.rebuild)}
+    sets, notes = probe_sets(data), fs2k_annotations(data)
+    galleries = build_galleries(data, args.rebuild, args.reuse)
+    cost = {"enroll": build_record("open"),
+            "roundtrip": roundtrip_cost(galleries["open"], args.reuse) if "roundtrip" in modes else None}
     results = []
-    for set_name, (sketches, photos) in sets.items():
+    for set_name, (sketches, closed) in sets.items():
         manifest = write_manifest(sketches, WORK / f"{set_name.replace(' ', '_')}_sketches.csv")
-        for gname in ("closed " + set_name, "open"):
-            for mode in (modes if gname != "open" else open_modes):
+        for gname in (closed, "open"):
+            for mode in modes:
                 out = WORK / f"{set_name.replace(' ', '_')}_{gname.replace(' ', '_')}_{mode}.jsonl"
                 secs = None
                 if not (args.reuse and out.is_file()):
@@ -117,29 +157,36 @@ def main():
                                          "--cmc", WORK / "cmc.png")
                 ids, ranks = ranks_of(out)
                 row = {"set": set_name, "gallery": "closed" if gname != "open" else "open", "mode": mode,
-                       "part": "all", **summarise(ranks), "seconds": secs}
+                       "part": "all", **summarise(ranks), "seconds": secs,
+                       "seconds_per_query": None if secs is None else secs / len(ranks)}
                 results.append(row)
-                if set_name == "CUFS test":
-                    for part in CUFS_PARTS:
-                        pr = [r for i, r in zip(ids, ranks) if i.startswith(f"cufs_{part}_")]
-                        results.append({"set": set_name, "gallery": row["gallery"], "mode": mode, "part": part,
-                                        **summarise(pr)})
+                results += [{"set": set_name, "gallery": row["gallery"], "mode": mode, "part": part, **summarise(pr)}
+                            for part, pr in breakdowns(set_name, ids, ranks, notes)]
     quality = {}
     if any(m != "raw" for m in modes):
-        for set_name, (sketches, photos) in sets.items():
+        for set_name in ("CUFS test", "FS2K report"):
+            sketches = sets[set_name][0]
+            photos = cufs_test(data, "photo") if set_name == "CUFS test" else fs2k_val(data, "photo")
             quality[set_name] = synthesis_quality(data, sketches, photos)
-    print(f"{'set':10} {'gallery':7} {'mode':9} {'part':13} {'n':>4} {'R1':>7} {'R5':>7} {'R10':>7}")
+    print_table(results, quality, cost)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "sketch_identification.json").write_text(json.dumps(
+        {"rows": results, "quality": quality, "gallery_cost": cost, "open_gallery_photos": len(open_gallery_rows(data)),
+         "machine": machine_description(), "code": code_version()}, indent=2))
+    plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
+
+
+def print_table(results: list[dict], quality: dict, cost: dict) -> None:
+    print(f"{'set':12} {'gallery':7} {'mode':9} {'part':13} {'n':>4} {'R1':>7} {'R5':>7} {'R10':>7} {'s/query':>8}")
     for r in results:
-        print(f"{r['set']:10} {r['gallery']:7} {r['mode']:9} {r['part']:13} {r['n']:4d} "
-              f"{r['rank1']:7.1%} {r['rank5']:7.1%} {r['rank10']:7.1%}")
+        spq = f"{r['seconds_per_query']:8.2f}" if r.get("seconds_per_query") else ""
+        print(f"{r['set']:12} {r['gallery']:7} {r['mode']:9} {r['part']:13} {r['n']:4d} "
+              f"{r['rank1']:7.1%} {r['rank5']:7.1%} {r['rank10']:7.1%} {spq}")
     for set_name, q in quality.items():
         print(f"{set_name}: SSIM synth/photo {q['ssim_synth_vs_photo']:.3f} (sketch/photo {q['ssim_sketch_vs_photo']:.3f}); "
               f"identity cosine synth/photo {q['identity_cos_synth_vs_photo']:.3f} "
               f"(sketch/photo {q['identity_cos_sketch_vs_photo']:.3f})")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sketch_identification.json").write_text(json.dumps({"rows": results, "quality": quality,
-                                                                          "machine": machine_description(), "code": code_version()}, indent=2))
-    plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
+    print("gallery cost:", json.dumps(cost))
 
 
 def plot_cmc(rows: list[dict], path: Path) -> Path:
@@ -151,14 +198,14 @@ def plot_cmc(rows: list[dict], path: Path) -> Path:
 
     colours = {"raw": "tab:grey", "inverted": "tab:blue", "fusion": "tab:green", "roundtrip": "tab:red"}
     sets = list(dict.fromkeys(r["set"] for r in rows))
-    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4), dpi=110, sharey=True)
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 4), dpi=110, sharey=True)
     for ax, set_name in zip(np.atleast_1d(axes), sets):
         for r in rows:
             if r["set"] == set_name and r["part"] == "all":
                 ax.plot(range(1, len(r["cmc"]) + 1), [100 * c for c in r["cmc"]], marker="o", ms=3,
                         color=colours.get(r["mode"], "black"), linestyle="-" if r["gallery"] == "closed" else "--",
                         label=f"{r['mode']}, {r['gallery']}")
-        ax.set_title(f"{set_name} (solid: closed, dashed: with LFW distractors)", fontsize=9)
+        ax.set_title(f"{set_name} (solid: closed, dashed: open gallery)", fontsize=9)
         ax.set_xlabel("rank")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
