@@ -115,8 +115,11 @@ def roundtrip_cost(db: Path, reuse: bool) -> dict:
     record = WORK / "open.roundtrip.json"
     if reuse and record.is_file():
         return json.loads(record.read_text())
+    sidecar = db.with_suffix(".roundtrip.faiss.json")
+    before = json.loads(sidecar.read_text())["count"] if sidecar.is_file() else 0  # an interrupted build resumes
     secs = forensics_cmd("gallery", "roundtrip", "--db", db)
-    out = {"seconds": secs, "load_average_after": os.getloadavg()[0]}
+    out = {"faces": json.loads(sidecar.read_text())["count"] - before, "seconds": secs,
+           "load_average_after": os.getloadavg()[0], "torch_threads": os.environ.get("OMP_NUM_THREADS")}
     record.write_text(json.dumps(out))
     return out
 
@@ -172,6 +175,7 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sketch_identification.json").write_text(json.dumps(
         {"rows": results, "quality": quality, "gallery_cost": cost, "open_gallery_photos": len(open_gallery_rows(data)),
+         "torch_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_end": os.getloadavg()[0],
          "machine": machine_description(), "code": code_version()}, indent=2))
     plot_cmc(results, RESULTS / "sketch_identification_cmc.png")
 

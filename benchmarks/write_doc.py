@@ -156,8 +156,8 @@ def cost_lines(sk: dict) -> list[str]:
                     f"({enroll['images']:,} photos in {enroll['enroll_seconds'] / 60:.1f} min, load average "
                     f"{enroll['load_average_after']:.1f} after)")
     if rt:
-        out[-1] += (f"; round-trip vectors, mode roundtrip only: {1000 * rt['seconds'] / n:.0f} ms more "
-                    f"(`forensics gallery roundtrip`, {rt['seconds'] / 60:.1f} min, load average "
+        out[-1] += (f"; round-trip vectors, mode roundtrip only: {1000 * rt['seconds'] / rt['faces']:.0f} ms more "
+                    f"(`forensics gallery roundtrip`, {rt['faces']:,} faces in {rt['seconds'] / 60:.1f} min, load average "
                     f"{rt['load_average_after']:.1f} after; on a quiet machine: \"Round-trip gallery speed\" below)")
     return out + [""]
 
@@ -397,6 +397,12 @@ def calibration_section(cal: dict, ref: dict, machine: dict) -> list[str]:
         out += ["Before (the reference calibration alone, as queries stored before 2026-12-01 state it; same "
                 f"galleries and probes, code {before['code']['commit']}):", ""]
         out += _calibration_table(before) + [""]
+    rt = load("calibration_roundtrip")
+    if rt is not None:
+        out += [f"Mode {rt['mode']} (`calibration.py --mode {rt['mode']}`; same galleries, their round-trip vectors "
+                "computed, same probes; the LFW photo searches are raw, as above; "
+                f"code {rt['code']['commit']}{' with uncommitted changes' if rt['code'].get('dirty') else ''}):", ""]
+        out += _calibration_table(rt) + [""]
     return out
 
 
