@@ -65,7 +65,9 @@ def enroll(
                                          "it such a change is refused before anything is enrolled."),
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
-    its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
+    its reason and makes the exit code 1. Interrupting keeps everything already enrolled. A gallery
+    set to compute round-trip vectors at enrollment (`gallery settings --roundtrip`) then gets
+    those of the new faces (and any an interrupted run left out)."""
     from forensics.manifest import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
@@ -80,11 +82,13 @@ def enroll(
                   "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
                   "if each file is a different person")
     fx = forensics_app(db, operator, embedder, weights, face)
-    with progress_bar(len(items), "enrolling") as advance:
+    with progress_bar(len(items), "enrolling") as advance, lazy_progress_bar("round-trip gallery vectors") as rt:
         rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance,
-                        update_subjects=update_subjects)
+                        update_subjects=update_subjects, roundtrip_progress=rt)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
-                  f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
+                  f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)"
+                  + (f"; round-trip vectors computed for {rep.roundtrip.computed} face(s) in "
+                     f"{rep.roundtrip.seconds:.1f}s ({rep.roundtrip.total} in the index)" if rep.roundtrip else ""))
     if rep.failures:
         err.print(f"[bold red]{len(rep.failures)} file(s) failed[/] (nothing of them was written to the gallery):")
         for _, why in rep.failures:

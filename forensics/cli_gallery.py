@@ -16,17 +16,66 @@ from forensics.cli_support import DbOption, console, forensics_app, handle_error
 
 gallery_app = typer.Typer(help="Create, inspect and maintain the gallery database and its index.", no_args_is_help=True)
 
+
 @gallery_app.command("init")
 @handle_errors
 def gallery_init(db: str = DbOption,
                  no_backup: bool = typer.Option(False, "--no-backup", help="Upgrade without a backup copy "
-                                                "(PostgreSQL: say that you took one with pg_dump).")):
+                                                "(PostgreSQL: say that you took one with pg_dump)."),
+                 roundtrip: bool = typer.Option(False, "--roundtrip", help="Also turn on the gallery's setting "
+                                                "'round-trip vectors at enrollment' (see `gallery settings`)."),
+                 operator: Optional[str] = typer.Option(None, help="Who creates or upgrades (audit log).")):
     """Create the gallery database, or upgrade an older one to this version's schema (a SQLite
     file is copied to <db>.bak-<old revision> first; a PostgreSQL gallery is upgraded only with
     --no-backup, once pg_dump has saved it)."""
-    fx = forensics_app(db)
+    fx = forensics_app(db, operator)
     g = fx.init_gallery(backup=not no_backup)
     console.print(f"gallery ready: {escape(fx.db.display())} (schema {g.revision})", highlight=False)
+    if roundtrip:
+        report_roundtrip_change(fx, fx.set_roundtrip_at_enrollment(True))
+
+
+@gallery_app.command("settings")
+@handle_errors
+def gallery_settings(db: str = DbOption,
+                     roundtrip: Optional[bool] = typer.Option(
+                         None, "--roundtrip/--no-roundtrip", help="Whether `forensics enroll` computes the "
+                         "round-trip vectors of the faces it enrolls (`query --mode roundtrip` then never waits "
+                         "for them; ~0.05 s a face), or leaves them to `gallery roundtrip` or the first "
+                         "round-trip query (the default)."),
+                     operator: Optional[str] = typer.Option(None, help="Who changes a setting (audit log).")):
+    """Show the gallery's own settings (kept in its database), or change one: each change is
+    recorded in the audit log with who, when, the old and the new value."""
+    fx = forensics_app(db, operator)
+    if roundtrip is not None:
+        report_roundtrip_change(fx, fx.set_roundtrip_at_enrollment(roundtrip))
+    table = Table("setting", "value", title=f"settings of {escape(fx.db.display())}")
+    for name, value in fx.settings().describe():
+        table.add_row(name, value)
+    console.print(table)
+
+
+def report_roundtrip_change(fx, change) -> None:
+    """Say what the setting was and is; when it was just turned on, `offer_roundtrip_build`."""
+    old, new = ("on" if v else "off" for v in (change.old, change.new))
+    console.print(f"round-trip vectors at enrollment: {old} → {new}" if change.changed
+                  else f"round-trip vectors at enrollment: already {new}", highlight=False)
+    if change.changed and change.new:
+        offer_roundtrip_build(fx)
+
+
+def offer_roundtrip_build(fx) -> None:
+    """The setting was just turned on: say how the faces already enrolled get their round-trip
+    vectors, and at a terminal offer to compute them now."""
+    n = fx.faces_with_vectors()
+    if not n:
+        return
+    console.print(f"{n} faces are already enrolled: `forensics gallery roundtrip --db {escape(fx.db.display())}` "
+                  "computes the round-trip vectors they lack (so do the next enrollment and the next round-trip "
+                  "query)", highlight=False)
+    if sys.stdin.isatty() and typer.confirm("compute them now?", default=True):
+        idx = build_roundtrip(fx, whiten=True)
+        console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
 
 
 @gallery_app.command("roles")
@@ -47,8 +96,9 @@ def gallery_roles(db: str = DbOption, operator: Optional[str] = typer.Option(Non
 @handle_errors
 def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How many subjects."),
                  offset: int = typer.Option(0, help="Skip this many subjects.")):
-    """List enrolled subjects with their image counts."""
-    subjects, totals = forensics_app(db).subjects(limit=limit, offset=offset)
+    """List enrolled subjects with their image counts, then the gallery's totals and settings."""
+    fx = forensics_app(db)
+    subjects, totals = fx.subjects(limit=limit, offset=offset)
     t = Table("subject id", "name", "sex", "born", "images", "vectors")
     for s in subjects:
         t.add_row(Text(s.external_id), Text(s.name or ""), Text(s.sex or ""), str(s.birth_year or ""),
@@ -56,6 +106,7 @@ def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How man
     console.print(t)
     console.print(f"{totals['subjects']} subjects, {totals['images']} images; "
                   f"embedder: {totals['embedder'] or 'none yet'}")
+    console.print("; ".join(f"{name}: {value}" for name, value in fx.settings().describe()), highlight=False)
 
 
 @gallery_app.command("show")
