@@ -93,14 +93,10 @@ class Forensics:
 
     # -- the gallery ---------------------------------------------------------------------------
 
-    def init_gallery(self, backup: bool = True, roundtrip: bool = False) -> Gallery:
-        """Create or upgrade the gallery (audited); `roundtrip`: also turn on its round-trip vectors
-        at enrollment (otherwise the setting is left as it is)."""
+    def init_gallery(self, backup: bool = True) -> Gallery:
         g = self.gallery(create=True, backup=backup)
         audit.append_event(g, actor=self.operator, action="gallery-init", target=self.db.display(),
                            details={"revision": g.revision})
-        if roundtrip:
-            self.set_roundtrip_at_enrollment(True)
         return g
 
     def settings(self) -> GallerySettings:

@@ -168,8 +168,9 @@ def gallery_roundtrip(db: str = DbOption, whiten: bool = typer.Option(True, "--w
                                                                        help="For queries in the sketch search space "
                                                                        "(default) or in the raw one.")):
     """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
-    as its canonical pencil sketch, inverted and embedded; ~0.1 s a face on 2 CPU cores), ahead of
-    the first such query. Only faces not yet computed are: an interrupted run resumes where it stopped."""
+    as its canonical pencil sketch, inverted and embedded; ~0.05 s a face on 2 CPU cores), ahead of
+    the first such query. Only faces not yet computed are: an interrupted run resumes where it stopped.
+    A gallery can have `forensics enroll` compute them instead (`gallery settings --roundtrip`)."""
     idx = build_roundtrip(forensics_app(db), whiten)
     console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
 
