@@ -21,6 +21,7 @@ from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
 from gallery.roles import RoleGrant, create_roles, require_postgres
 
+from forensics.enroll import EnrollReport, RoundtripModels, enroll
 from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
@@ -29,6 +30,7 @@ from forensics.faiss_indexes import foreign_index_files
 from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
 from forensics.records import SearchResult
+from forensics.settings import GallerySettings, SettingChange, read_settings, set_roundtrip_at_enrollment
 from forensics.stores import open_indexes
 from forensics.whitening import load_whitening
 
@@ -97,6 +99,20 @@ class Forensics:
                            details={"revision": g.revision})
         return g
 
+    def settings(self) -> GallerySettings:
+        """The gallery's own settings (`forensics.settings`)."""
+        return read_settings(self.gallery())
+
+    def set_roundtrip_at_enrollment(self, on: bool) -> SettingChange:
+        """Turn the round-trip vectors at enrollment on or off (audited with the old and new value)."""
+        return set_roundtrip_at_enrollment(self.gallery(), on, self.operator)
+
+    def faces_with_vectors(self) -> int:
+        """How many gallery faces have a stored descriptor (each has, or will get, a round-trip vector)."""
+        repo = self.gallery().repository()
+        emb = repo.gallery_embedder()
+        return repo.count_embeddings(emb) if emb is not None else 0
+
     def create_roles(self) -> list[RoleGrant]:
         """The PostgreSQL roles forensics_admin and forensics_examiner, granted their rights on this
         gallery (`gallery.roles`); audit-logged."""
@@ -155,28 +171,32 @@ class Forensics:
 
     def build_roundtrip(self, whiten: bool, progress: Progress | None = None) -> SearchIndex:
         """The round-trip index, brought up to date (only faces not yet computed are)."""
+        models = self.roundtrip_models()
+        white = load_whitening(models.embedder.info.key.slug) if whiten else None
+        return open_indexes(self.gallery()).roundtrip(models.embedder, models.inverter, white, progress)
+
+    def roundtrip_models(self) -> RoundtripModels:
+        """The embedder (this process's pipeline's) and the sketch inverter, which compute round-trip vectors."""
         from forensics.inversion.invert import load_inverter
 
-        pipeline = self.pipeline()
-        white = load_whitening(pipeline.embedder.info.key.slug) if whiten else None
-        return open_indexes(self.gallery()).roundtrip(pipeline.embedder, load_inverter(), white, progress)
+        return RoundtripModels(self.pipeline().embedder, load_inverter())
 
     # -- enroll, search, query, evaluate -------------------------------------------------------
 
     def enroll(self, items, source: str = "cli", workers: int = 0, progress: Callable[[int], None] | None = None,
-               update_subjects: bool = False):
+               update_subjects: bool = False, roundtrip_progress: Progress | None = None) -> EnrollReport:
         """Enroll `items` (forensics.manifest.EnrollItem); detection and embedding in `workers`
         processes (0: this one). A stored subject's name, sex or birth year is changed only with
-        `update_subjects`. Returns the EnrollReport."""
-        from forensics.enroll import enroll
-
+        `update_subjects`. Where the gallery computes round-trip vectors at enrollment, they are
+        computed here afterwards, `roundtrip_progress(done, total)` following them."""
+        options = {"source": source, "operator": self.operator, "progress": progress,
+                   "update_subjects": update_subjects, "roundtrip_models": self.roundtrip_models,
+                   "roundtrip_progress": roundtrip_progress}
         if workers:
             with self.pipeline(workers) as pipeline:
                 g = self.gallery(create=True)  # while the workers start
-                return enroll(g, pipeline, items, source=source, operator=self.operator, progress=progress,
-                              update_subjects=update_subjects)
-        return enroll(self.gallery(create=True), self.pipeline(), items, source=source, operator=self.operator,
-                      progress=progress, update_subjects=update_subjects)
+                return enroll(g, pipeline, items, **options)
+        return enroll(self.gallery(create=True), self.pipeline(), items, **options)
 
     def search_photo(self, image: Path, top: int = 10) -> SearchResult:
         return search_photo(self.gallery(), self.pipeline(), image, top, operator=self.operator)

@@ -1,28 +1,29 @@
 """The `forensics` command line: a thin typer + rich layer over the application object.
 
 Every command parses its options, calls one method of `forensics.app.Forensics` (the gallery
-named by --db, default ./forensics.db or $FORENSICS_DB, and the models) and prints the result. Errors the user can fix are printed as one clear
-line (which file, what is wrong, what to do) with exit code 2; partial batch failures exit 1.
+named by --db, default ./forensics.db or $FORENSICS_DB, and the models) and prints the result.
+Errors the user can fix are printed as one clear line (which file, what is wrong, what to do)
+with exit code 2; partial batch failures exit 1. The `gallery` commands are in
+`forensics.cli_gallery`; what every command shares (options, errors, progress bars) in
+`forensics.cli_support`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import sys
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from forensics import __version__
+from forensics.cli_gallery import gallery_app
+from forensics.cli_support import (DbOption, EmbedderOption, FaceOption, WeightsOption, console, err, forensics_app,
+                                   handle_errors, lazy_progress_bar, progress_bar)
 from forensics.modes import DEFAULT_SKETCH_MODE, modes_help
 
 app = typer.Typer(
@@ -32,257 +33,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-gallery_app = typer.Typer(help="Create, inspect and maintain the gallery database and its index.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.", no_args_is_help=True)
 queries_app = typer.Typer(help="List and show stored queries.", no_args_is_help=True)
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(audit_app, name="audit")
 app.add_typer(queries_app, name="queries")
-
-console = Console()
-err = Console(stderr=True)
-
-DbOption = typer.Option("forensics.db", "--db", envvar="FORENSICS_DB",
-                        help="The gallery: a SQLite file (the derived FAISS index lives beside it: cases.db → "
-                        "cases.faiss + cases.faiss.json) or a PostgreSQL database "
-                        "(postgresql://user@host:port/dbname, or postgresql://user@/dbname?host=/socket/dir).")
-EmbedderOption = typer.Option("dlib-resnet", "--embedder", help="Face embedder: dlib-resnet (default, offline) "
-                              "or facenet-vggface2 (needs --weights).")
-WeightsOption = typer.Option(None, "--weights", help="Weights file for the embedder (facenet-vggface2 only).")
-FaceOption = typer.Option("largest", "--face", help="With several faces in an image: 'largest' or 'central' "
-                          "(the one nearest the centre, for LFW-style crops).")
-
-
-def handle_errors(fn):
-    """Print user-fixable errors as one line and exit 2, instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import DatabaseError
-
-        from gallery.errors import GalleryError
-
-        from forensics.errors import ForensicsError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ForensicsError, GalleryError) as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-            raise typer.Exit(2) from None
-        except DatabaseError as e:
-            if type(e.orig).__module__.startswith("psycopg"):  # the server refused (e.g. a role's rights)
-                err.print(f"[bold red]error:[/] the PostgreSQL server refused: {escape(str(e.orig).strip())}",
-                          highlight=False)
-                raise typer.Exit(2) from None
-            # SQLite itself refused: a damaged file, a full disk, a lock held too long
-            err.print(f"[bold red]error:[/] the gallery database cannot be used: {escape(str(e.orig))} "
-                      "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: everything committed before the interruption is kept.")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-@contextmanager
-def progress_bar(total: int, what: str, unit: str = "img"):
-    columns = [TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal and total < 1) as prog:
-        task = prog.add_task(what, total=total, rate="")
-        import time
-
-        t0 = time.perf_counter()
-
-        def advance(n: int):
-            prog.advance(task, n)
-            done = prog.tasks[0].completed
-            prog.update(task, rate=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} {unit}/s")
-
-        yield advance
-
-
-@contextmanager
-def lazy_progress_bar(what: str, unit: str = "img"):
-    """A `progress(done, total)` callback that opens a progress bar on its first call (work whose
-    size is known only once it starts, e.g. the round-trip vectors still to compute)."""
-    with ExitStack() as stack:
-        state: dict = {}
-
-        def progress(done: int, total: int) -> None:
-            if "advance" not in state:
-                state["advance"], state["done"] = stack.enter_context(progress_bar(total, what, unit)), 0
-            state["advance"](done - state["done"])
-            state["done"] = done
-
-        yield progress
-
-
-def forensics_app(db: str, operator: Optional[str] = None, embedder: str = "dlib-resnet",
-                  weights: Optional[Path] = None, face: str = "largest"):
-    """The application object for this command (models load when first needed); `db` is read by
-    `gallery.location.GalleryLocation.parse` (a file path or a PostgreSQL URL)."""
-    from forensics.app import Forensics, ModelChoice
-
-    return Forensics(db, ModelChoice(embedder, weights, face), operator)
-
-
-# --------------------------------------------------------------------------------------------
-# gallery
-# --------------------------------------------------------------------------------------------
-
-
-@gallery_app.command("init")
-@handle_errors
-def gallery_init(db: str = DbOption,
-                 no_backup: bool = typer.Option(False, "--no-backup", help="Upgrade without a backup copy "
-                                                "(PostgreSQL: say that you took one with pg_dump).")):
-    """Create the gallery database, or upgrade an older one to this version's schema (a SQLite
-    file is copied to <db>.bak-<old revision> first; a PostgreSQL gallery is upgraded only with
-    --no-backup, once pg_dump has saved it)."""
-    fx = forensics_app(db)
-    g = fx.init_gallery(backup=not no_backup)
-    console.print(f"gallery ready: {escape(fx.db.display())} (schema {g.revision})", highlight=False)
-
-
-@gallery_app.command("roles")
-@handle_errors
-def gallery_roles(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who grants (audit log).")):
-    """PostgreSQL only: create the group roles forensics_admin (enroll, remove, everything) and
-    forensics_examiner (search, query, report, review; cannot enroll, remove or alter) and grant
-    their rights on this gallery. Run as the owner of the tables, again after an upgrade; then
-    make people members: CREATE ROLE jdoe LOGIN PASSWORD '...' IN ROLE forensics_examiner."""
-    t = Table("role", "reads", "adds to", "changes")
-    for g in forensics_app(db, operator).create_roles():
-        t.add_row(g.role, "every table", ", ".join(g.appends) if g.appends != g.reads else "every table",
-                  "every table (not the append-only ones)" if g.changes else "nothing")
-    console.print(t)
-
-
-@gallery_app.command("list")
-@handle_errors
-def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How many subjects."),
-                 offset: int = typer.Option(0, help="Skip this many subjects.")):
-    """List enrolled subjects with their image counts."""
-    subjects, totals = forensics_app(db).subjects(limit=limit, offset=offset)
-    t = Table("subject id", "name", "sex", "born", "images", "vectors")
-    for s in subjects:
-        t.add_row(Text(s.external_id), Text(s.name or ""), Text(s.sex or ""), str(s.birth_year or ""),
-                  str(s.n_images), str(s.n_embeddings))
-    console.print(t)
-    console.print(f"{totals['subjects']} subjects, {totals['images']} images; "
-                  f"embedder: {totals['embedder'] or 'none yet'}")
-
-
-@gallery_app.command("show")
-@handle_errors
-def gallery_show(subject_id: str, db: str = DbOption):
-    """Show one subject: metadata and every enrolled image with its SHA-256."""
-    s = forensics_app(db).subject(subject_id)
-    console.print(f"[bold]{escape(s.external_id)}[/] {escape(s.name or '')}  sex={escape(s.sex or '-')} "
-                  f"born={s.birth_year or '-'}", highlight=False)
-    if s.meta:
-        console.print(json.dumps(s.meta, ensure_ascii=False), highlight=False, markup=False)
-    t = Table("image id", "sha256", "size", "faces", "source", "original path", "enrolled")
-    for im in s.images:
-        t.add_row(str(im.id), im.sha256, f"{im.width}x{im.height}", str(im.n_faces), Text(im.source or ""),
-                  Text(im.original_path or ""), str(im.enrolled_at or ""))
-    console.print(t)
-
-
-@gallery_app.command("remove")
-@handle_errors
-def gallery_remove(subject_id: str, db: str = DbOption, operator: Optional[str] = typer.Option(None),
-                   yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")):
-    """Remove a subject: its images, faces and vectors leave the DB and the index (the audit
-    log keeps only the image hashes)."""
-    from forensics.errors import ForensicsError
-
-    fx = forensics_app(db, operator)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ForensicsError("removing a subject needs confirmation: pass --yes when not at a terminal")
-        typer.confirm(f"remove subject {subject_id!r} and all its images from {fx.db.display()}?", abort=True)
-    removed = fx.remove_subject(subject_id)
-    console.print(f"removed {escape(removed.external_id)}: {len(removed.image_sha256s)} image(s), "
-                  f"{len(removed.embedding_ids)} vector(s)", highlight=False)
-
-
-@gallery_app.command("check")
-@handle_errors
-def gallery_check(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
-    """Check the database (SQLite's integrity check; on PostgreSQL, its constraints), then compare
-    the search indexes (FAISS files, or pgvector spaces) with it, the source of truth; exit 1 on
-    any problem."""
-    problems = forensics_app(db, operator).check()
-    if not problems:
-        console.print("[green]ok[/]: the database passed its integrity check; the database and the index agree")
-        return
-    for p in problems:
-        console.print(f"[red]{p.kind}[/]: {escape(p.message)}", highlight=False)
-    if any(p.kind == "integrity" for p in problems):
-        console.print("the database file is damaged: restore it from a backup (the index was not checked)")
-    else:
-        console.print("run `forensics gallery rebuild-index` to rebuild the index from the database")
-    raise typer.Exit(1)
-
-
-@gallery_app.command("roundtrip")
-@handle_errors
-def gallery_roundtrip(db: str = DbOption, whiten: bool = typer.Option(True, "--whiten/--no-whiten",
-                                                                       help="For queries in the sketch search space "
-                                                                       "(default) or in the raw one.")):
-    """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
-    as its canonical pencil sketch, inverted and embedded; ~0.1 s a face on 2 CPU cores), ahead of
-    the first such query. Only faces not yet computed are: an interrupted run resumes where it stopped."""
-    idx = build_roundtrip(forensics_app(db), whiten)
-    console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
-
-
-def build_roundtrip(fx, whiten: bool):
-    """The gallery's round-trip index, brought up to date with a progress bar."""
-    with lazy_progress_bar("round-trip gallery vectors") as progress:
-        return fx.build_roundtrip(whiten, progress)
-
-
-@gallery_app.command("rebuild-index")
-@handle_errors
-def gallery_rebuild_index(db: str = DbOption,
-                          kind: Optional[str] = typer.Option(
-                              None, help="SQLite (FAISS): flat (exact, the default) or ivf (approximate, for very "
-                                         "large galleries). PostgreSQL (pgvector): hnsw (the default) or flat."),
-                          nprobe: Optional[int] = typer.Option(None, help="IVF lists visited per search (FAISS)."),
-                          operator: Optional[str] = typer.Option(None, help="Who rebuilds (audit log).")):
-    """Rebuild the search indexes (the stored descriptors and the sketch search space's) from the
-    database: the FAISS files beside a SQLite gallery, the pgvector spaces and their HNSW indexes
-    in a PostgreSQL one. The kind is kept in the gallery: every later rebuild (after enrolling or
-    removing) keeps it."""
-    idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
-    console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
-
-
-@gallery_app.command("copy")
-@handle_errors
-def gallery_copy(source: str = typer.Option(..., "--from", help="The gallery to copy: a SQLite file or a PostgreSQL "
-                                            "URL (postgresql://user@host:port/dbname)."),
-                 dest: str = typer.Option(..., "--to", help="Where the copy goes: a new (or empty) SQLite file or an "
-                                          "empty PostgreSQL database."),
-                 operator: Optional[str] = typer.Option(None, help="Who copies (audit log).")):
-    """Copy a whole gallery into a new or empty one, SQLite to PostgreSQL or back: subjects, images,
-    chips, descriptors, stored queries, reviews and the audit log, every row as stored, so `audit
-    verify` passes on the copy. Row counts are compared and the copy is verified before it commits
-    (a failed copy leaves the destination empty); a `copy` event is added to its audit log. The
-    sketch search space and round-trip vectors are made on the destination when first needed."""
-    fx = forensics_app(source, operator)
-    with lazy_progress_bar("copying rows", "rows") as progress:
-        res = fx.copy_gallery(dest, progress)
-    table = Table("table", "rows in the source", "rows copied", title="gallery copied, counts checked")
-    for c in res.counts:
-        table.add_row(c.table, f"{c.source:,}", f"{c.destination:,}")
-    console.print(table)
-    console.print(f"audit log: {res.audit_events} events, head {res.head_hash}", highlight=False)
-
 
 # --------------------------------------------------------------------------------------------
 # enroll / search / evaluate
@@ -310,7 +65,9 @@ def enroll(
                                          "it such a change is refused before anything is enrolled."),
 ):
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
-    its reason and makes the exit code 1. Interrupting keeps everything already enrolled."""
+    its reason and makes the exit code 1. Interrupting keeps everything already enrolled. A gallery
+    set to compute round-trip vectors at enrollment (`gallery settings --roundtrip`) then gets
+    those of the new faces (and any an interrupted run left out)."""
     from forensics.manifest import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
@@ -325,11 +82,13 @@ def enroll(
                   "(--subject-from dir uses the folder name); use --subject-from stem or a --manifest "
                   "if each file is a different person")
     fx = forensics_app(db, operator, embedder, weights, face)
-    with progress_bar(len(items), "enrolling") as advance:
+    with progress_bar(len(items), "enrolling") as advance, lazy_progress_bar("round-trip gallery vectors") as rt:
         rep = fx.enroll(items, source=source, workers=choose_workers(workers, len(items)), progress=advance,
-                        update_subjects=update_subjects)
+                        update_subjects=update_subjects, roundtrip_progress=rt)
     console.print(f"enrolled {rep.enrolled}, duplicates skipped {rep.duplicates}, failed {len(rep.failures)} "
-                  f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)")
+                  f"of {len(items)} in {rep.seconds:.1f}s ({len(items) / max(rep.seconds, 1e-9):.1f} img/s)"
+                  + (f"; round-trip vectors computed for {rep.roundtrip.computed} face(s) in "
+                     f"{rep.roundtrip.seconds:.1f}s ({rep.roundtrip.total} in the index)" if rep.roundtrip else ""))
     if rep.failures:
         err.print(f"[bold red]{len(rep.failures)} file(s) failed[/] (nothing of them was written to the gallery):")
         for _, why in rep.failures:

@@ -15,8 +15,10 @@ Each serves the same named indexes (search spaces), all keyed by embedding id:
 
 The database is the source of truth. The search kind of the plain and whitened indexes is kept
 in the database (`gallery_meta`, key `index_kind`), set by `forensics gallery rebuild-index
---kind`, so every later rebuild keeps it. Round-trip vectors cost about a second a face to
-compute: they are computed only for faces that lack them, and always searched exactly.
+--kind`, so every later rebuild keeps it. Round-trip vectors cost ~50 ms a face to compute
+(docs/benchmarks.md): they are computed only for faces that lack them (by `forensics enroll` where
+the gallery's setting says so, `forensics.settings`; else by `gallery roundtrip` or the first
+round-trip query), and always searched exactly.
 """
 
 from __future__ import annotations

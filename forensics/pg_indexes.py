@@ -5,8 +5,9 @@ workstation.
 The plain space is written by each enrollment batch in its own transaction. A derived space (the
 whitened descriptors, round-trip vectors) is a space of its own, made by the first process that
 needs it and then brought up to date by computing only the vectors it lacks (the whitened space
-by every enrollment, `refresh`, so that queries find it current; the round-trip one by `gallery
-roundtrip` or the first round-trip query), each chunk committed as it is computed. A role that
+by every enrollment, `refresh`, so that queries find it current; the round-trip one by
+enrollment where the gallery's setting says so, else by `gallery roundtrip` or the first
+round-trip query), each chunk committed as it is computed. A role that
 may not write a space (`forensics_examiner`) searches the vectors it lacks from memory beside the
 stored ones (a query while an enrollment runs: the faces enrolled since the last refresh), and
 gets a clear error where there is no space at all to search. A space made

@@ -16,8 +16,10 @@ vectors of another recipe are rebuilt, never mixed.
 The vectors are derived data, like the FAISS index: a function of the face chips stored in the
 database, the inverter's weights and the sketch search space. `forensics.indexes` keeps them in
 a derived index beside the gallery whose sidecar records the space id (recipe + inverter SHA-256
-+ whitening), updated incrementally. `forensics gallery roundtrip` builds it ahead of the first
-round-trip query (docs/benchmarks.md, "Round-trip gallery speed", gives the cost a face). The
++ whitening), updated incrementally: by `forensics enroll` where the gallery computes them at
+enrollment (`forensics.settings`), else by `forensics gallery roundtrip` ahead of the first
+round-trip query, or by that query (docs/benchmarks.md, "Round-trip gallery speed", gives the
+cost a face). The
 weight of the round-trip score is set with the other probe weights, in `forensics.probes`.
 """
 

@@ -5,7 +5,9 @@ transaction with the event that records it and seals what it left (:mod:`gallery
 * :func:`save_query_sealed`      a stored query (event ``query``);
 * :func:`remove_subject_sealed`  a subject's removal (event ``remove-subject``), which re-seals
   the stored queries whose candidates lose the subject's id and name;
-* :func:`add_review_sealed`      an examiner's review of a candidate (event ``review``).
+* :func:`add_review_sealed`      an examiner's review of a candidate (event ``review``);
+* :func:`change_setting_sealed`  a gallery setting kept in ``gallery_meta`` (event ``gallery-setting``,
+  with the setting's old and new value).
 
 ``audit verify`` (:func:`gallery.verify.verify_gallery`) checks the stored rows against them.
 """
@@ -16,12 +18,14 @@ from typing import Any, Iterable, Mapping, Optional
 
 from . import audit
 from .enrollment import Outcome
+from .models import GalleryMeta
 from .records import EnrollmentResult, RemovedSubject
 from .repository import GalleryRepository
 from .seal import SEAL_VERSION, image_digests, queries_citing, query_digests, review_digests, subject_digests, subject_key
 from .transaction import Source, write_transaction
 
 ENROLL_BATCH, QUERY, REMOVE_SUBJECT, REVIEW = "enroll-batch", "query", "remove-subject", "review"
+SETTING = "gallery-setting"
 #: The prefix of a removal event's target (then the subject's key: no readable id stays).
 REMOVED_PREFIX = "subject-sha256:"
 
@@ -84,5 +88,19 @@ def add_review_sealed(source: Source, actor: str, query_uid: str, candidate_rank
     return uid
 
 
-__all__ = ["ENROLL_BATCH", "QUERY", "REMOVED_PREFIX", "REMOVE_SUBJECT", "REVIEW", "add_review_sealed", "enroll_sealed",
-           "remove_subject_sealed", "save_query_sealed"]
+def change_setting_sealed(source: Source, key: str, value: Any, actor: str, default: Any = None) -> Any:
+    """Store the JSON ``value`` under ``key`` in ``gallery_meta`` and its ``gallery-setting`` event
+    (the key, the old value and the new one), in one transaction; returns the old value (``default``
+    when unset). When the value is already ``value`` nothing is written."""
+    with write_transaction(source) as s:
+        row = s.get(GalleryMeta, key)
+        old = default if row is None else row.value
+        if old != value:
+            s.merge(GalleryMeta(key=key, value=value))
+            audit.append_event(s, actor=actor, action=SETTING, target=key,
+                               details={"setting": key, "old": old, "new": value})
+    return old
+
+
+__all__ = ["ENROLL_BATCH", "QUERY", "REMOVED_PREFIX", "REMOVE_SUBJECT", "REVIEW", "SETTING", "add_review_sealed",
+           "change_setting_sealed", "enroll_sealed", "remove_subject_sealed", "save_query_sealed"]

@@ -178,6 +178,8 @@ def default_text(p, ctx) -> str:
         v = p.default
     if callable(v):
         return "(dynamic)"
+    if is_flag(p) and v is None:  # an on/off pair without a default: neither given, nothing changes
+        return "—"
     if is_flag(p):
         if getattr(p, "secondary_opts", None):
             return p.opts[0] if v else p.secondary_opts[0]
