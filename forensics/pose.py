@@ -25,6 +25,11 @@ import numpy as np
 #: research/pose/pose-threshold-2026-12-02.json).
 TURNED_THRESHOLD = 0.098
 
+#: Where the rule was chosen, and where identification of turned and frontal sketches is compared:
+#: cited by the console warning and the report.
+POSE_STUDY = "research/pose/"
+POSE_BENCHMARK_SECTION = 'docs/benchmarks.md, "Sketch identification by pose"'
+
 #: dlib's 5 points, in the predictor's order (`forensics.align.DLIB_5PT_TEMPLATE`): the eye on the
 #: image's right (outer, inner corner), the eye on the image's left (outer, inner), base of the nose.
 _RIGHT_EYE = (0, 1)
@@ -46,13 +51,11 @@ class PoseEstimate:
     @classmethod
     def from_dict(cls, d: Optional[Mapping[str, Any]]) -> Optional["PoseEstimate"]:
         """The stored form back; None where none was stored (faces recorded before poses were)."""
-        if not isinstance(d, Mapping) or not all(isinstance(d.get(k), (int, float)) for k in ("yaw_index", "threshold")):
+        if not isinstance(d, Mapping) or not isinstance(d.get("turned"), bool):
             return None
-        return cls(float(d["yaw_index"]), bool(d.get("turned")), float(d["threshold"]))
-
-    def describe(self) -> str:
-        """The estimate in words, e.g. "yaw index +0.31 (turned from frontal)"."""
-        return f"yaw index {self.yaw_index:+.2f} ({'turned from frontal' if self.turned else 'frontal'})"
+        if not all(isinstance(d.get(k), (int, float)) for k in ("yaw_index", "threshold")):
+            return None
+        return cls(float(d["yaw_index"]), d["turned"], float(d["threshold"]))
 
 
 def yaw_index(points) -> float:
@@ -77,4 +80,4 @@ def estimate_pose(points, threshold: float = TURNED_THRESHOLD) -> PoseEstimate:
     return PoseEstimate(yaw_index=index, turned=abs(index) >= threshold, threshold=threshold)
 
 
-__all__ = ["PoseEstimate", "TURNED_THRESHOLD", "estimate_pose", "yaw_index"]
+__all__ = ["POSE_BENCHMARK_SECTION", "POSE_STUDY", "PoseEstimate", "TURNED_THRESHOLD", "estimate_pose", "yaw_index"]
