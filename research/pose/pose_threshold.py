@@ -23,21 +23,18 @@ Writes research/pose/pose-threshold-2026-12-02.json.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from forensics.datasets import default_data_dir, read_manifest
+from forensics.detect import FaceDetector
+from forensics.images import load_image
+from forensics.pipeline import detect_faces
+from forensics.pose import yaw_index
+from forensics.training.data import fs2k_val_identities
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from forensics.datasets import default_data_dir, read_manifest  # noqa: E402
-from forensics.detect import FaceDetector  # noqa: E402
-from forensics.images import load_image  # noqa: E402
-from forensics.pipeline import detect_faces  # noqa: E402
-from forensics.pose import yaw_index  # noqa: E402
-from forensics.training.data import fs2k_val_identities  # noqa: E402
-
 CACHE = ROOT / "runs" / "pose_points.json"
 OUT = Path(__file__).resolve().parent / "pose-threshold-2026-12-02.json"
 

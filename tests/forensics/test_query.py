@@ -479,3 +479,4 @@ def test_a_turned_sketch_is_warned_about_and_its_report_says_so(tmp_path, galler
     run("report", uid, "--format", "json", "-o", tmp_path / "frontal.json", "--db", gallery_db)
     pose = json.loads((tmp_path / "frontal.json").read_text())["inputs"][0]["detection"]["pose"]
     assert pose["turned"] is False and pose["caveat"] is None
+    assert "intact" in run("audit", "verify", "--db", gallery_db).output  # the stored poses are sealed
