@@ -49,7 +49,7 @@ class PoseEstimate:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Optional[Mapping[str, Any]]) -> Optional["PoseEstimate"]:
+    def from_dict(cls, d: Any) -> Optional["PoseEstimate"]:
         """The stored form back; None where none was stored (faces recorded before poses were)."""
         if not isinstance(d, Mapping) or not isinstance(d.get("turned"), bool):
             return None

@@ -252,7 +252,7 @@ def _detection(det: Any) -> dict[str, Any]:
 def _pose(stored: Any) -> Optional[dict[str, Any]]:
     """The sketch's pose as estimated when the query ran (`forensics.pose`), with the caveat when
     it is far from frontal; None for queries stored before poses were recorded (nothing is said)."""
-    pose = PoseEstimate.from_dict(stored if isinstance(stored, Mapping) else None)
+    pose = PoseEstimate.from_dict(stored)
     if pose is None:
         return None
     caveat = None
