@@ -125,6 +125,17 @@ def warn_assumed_face(path, detection_method: str | None) -> None:
                   "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
 
 
+def warn_turned_sketch(path, pose: dict | None) -> None:
+    """Say on stderr when a sketch's face appears turned from frontal (`forensics.pose`)."""
+    from forensics.pose import POSE_BENCHMARK_SECTION, PoseEstimate
+
+    estimate = PoseEstimate.from_dict(pose)
+    if estimate is not None and estimate.turned:
+        err.print(f"[yellow]warning:[/] {escape(str(path))}: the sketch appears turned from frontal (yaw index "
+                  f"{estimate.yaw_index:+.2f}, threshold {estimate.threshold:g}); identification is less reliable "
+                  f"for such sketches ({POSE_BENCHMARK_SECTION}).", highlight=False, soft_wrap=True)
+
+
 def max_fpir_option(text: str | None) -> float | None:
     """`--max-fpir` parsed (a fraction or a percentage), or None where not given."""
     from forensics.calibration import parse_max_fpir
@@ -268,6 +279,7 @@ def query(
                      provenance=provenance, max_fpir=limit)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
+        warn_turned_sketch(inp["original_path"], inp["detection"]["pose"])
     written = fx.query_report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,

@@ -18,6 +18,7 @@ from forensics.errors import InputImageError, NoFaceError
 from forensics.images import LoadedImage, decode_image, png_bytes
 from forensics.intake import PendingImage, PipelineFailure, Skipped, chunks, intake, merge
 from forensics.models.registry import Embedder, load_embedder
+from forensics.pose import estimate_pose
 from forensics.records import EmbedderInfo, Embedding, FaceRecord
 
 __all__ = ["FacePipeline", "PipelineFailure", "Skipped", "centred_portrait_face", "detect_faces",
@@ -157,7 +158,7 @@ class FacePipeline:
                     n_faces=det.n_faces, box=[float(x) for x in f.box], landmarks=f.points.round(2).tolist(),
                     det_score=float(f.score), detection_method=f.method, chip=det.chip,
                     embedding=Embedding(vector=v, embedder=self.embedder.info),
-                    chip_png=png_bytes(det.chip) if encode_chips else None,
+                    chip_png=png_bytes(det.chip) if encode_chips else None, pose=estimate_pose(f.points),
                 )
         return out  # type: ignore[return-value]
 

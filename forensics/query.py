@@ -96,13 +96,15 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
 
 
 def _stored_inputs(records, synthesized) -> list[dict]:
-    """What is kept of each sketch: its hash, path, aligned and synthesized faces, detection."""
+    """What is kept of each sketch: its hash, path, aligned and synthesized faces, detection and
+    estimated pose (`detection["pose"]`, `PoseEstimate.to_dict()`)."""
     return [{
         "position": i, "sha256": r.sha256, "original_path": str(r.path.absolute()),
         "aligned_png": png_bytes(r.chip), "synthesized_png": png_bytes(synthesized[i]) if synthesized is not None else None,
         "landmarks": r.landmarks, "detection": {"method": r.detection_method, "score": r.det_score,
                                                  "box": r.box, "n_faces": r.n_faces,
-                                                 "width": r.width, "height": r.height},
+                                                 "width": r.width, "height": r.height,
+                                                 "pose": r.pose.to_dict()},
     } for i, r in enumerate(records)]
 
 

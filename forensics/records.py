@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forensics.pose import PoseEstimate
 from gallery.records import EmbedderInfo, EmbedderKey  # the one definition, shared with the gallery
 
 __all__ = ["EmbedderInfo", "EmbedderKey", "Embedding", "FaceRecord", "Candidate", "SearchResult"]
@@ -36,6 +37,7 @@ class FaceRecord:
     detection_method: str
     chip: np.ndarray  # (150,150,3) uint8
     embedding: Embedding
+    pose: PoseEstimate  # from `landmarks` (forensics.pose)
     chip_png: bytes | None = None  # the chip as PNG, when the pipeline was asked to encode it
 
 

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Optional
 from forensics import __version__
 from forensics.calibration import TAIL_CONFIDENCE, within_max_fpir
 from forensics.errors import ForensicsError
+from forensics.pose import POSE_BENCHMARK_SECTION, POSE_STUDY, PoseEstimate
 from forensics.records import QueryParams
 from gallery.db import Gallery
 from gallery.records import QueryCandidateRecord, QueryInputRecord, QueryRecord, SubjectInfo
@@ -244,7 +245,26 @@ def _detection(det: Any) -> dict[str, Any]:
         "n_faces": as_int(det.get("n_faces")),
         "width": as_int(det.get("width")),
         "height": as_int(det.get("height")),
+        "pose": _pose(det.get("pose")),
     }
+
+
+def _pose(stored: Any) -> Optional[dict[str, Any]]:
+    """The sketch's pose as estimated when the query ran (`forensics.pose`), with the caveat when
+    it is far from frontal; None for queries stored before poses were recorded (nothing is said)."""
+    pose = PoseEstimate.from_dict(stored)
+    if pose is None:
+        return None
+    caveat = None
+    if pose.turned:
+        caveat = (f"Estimated pose: yaw index {pose.yaw_index:+.2f} (the base of the nose lies "
+                  f"{abs(pose.yaw_index):.2f} eye distances {'right' if pose.yaw_index > 0 else 'left'} of the "
+                  f"eyes' midpoint in the image). This sketch is far from frontal by the rule of {POSE_STUDY} "
+                  f"(a yaw index at or beyond ±{pose.threshold:g}). On validation sketches turned this way "
+                  "the right person is found at rank 1 less often than on frontal ones "
+                  f"({POSE_BENCHMARK_SECTION}): the candidate list is less reliable for this sketch.")
+    return {"yaw_index": pose.yaw_index, "turned": pose.turned, "threshold": pose.threshold,
+            "label": "turned from frontal" if pose.turned else "frontal", "caveat": caveat}
 
 
 def _input_entry(i: QueryInputRecord, params: QueryParams) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sqlite3
 from html import unescape
 
@@ -454,3 +455,28 @@ def test_the_case_report_lists_every_search_of_the_case_with_its_review_status(a
         res = run("report", *args, "-o", tmp_path / "x.out", "--db", any_gallery_db, ok=False)
         assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
     assert "intact" in run("audit", "verify", "--db", any_gallery_db).output
+
+
+#: FS2K three-quarter view (annotated turned; yaw index 0.63 in research/pose/pose-threshold-2026-12-02.json)
+TURNED_SKETCH = "fs2k/sketches/fs2k_p3_0014.jpg"
+POSE_CAVEAT = "far from frontal by the rule of research/pose/"
+
+
+def test_a_turned_sketch_is_warned_about_and_its_report_says_so(tmp_path, gallery_db, cufs, data_dir):
+    """A three-quarter-view sketch: a warning on the terminal and the caveat in the sketch section of
+    the report; a frontal one: neither (its pose is in the JSON report only)."""
+    reports = {}
+    for name, sketch in (("turned", data_dir / TURNED_SKETCH), ("frontal", cufs[("cufs_ar_test_101", "sketch")])):
+        res = run("query", sketch, "--top", 2, "--json", "--report", tmp_path / f"{name}.html", "--db", gallery_db)
+        warned = "appears turned from frontal" in " ".join(res.output.split())
+        assert warned == (name == "turned"), res.output
+        reports[name] = unescape((tmp_path / f"{name}.html").read_text()), json.loads(res.stdout)["query_id"]
+    html, _ = reports["turned"]
+    assert POSE_CAVEAT in html and 'docs/benchmarks.md, "Sketch identification by pose"' in html
+    assert re.search(r"Estimated pose: yaw index \+0\.\d\d \(the base of the nose lies 0\.\d\d eye distances right", html)
+    html, uid = reports["frontal"]
+    assert POSE_CAVEAT not in html and "Estimated pose" not in html and "Sketch identification by pose" not in html
+    run("report", uid, "--format", "json", "-o", tmp_path / "frontal.json", "--db", gallery_db)
+    pose = json.loads((tmp_path / "frontal.json").read_text())["inputs"][0]["detection"]["pose"]
+    assert pose["turned"] is False and pose["caveat"] is None
+    assert "intact" in run("audit", "verify", "--db", gallery_db).output  # the stored poses are sealed

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from gallery import FaceSpec, open_gallery
 from gallery.records import QueryCandidateSpec, QueryInputSpec
 
+from forensics.pose import TURNED_THRESHOLD
 from forensics.records import QueryParams
 from forensics.reports import FORMATS, ReportError, build_report, write_report
 from forensics.reports.accuracy import load_accuracy
@@ -37,6 +38,8 @@ N_CANDIDATES = 12  # in the gallery; one more candidate was removed from it
 #: (section 2), and in each of the N_CANDIDATES + 1 comparison rows its sketch (the aligned one: the
 #: original files of this gallery do not exist) and that sketch's synthesized face
 N_IMAGES = N_CANDIDATES + 4 + 2 * (N_CANDIDATES + 1)
+#: a pose for sketch 1 of `build_gallery`
+TURNED_POSE = {"yaw_index": -0.31, "turned": True, "threshold": TURNED_THRESHOLD}
 LONG_NAME = "W" * 300
 HOSTILE = {
     "script": "<script>alert(1)</script>",
@@ -79,8 +82,11 @@ def unit(rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def build_gallery(path: Path, *, hostile: bool = True, n_candidates: int = N_CANDIDATES):
-    """A gallery of N_SUBJECTS subjects and one stored query; returns (gallery, query_uid)."""
+def build_gallery(path: Path, *, hostile: bool = True, n_candidates: int = N_CANDIDATES, pose: dict | None = None):
+    """A gallery of N_SUBJECTS subjects and one stored query; returns (gallery, query_uid).
+
+    `pose`: sketch 1's pose as `forensics query` stores it (default: none, as in queries stored
+    before poses were); sketch 2 never has one."""
     rng = np.random.default_rng(7)
     gal = open_gallery(path)
     repo = gal.repository()
@@ -129,7 +135,7 @@ def build_gallery(path: Path, *, hostile: bool = True, n_candidates: int = N_CAN
                        aligned_png=face_png(101, gray=True), synthesized_png=face_png(102),
                        landmarks=[[50, 60], [100, 60], [75, 85], [55, 110], [95, 110]],
                        detection={"method": "mtcnn", "score": 0.9987, "box": [1, 2, 3, 4], "n_faces": 1,
-                                  "width": 400, "height": 500}),
+                                  "width": 400, "height": 500, **({"pose": pose} if pose else {})}),
         QueryInputSpec(sha256=sha("sketch 2"), original_path="/cases/witness2/" + "long" * 40 + ".jpg",
                        aligned_png=face_png(103, gray=True), synthesized_png=face_png(104),
                        landmarks=None,
@@ -226,6 +232,24 @@ def test_report_content(case):
     assert r["inputs"][0]["aligned"]["sha256"] == hashlib.sha256(face_png(101, gray=True)).hexdigest()
     assert r["filters"]["active"] == ["born between 1960 and 1999", "source = <i>x</i>"]
     assert any("mirror image" in p for p in r["method"]["paragraphs"])
+
+
+def test_a_turned_sketch_gets_the_pose_caveat_and_a_sketch_without_a_pose_nothing(case, tmp_path):
+    gal, uid, _ = case
+    assert [i["detection"]["pose"] for i in build_report(gal, uid)["inputs"]] == [None, None]
+    assert "Estimated pose" not in render_html(build_report(gal, uid))
+    gal, uid = build_gallery(tmp_path / "g.db", hostile=False, pose=TURNED_POSE)
+    outputs = {fmt: write_report(gal, uid, fmt, tmp_path / f"r.{fmt}") for fmt in ("html", "json")}
+    gal.close()
+    turned, unknown = (i["detection"]["pose"] for i in json.loads(outputs["json"].read_text(encoding="utf-8"))["inputs"])
+    assert unknown is None
+    assert turned["turned"] is True and turned["yaw_index"] == -0.31 and turned["label"] == "turned from frontal"
+    caveat = turned["caveat"]
+    assert "yaw index -0.31" in caveat and "0.31 eye distances left" in caveat
+    assert f"far from frontal by the rule of research/pose/ (a yaw index at or beyond ±{TURNED_THRESHOLD:g})" in caveat
+    assert 'rank 1 less often than on frontal ones (docs/benchmarks.md, "Sketch identification by pose")' in caveat
+    html = html_mod.unescape(outputs["html"].read_text(encoding="utf-8"))
+    assert html.count(caveat) == 1 and html.count("Estimated pose") == 1  # sketch 1's, in its caveat
 
 
 def test_accuracy_missing_malformed_and_present(tmp_path):
