@@ -10,7 +10,8 @@ as the inverter renders it; its gallery vectors are computed once by `forensics 
 timed here).
 
 Rows: rank-1/5/10 and the CMC per set, gallery and mode; per CUFS part; per FS2K style (FS2K's
-annotation `style` 0/1/2) and per pose (its `frontal_face` attribute: frontal / turned); the cost
+annotation `style` 0/1/2) and per pose (its `frontal_face` attribute: frontal / turned), and per
+pose as the product estimates it for every set (`forensics.pose`, the rule a query warns by); the cost
 per query (the evaluate command's wall time over its probes, start-up included) and per gallery
 face (enrollment, and the round-trip vectors). Also, per set, the SSIM and the identity similarity
 (cosine of dlib descriptors) between the synthesized photo and the true photo (aligned chips).
@@ -124,13 +125,32 @@ def roundtrip_cost(db: Path, reuse: bool) -> dict:
     return out
 
 
-def breakdowns(set_name: str, ids: list[str], ranks: list[int | None], notes: dict) -> list[tuple[str, list]]:
-    """(part, ranks) per CUFS part, or per FS2K style and pose."""
+def breakdowns(set_name: str, ids: list[str], ranks: list[int | None], notes: dict,
+               flagged: dict[str, bool]) -> list[tuple[str, list]]:
+    """(part, ranks) per CUFS part or FS2K style and annotated pose, and per pose as the product
+    estimates it (`forensics.pose`: "estimated frontal" / "estimated turned")."""
+    def where(keep) -> list:
+        return [r for i, r in zip(ids, ranks) if keep(i)]
+
     if set_name.startswith("CUFS"):
-        return [(part, [r for i, r in zip(ids, ranks) if i.startswith(f"cufs_{part}_")]) for part in CUFS_PARTS]
-    out = [(f"style {k}", [r for i, r in zip(ids, ranks) if notes[i]["style"] == k]) for k in (0, 1, 2)]
-    return out + [(pose, [r for i, r in zip(ids, ranks) if notes[i]["turned"] == (pose == "turned")])
+        out = [(part, where(lambda i, part=part: i.startswith(f"cufs_{part}_"))) for part in CUFS_PARTS]
+    else:
+        out = [(f"style {k}", where(lambda i, k=k: notes[i]["style"] == k)) for k in (0, 1, 2)]
+        out += [(pose, where(lambda i, pose=pose: notes[i]["turned"] == (pose == "turned")))
+                for pose in ("frontal", "turned")]
+    return out + [(f"estimated {pose}", where(lambda i, pose=pose: i in flagged and flagged[i] == (pose == "turned")))
                   for pose in ("frontal", "turned")]
+
+
+def estimated_turned(sketches: list[dict]) -> dict[str, bool]:
+    """Per sketch identity, whether the product's pose rule (`forensics.pose`) flags it as turned
+    (sketches whose face is not found are left out)."""
+    from forensics.models.registry import load_embedder
+    from forensics.pipeline import FacePipeline, PipelineFailure
+
+    pipe = FacePipeline(embedder=load_embedder())
+    recs = [r for batch in pipe.process([r["path"] for r in sketches], kind="sketch") for r in batch]
+    return {s["identity"]: r.pose.turned for s, r in zip(sketches, recs) if not isinstance(r, PipelineFailure)}
 
 
 def main():
@@ -147,6 +167,7 @@ def main():
     galleries = build_galleries(data, args.rebuild, args.reuse)
     cost = {"enroll": build_record("open"),
             "roundtrip": roundtrip_cost(galleries["open"], args.reuse) if "roundtrip" in modes else None}
+    flagged = estimated_turned([r for sketches, _ in sets.values() for r in sketches])
     results = []
     for set_name, (sketches, closed) in sets.items():
         manifest = write_manifest(sketches, WORK / f"{set_name.replace(' ', '_')}_sketches.csv")
@@ -164,7 +185,7 @@ def main():
                        "seconds_per_query": None if secs is None else secs / len(ranks)}
                 results.append(row)
                 results += [{"set": set_name, "gallery": row["gallery"], "mode": mode, "part": part, **summarise(pr)}
-                            for part, pr in breakdowns(set_name, ids, ranks, notes)]
+                            for part, pr in breakdowns(set_name, ids, ranks, notes, flagged)]
     quality = {}
     if any(m != "raw" for m in modes):
         for set_name in ("CUFS test", "FS2K report"):
