@@ -26,6 +26,7 @@ from forensics.errors import ForensicsError
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
+from forensics.modes import DEFAULT_SKETCH_MODE
 from forensics.faiss_indexes import foreign_index_files
 from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
@@ -201,7 +202,7 @@ class Forensics:
     def search_photo(self, image: Path, top: int = 10) -> SearchResult:
         return search_photo(self.gallery(), self.pipeline(), image, top, operator=self.operator)
 
-    def query(self, sketches: list[Path], top: int = 50, mode: str = "fusion", case_id: str | None = None,
+    def query(self, sketches: list[Path], top: int = 50, mode: str = DEFAULT_SKETCH_MODE, case_id: str | None = None,
               filters: SubjectFilters | None = None, whiten: bool = True,
               progress: Progress | None = None, provenance: list[dict] | None = None,
               max_fpir: float | None = None) -> QueryOutcome:

@@ -434,10 +434,12 @@ def demo(
     n_lfw: int = typer.Option(2000, help="LFW photos enrolled as distractors."),
 ):
     """Run the whole job on an embedded default: enroll CUFS test photos + LFW distractors into
-    ./demo/, query with 3 CUFS test sketches, print the ranked candidates."""
+    ./demo/, compute their round-trip vectors, query with 3 CUFS test sketches, print the ranked
+    candidates and write their reports."""
     from forensics.demo import run_demo
 
-    run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar, show=print_candidates)
+    run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar, show=print_candidates,
+             lazy_progress_bar=lazy_progress_bar)
 
 
 @app.command()

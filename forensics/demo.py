@@ -38,9 +38,11 @@ def demo_manifest(data: Path, out: Path, n_lfw: int) -> tuple[Path, list[tuple[P
     return manifest, probes
 
 
-def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, progress_bar=None, show=None):
-    """Enroll the demo gallery, query it with 3 sketches, write their reports. `console` prints,
-    `progress_bar(total, what)` shows progress, `show(candidates, title)` prints a candidate list."""
+def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, progress_bar=None, show=None,
+             lazy_progress_bar=None):
+    """Enroll the demo gallery, compute its round-trip vectors (the default query mode's), query it
+    with 3 sketches, write their reports. `console` prints, `progress_bar(total, what)` and
+    `lazy_progress_bar(what)` show progress, `show(candidates, title)` prints a candidate list."""
     from forensics.app import Forensics, ModelChoice
     from forensics.manifest import items_from_manifest
     from forensics.parallel import choose_workers
@@ -59,7 +61,11 @@ def run_demo(data: Path | None, out: Path, n_lfw: int = 2000, console=None, prog
     with progress_bar(len(items), "enrolling") as advance:
         rep = fx.enroll(items, source="demo", workers=choose_workers(None, len(items)), progress=advance)
     console.print(f"   enrolled {rep.enrolled}, skipped {rep.duplicates} duplicates, failed {len(rep.failures)}")
-    console.print(f"[bold]2. querying[/] with {len(probes)} CUFS test sketches")
+    console.print("[bold]2. round-trip vectors[/] of the gallery faces, which the default query mode "
+                  "(roundtrip) compares with (computed once; already-computed faces are skipped)")
+    with lazy_progress_bar("round-trip vectors") as progress:
+        fx.build_roundtrip(whiten=True, progress=progress)
+    console.print(f"[bold]3. querying[/] with {len(probes)} CUFS test sketches")
     results = []
     for sketch, true_id in probes:
         q = fx.query([sketch], top=10, case_id="DEMO")

@@ -27,7 +27,7 @@ from forensics.calibration import within_max_fpir
 from forensics.errors import ForensicsError
 from forensics.filters import SubjectFilters, subjects_searched
 from forensics.images import png_bytes
-from forensics.modes import get_mode
+from forensics.modes import DEFAULT_SKETCH_MODE, get_mode
 from forensics.pipeline import FacePipeline
 from forensics.records import Candidate, QueryParams, SearchResult
 from forensics.searcher import Searcher
@@ -52,7 +52,7 @@ class QueryOutcome:
 
 
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
-              mode: str = "fusion", case_id: str | None = None, operator: str | None = None,
+              mode: str = DEFAULT_SKETCH_MODE, case_id: str | None = None, operator: str | None = None,
               filters: SubjectFilters | None = None, inverter=None, whitening: bool = True,
               progress=None, provenance: list[dict] | None = None, max_fpir: float | None = None) -> QueryOutcome:
     """Query the gallery with one or more sketches of one suspect; store and return the result.

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
+from forensics.modes import DEFAULT_SKETCH_MODE
 
 runner = CliRunner()
 
@@ -110,7 +111,7 @@ def test_query_stores_and_reports(any_gallery_db, cufs, tmp_path):
               "--report", tmp_path / "r.html", "--db", any_gallery_db)
     out = json.loads(res.stdout)
     assert set(out) >= {"query_id", "candidates"} and len(out["candidates"]) == 3
-    assert out["mode"] == "fusion"
+    assert out["mode"] == DEFAULT_SKETCH_MODE == "roundtrip"  # research/open-set-scoring
     assert [c["rank"] for c in out["candidates"]] == [1, 2, 3]
     scores = [c["score"] for c in out["candidates"]]
     assert scores == sorted(scores, reverse=True)
@@ -130,13 +131,13 @@ def test_query_stores_and_reports(any_gallery_db, cufs, tmp_path):
     space = shown["params"]["search_space"]
     assert space["sha256"] == load_whitening("dlib-resnet@v1/128").sha256
     if isinstance(any_gallery_db, str):  # PostgreSQL: the spaces in the database, every face in each
-        assert pg_spaces(any_gallery_db) == {"plain": 6, "whitened": 6}
+        assert pg_spaces(any_gallery_db) == {"plain": 6, "whitened": 6, "roundtrip": 6}
     else:
-        assert any_gallery_db.with_suffix(".whitened.faiss").is_file() and any_gallery_db.with_suffix(".faiss").is_file()
+        assert all(any_gallery_db.with_suffix(s).is_file() for s in (".faiss", ".whitened.faiss", ".roundtrip.faiss"))
     assert "partial whitening" in html
     assert "sketch's score (weight 0.5) and the synthesized photo's score (weight 0.5)" in unescape(html)
     assert shown["params"]["fusion_weight_inverted"] == 0.5
-    assert [p["kind"] for p in shown["params"]["probes"]] == ["drawn", "synthesized"]
+    assert [p["kind"] for p in shown["params"]["probes"]] == ["drawn", "synthesized", "synthesized vs round-trip"]
     assert [c["subject_id"] for c in shown["candidates"]] == [c["subject_id"] for c in out["candidates"]]
     for fmt in ("pdf", "json", "csv"):
         run("report", out["query_id"], "--format", fmt, "-o", tmp_path / f"r.{fmt}", "--db", any_gallery_db)
@@ -158,7 +159,10 @@ def test_several_sketches_are_fused_into_one_list(any_gallery_db, cufs):
     out = json.loads(res.stdout)
     assert len(out["candidates"]) == 6  # one list, each subject once
     assert len({c["subject_id"] for c in out["candidates"]}) == 6
-    assert len(out["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (raw, synthesized)
+    # 2 sketches x (drawn, synthesized, synthesized vs round-trip): the default mode, roundtrip
+    assert len(out["candidates"][0]["detail"]["per_probe"]) == 6
+    fused = json.loads(run("query", sk, sk, "--top", 6, "--mode", "fusion", "--json", "--db", any_gallery_db).stdout)
+    assert len(fused["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (drawn, synthesized)
 
 
 def test_filters_apply_before_ranking_without_losing_candidates(any_gallery_db, cufs, tmp_path):
@@ -242,13 +246,13 @@ def test_purged_subject_disappears_from_search_and_stored_queries(tmp_path, own_
     sk = cufs[("cufs_ar_test_101", "sketch")]
     qid = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)["query_id"]
     if isinstance(db, str):  # PostgreSQL: the subject's vectors leave every space with its rows
-        assert pg_spaces(db) == {"plain": 6, "whitened": 6}
+        assert pg_spaces(db) == {"plain": 6, "whitened": 6, "roundtrip": 6}
     else:
         whitened = db.with_suffix(".whitened.faiss")
         assert whitened.is_file()  # the sketch query built the derived whitened index
     run("gallery", "remove", "cufs_ar_test_101", "--yes", "--db", db)
     if isinstance(db, str):
-        assert pg_spaces(db) == {"plain": 5, "whitened": 5}
+        assert pg_spaces(db) == {"plain": 5, "whitened": 5, "roundtrip": 5}
     else:
         assert not whitened.exists()  # deleted with the subject's vectors in it; rebuilt by the next query
     out = json.loads(run("query", sk, "--top", 6, "--json", "--db", db).stdout)

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forensics.cli import app
+from forensics.reports.html import fmt_score
 
 runner = CliRunner()
 
@@ -95,13 +96,21 @@ def test_per_sketch_scores_are_labelled_by_sketch_and_kind(case, tmp_path):
     by_id = {c["subject_id"]: c for c in case["query"]["candidates"]}
     for c in case["report"]["candidates"]:
         labels = [(p["label"], p["kind"]) for p in c["probe_scores"]]
-        assert labels == [("Sketch 1", "drawn"), ("Sketch 2", "drawn"),
-                          ("Sketch 1", "synthesized"), ("Sketch 2", "synthesized")]
+        assert labels == [("Sketch 1", "drawn"), ("Sketch 2", "drawn"),  # the default mode, roundtrip
+                          ("Sketch 1", "synthesized"), ("Sketch 2", "synthesized"),
+                          ("Sketch 1", "synthesized vs round-trip"), ("Sketch 2", "synthesized vs round-trip")]
         assert [p["score"] for p in c["probe_scores"]] == by_id[c["subject_id"]]["detail"]["per_probe"]
         drawn = max((p["score"], p["label"]) for p in c["probe_scores"] if p["kind"] == "drawn")
         assert c["sketch_position"] == int(drawn[1][-1]) - 1
     html = unescape(_html(case, tmp_path))
-    assert html.count("Sketch 2</td><td>synthesized</td>") == TOP
+    # the card's table: one row per sketch, one column per kind, each cell that sketch's score of that kind
+    assert html.count('<th>Score of</th><th class="num">drawn</th><th class="num">synthesized</th>'
+                      '<th class="num">synthesized vs round-trip</th>') == TOP
+    for c in case["report"]["candidates"]:
+        for label in ("Sketch 1", "Sketch 2"):
+            cells = "".join(f'<td class="num">{fmt_score(p["score"])}</td>' for p in c["probe_scores"]
+                            if p["label"] == label)
+            assert f"<tr><td>{label}</td>{cells}</tr>" in html
 
 
 def _html(case, tmp_path: Path) -> str:
