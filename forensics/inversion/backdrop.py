@@ -75,7 +75,7 @@ def _corner_similarity(rgb: np.ndarray, grey: np.ndarray, fill: np.ndarray) -> t
     return sim, top_conf
 
 
-def _face_radius(sh: int, sw: int) -> np.ndarray:
+def face_radius(sh: int, sw: int) -> np.ndarray:
     """Normalised distance from the central face ellipse's centre (aligned crops: the face is in the middle)."""
     yy = (np.arange(sh, dtype=np.float32)[:, None] - 0.52 * sh) / (0.36 * sh)
     xx = (np.arange(sw, dtype=np.float32)[None, :] - 0.5 * sw) / (0.32 * sw)
@@ -113,7 +113,7 @@ def background(photo: Image.Image, halo: float, arr: np.ndarray) -> tuple[np.nda
     else:
         fill = np.asarray(Image.fromarray(fill_full.astype(np.uint8) * 255).reduce(f)) > 127 if f > 1 else fill_full
     sim, top_conf = _corner_similarity(rgb, grey, fill)
-    r = _face_radius(sh, sw)
+    r = face_radius(sh, sw)
     sim *= np.clip((r - 0.8) * 2.0, 0.0, 1.0)  # the face itself is never backdrop
     face_level = float(np.median(grey[r < 0.6])) if np.any(r < 0.6) else float(np.median(grey))
     bg = sim * _flatness(grey)

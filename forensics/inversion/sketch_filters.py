@@ -1,6 +1,7 @@
 """Image primitives of the sketch synthesis (`forensics.inversion.sketchify`): exact separable
-Gaussian blurs, 8-bit PIL blurs, float/uint8 conversions and the cached pencil-hatching and
-paper-grain textures (built once per size from fixed seeds, cropped per image)."""
+Gaussian blurs, 8-bit PIL blurs, float/uint8 conversions, the cached pencil-hatching and
+paper-grain textures (built once per size from fixed seeds, cropped per image), XDoG line
+extraction and the tone-to-darkness curve of the shading."""
 
 from __future__ import annotations
 
@@ -121,3 +122,24 @@ def crop_texture(bank2d: np.ndarray, h: int, w: int, rng: np.random.Generator | 
     y, x = int(rng.integers(0, s - h + 1)), int(rng.integers(0, s - w + 1))
     t = bank2d[y : y + h, x : x + w]
     return t[::-1] if rng.random() < 0.5 else t
+
+
+def xdog(grey: np.ndarray, p: dict, scale: float) -> np.ndarray:
+    """XDoG (Winnemöller et al. 2012): ``1 + tanh(phi (G_s - tau G_ks - eps))`` below eps, else 1."""
+    s = p["sigma"] * scale
+    g1 = blur(grey, s)
+    g2 = blur(g1, s * np.sqrt(p["k"] ** 2 - 1.0))  # G_ks = G_s' * G_s (cascade is cheaper)
+    d = g1 - p["tau"] * g2 - p["eps"]
+    np.minimum(d, 0.0, out=d)
+    return 1.0 + np.tanh(p["phi"] * d)
+
+
+@lru_cache(maxsize=64)
+def darkness_lut(gain_q: int) -> np.ndarray:
+    """tone (0..255) -> shading darkness; compressed so skin stays light, hair/shadows dark.
+
+    ``gain_q`` (hundredths) brightens dark photos first: artists draw skin light-ish whatever
+    the exposure or skin tone, and keep the dark for hair, eyes and shadows.
+    """
+    t = np.clip(np.arange(256, dtype=np.float32) / 255.0 * (gain_q / 100.0), 0.0, 1.0)
+    return ((1.0 - t) ** 1.6).astype(np.float32)

@@ -1,7 +1,8 @@
 """Synthesize training sketches from aligned face photos.
 
 Convolutional Sketch Inversion (Güçlütürk et al. 2016) is trained on face photos paired with
-*synthetic* sketches in three styles; this module makes them:
+*synthetic* sketches; this module makes them, in the three styles of the shipped training recipe
+(`STYLES`):
 
 ``line``
     XDoG edge stylization (Winnemöller et al. 2012): a soft-thresholded difference of
@@ -13,6 +14,13 @@ Convolutional Sketch Inversion (Güçlütürk et al. 2016) is trained on face ph
 ``colour``
     colour pencil sketch: the pencil luminance with the photo's desaturated, softened colour
     laid over it (only where pencil went, not on the backdrop).
+
+and two styles closer to what FS2K's and CUFS's artists draw (`ARTIST_STYLES`,
+`forensics.inversion.artist_styles`): ``charcoal`` (broad smudged strokes, smudged shading,
+darker hair masses) and ``pressure`` (line weights that vary within a drawing: thick on the
+outline, hair and dark features, light inner lines). ``caricature`` > 0 first warps an aligned
+chip so that its mouth row and face width deviate more from the mean face
+(`forensics.inversion.caricature`), as artists exaggerate.
 
 Real artists leave the backdrop white: a cheap low-resolution estimate of the plain backdrop
 (colour of the two top corners, untextured, away from the face) fades strokes, shading and
@@ -26,20 +34,23 @@ deterministic canonical rendering.
 
 Only numpy and PIL are used, and the per-image work is kept to a few dozen whole-image
 operations (8-bit PIL blurs where 8 bits suffice, exact separable numpy blurs for XDoG, cached
-hatching/grain textures, low-resolution backdrop mask), so it can run on the fly in data
-loaders: a few milliseconds for a 150x150 face on one core.
+hatching/grain textures, low-resolution backdrop mask; `forensics.inversion.sketch_filters`), so
+it can run on the fly in data loaders: a few milliseconds for a 150x150 face on one core, every
+style (tests/forensics/inversion/test_artist_styles.py holds them to it).
 """
 
 from __future__ import annotations
 
 import io
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
+from forensics.inversion import artist_styles
+from forensics.inversion.artist_styles import ARTIST_STYLES
 from forensics.inversion.backdrop import background
+from forensics.inversion.caricature import exaggerate
 from forensics.inversion.sketch_filters import (
     HATCH_ANGLES,
     HATCH_LENGTHS,
@@ -47,16 +58,21 @@ from forensics.inversion.sketch_filters import (
     blur,
     bucket,
     crop_texture,
+    darkness_lut,
     f32,
     grain_bank,
     hatch_bank,
     pil_blur,
     u8,
+    xdog,
 )
 
-__all__ = ["STYLES", "sketchify", "sketchify_file"]
+__all__ = ["ALL_STYLES", "ARTIST_STYLES", "STYLES", "sketchify", "sketchify_file"]
 
+#: the styles of the shipped training recipe (configs/inverter_gan.json)
 STYLES = ("line", "pencil", "colour")
+#: every style `sketchify` draws
+ALL_STYLES = STYLES + ARTIST_STYLES
 
 _STYLE_ALIASES = {"color": "colour", "grey": "pencil", "gray": "pencil", "greyscale": "pencil"}
 
@@ -87,27 +103,6 @@ def _draw_params(style: str, rng: np.random.Generator) -> dict:
     return p
 
 
-def _xdog(grey: np.ndarray, p: dict, scale: float) -> np.ndarray:
-    """XDoG (Winnemöller et al. 2012): ``1 + tanh(phi (G_s - tau G_ks - eps))`` below eps, else 1."""
-    s = p["sigma"] * scale
-    g1 = blur(grey, s)
-    g2 = blur(g1, s * np.sqrt(p["k"] ** 2 - 1.0))  # G_ks = G_s' * G_s (cascade is cheaper)
-    d = g1 - p["tau"] * g2 - p["eps"]
-    np.minimum(d, 0.0, out=d)
-    return 1.0 + np.tanh(p["phi"] * d)
-
-
-@lru_cache(maxsize=64)
-def _darkness_lut(gain_q: int) -> np.ndarray:
-    """tone (0..255) -> shading darkness; compressed so skin stays light, hair/shadows dark.
-
-    ``gain_q`` (hundredths) brightens dark photos first: artists draw skin light-ish whatever
-    the exposure or skin tone, and keep the dark for hair, eyes and shadows.
-    """
-    t = np.clip(np.arange(256, dtype=np.float32) / 255.0 * (gain_q / 100.0), 0.0, 1.0)
-    return ((1.0 - t) ** 1.6).astype(np.float32)
-
-
 def _pencil(
     grey_img: Image.Image, grey: np.ndarray, p: dict, scale: float, bg: np.ndarray, near_bg: np.ndarray,
     hatch: np.ndarray,
@@ -119,7 +114,7 @@ def _pencil(
     strokes = np.minimum((grey + 0.04) / (blurred + 0.04), 1.0)
     strokes = 1.0 - (1.0 - strokes) * (1.0 - bg)
     tone8 = np.asarray(pil_blur(grey_img, p["tone_sigma"] * scale))
-    dark = _darkness_lut(int(round(p["gain"] * 100)))[tone8] * (1.0 - near_bg)
+    dark = darkness_lut(int(round(p["gain"] * 100)))[tone8] * (1.0 - near_bg)
     if p["hatch"] > 0:
         dark *= 1.0 + p["hatch"] * hatch
     return strokes * (1.0 - p["shade"] * np.clip(dark, 0.0, 1.5))
@@ -164,45 +159,60 @@ def sketchify(
     style: str,
     rng: np.random.Generator | None = None,
     randomize: bool = True,
+    caricature: float = 0.0,
 ) -> np.ndarray:
     """Turn an aligned face photo into a synthetic sketch.
 
     Args:
         photo: (H, W, 3) uint8 RGB (a (H, W) greyscale array is accepted too).
-        style: one of :data:`STYLES` ("line", "pencil", "colour").
+        style: one of :data:`ALL_STYLES` ("line", "pencil", "colour", "charcoal", "pressure").
         rng: numpy Generator for the random variation; ``None`` with ``randomize=True`` uses
             fresh OS entropy. The same seed gives the same sketch.
         randomize: ``False`` gives the deterministic canonical rendering (``rng`` is ignored).
+        caricature: exaggeration of an aligned chip's deviation from the mean face (0: none;
+            0.5: deviations drawn 1.5 times as large), `forensics.inversion.caricature`.
 
     Returns:
-        (H, W, 3) uint8 RGB sketch (for line and pencil R = G = B).
+        (H, W, 3) uint8 RGB sketch (R = G = B but for colour).
     """
     style = _STYLE_ALIASES.get(style, style)
-    if style not in STYLES:
-        raise ValueError(f"unknown sketch style {style!r}; expected one of {STYLES}")
-    photo = _rgb_photo(photo)
+    if style not in ALL_STYLES:
+        raise ValueError(f"unknown sketch style {style!r}; expected one of {ALL_STYLES}")
+    photo = exaggerate(_rgb_photo(photo), caricature)
     img = Image.fromarray(photo, mode="RGB")
     h, w = photo.shape[:2]
     # parameters are tuned for ~200-250 px aligned faces; stroke sizes scale with the image
     scale = float(np.clip(min(h, w) / 200.0, 0.4, 4.0))
-    if randomize:
-        rng = np.random.default_rng() if rng is None else rng
-        p = _draw_params(style, rng)
-    else:
-        rng = None
-        p = dict(_CANON[style])
+    rng, p = _params(style, rng, randomize)
     grey_img = _exposed_grey(img, rng)
     bg, near_bg, face_level = background(img, 2.5 * scale, photo)
     # exposure normalization towards a light face (at most 1.6x brighter, never darker)
     p["gain"] = float(np.clip(0.72 / max(face_level, 1e-3), 1.0, 1.6))
     if style == "line":
         out = _line_drawing(f32(grey_img), p, scale, bg, rng)
+    elif style == "charcoal":
+        out = artist_styles.charcoal(grey_img, p, scale, bg, near_bg, _paper_tooth(h, w, rng))
+    elif style == "pressure":
+        out = artist_styles.pressure(f32(grey_img), p, scale, bg)
     else:
         out = _pencil_drawing(img, grey_img, style, p, scale, bg, near_bg, rng)
     out8 = _tone_curve(out, p["gamma"])
     if rng is None:
         return np.ascontiguousarray(np.repeat(out8[..., None], 3, axis=2) if out8.ndim == 2 else out8)
     return _on_paper(out8, rng)
+
+
+def _params(style: str, rng: np.random.Generator | None, randomize: bool) -> tuple[np.random.Generator | None, dict]:
+    """The rng to draw the rest from (None: canonical rendering) and the style's parameters."""
+    if not randomize:
+        return None, dict(artist_styles.CANON[style] if style in ARTIST_STYLES else _CANON[style])
+    rng = np.random.default_rng() if rng is None else rng
+    return rng, artist_styles.draw_params(style, rng) if style in ARTIST_STYLES else _draw_params(style, rng)
+
+
+def _paper_tooth(h: int, w: int, rng: np.random.Generator | None) -> np.ndarray:
+    """The paper's coarse grain that charcoal catches on (a crop of the cached grain texture)."""
+    return crop_texture(grain_bank(bucket(max(h, w)))[1], h, w, rng)
 
 
 def _rgb_photo(photo: np.ndarray) -> np.ndarray:
@@ -231,7 +241,7 @@ def _exposed_grey(img: Image.Image, rng: np.random.Generator | None) -> Image.Im
 def _line_drawing(grey: np.ndarray, p: dict, scale: float, bg: np.ndarray,
                   rng: np.random.Generator | None) -> np.ndarray:
     """The ``line`` style: XDoG strokes, faded on the backdrop, sometimes softened; float (H, W)."""
-    out = _xdog(np.minimum(grey * p["gain"], 1.0) if p["gain"] > 1.0 else grey, p, scale)
+    out = xdog(np.minimum(grey * p["gain"], 1.0) if p["gain"] > 1.0 else grey, p, scale)
     out = 1.0 - (1.0 - out) * (1.0 - bg)
     if rng is not None and rng.random() < 0.5:
         out = _soften(out, rng.uniform(0.3, 0.75) * scale)
