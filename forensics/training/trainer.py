@@ -149,10 +149,10 @@ class Trainer:
         self.cache = ChipCache(cfg["cache"])
         self.bs, self.steps = int(cfg["batch_size"]), int(cfg["steps"])
         self.dataset = ChipDataset(self.cache, p_real=d["p_real"], styles=d["styles"], augment=d["augment"],
-                                   seed=cfg["seed"], length=self.steps * self.bs)
-        log.info("run %s on %s: %d real train pairs, %d LFW photos, p_real=%.2f, batch %d, %d steps",
-                 cfg["name"], self.device, len(self.dataset.real_sketch), len(self.dataset.lfw), d["p_real"],
-                 self.bs, self.steps)
+                                   seed=cfg["seed"], length=self.steps * self.bs, caricature=d["caricature"])
+        log.info("run %s on %s: %d real train pairs, %d LFW photos, p_real=%.2f, styles %s, caricature %g, "
+                 "batch %d, %d steps", cfg["name"], self.device, len(self.dataset.real_sketch), len(self.dataset.lfw),
+                 d["p_real"], "/".join(d["styles"]), d["caricature"], self.bs, self.steps)
 
     def _setup_model(self) -> None:
         """The inverter, the frozen loss network, the optimizer and (adversarial loss) the discriminator."""
