@@ -30,6 +30,9 @@ DEFAULTS: dict = {
     "compile": False,
     "init": None,  # exported weights (.pt + sidecar) to start from (fine-tuning); model config must match
     "selection": "raw",  # rank-1 of the selection score: "raw" descriptor space or "whitened" (sketch search space)
+    # JSON list of the FS2K validation identities the checkpoint is chosen on (None: all 200 pairs);
+    # scripts/fs2k_select_identities.py writes the select half of benchmarks/common.py's protocol
+    "select_identities": None,
     "export": {"dtype": "float16", "name": "csi-sketch-inverter"},
 }
 

@@ -91,6 +91,15 @@ def test_evaluator_perfect_when_synth_is_the_photo(chip_cache_path, fake_dlib):
         Evaluator(ChipCache(chip_cache_path), fake_dlib(), "cpu", selection="best")
 
 
+def test_evaluator_keeps_only_the_identities_asked_for(chip_cache_path, fake_dlib):
+    ev = Evaluator(ChipCache(chip_cache_path), fake_dlib(), "cpu", identities=["fs2k_val_3", "fs2k_val_1"])
+    assert list(ev.identities) == ["fs2k_val_1", "fs2k_val_3"] and len(ev.photo) == len(ev.d_raw) == 2
+    assert ev(torch.nn.Identity())["n"] == 2
+    for wanted in (["fs2k_val_1", "fs2k_val_9"], []):  # one not in the cache, or none: an error, not all pairs
+        with pytest.raises(ValueError, match="identities"):
+            Evaluator(ChipCache(chip_cache_path), fake_dlib(), "cpu", identities=wanted)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("spectral_norm", [False, True])
 def test_train_with_adversarial_loss_checkpoints_and_resumes_the_discriminator(
@@ -130,6 +139,7 @@ def test_artist_config_model_fits_the_export_limit():
     cfg = load_config(ARTIST_CONFIG)
     assert (cfg["model"]["base"], cfg["model"]["n_res"]) == (48, 6)
     assert cfg["loss"]["identity_whitened"] > 0 and cfg["loss"]["adversarial"] > 0 and cfg["selection"] == "whitened"
+    assert cfg["select_identities"]  # the checkpoint is chosen on the select half only
     assert set(ARTIST_STYLES) <= set(cfg["data"]["styles"]) and cfg["data"]["caricature"] > 0
     n = sum(p.numel() for p in SketchInverter(cfg["model"]).parameters())
     assert 2 * n < 50e6  # float16 export under 50 MB
@@ -148,10 +158,14 @@ def test_artist_config_smoke_run(tmp_path, chip_cache_path, monkeypatch, fake_dl
         return real_sketchify(photo, style, rng, caricature=caricature)
 
     monkeypatch.setattr(D, "sketchify", recording_sketchify)
-    cfg = load_config(ARTIST_CONFIG, {**ARTIST_SMOKE, "cache": str(chip_cache_path), "model": tiny_inverter})
+    select = tmp_path / "select.json"
+    select.write_text(json.dumps(["fs2k_val_0", "fs2k_val_2"]))
+    cfg = load_config(ARTIST_CONFIG, {**ARTIST_SMOKE, "cache": str(chip_cache_path), "model": tiny_inverter,
+                                      "select_identities": str(select)})
     run = tmp_path / "run"
     res = T.train(cfg, run, export_path=tmp_path / "w" / "inv.pt")
     assert res["step"] == 2 and (run / "last.pt").is_file() and (run / "best.pt").is_file()
+    assert res["best_metrics"]["n"] == 2 and "validation: 2 FS2K pairs (those of" in (run / "train.log").read_text()
     train_lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert train_lines and all({"identity_whitened", "adv_g", "adv_d"} <= set(x) for x in train_lines)
     assert all(np.isfinite(x["identity_whitened"]) for x in train_lines)
@@ -163,3 +177,8 @@ def test_artist_config_smoke_run(tmp_path, chip_cache_path, monkeypatch, fake_dl
         ds.sample(k)
     assert {s for s, _ in drawn} == set(cfg["data"]["styles"])
     assert max(c for _, c in drawn) > 0.1 and all(0.0 <= c <= cfg["data"]["caricature"] for _, c in drawn)
+
+
+def test_command_line_overrides_the_selection_identities():
+    args = T._arguments(["--select-identities", "ids.json", "--workers", "3"])
+    assert T._overrides(args) == {"select_identities": "ids.json", "data": {"num_workers": 3}}
