@@ -55,7 +55,6 @@ from forensics.inversion.sketch_filters import (
     HATCH_ANGLES,
     HATCH_LENGTHS,
     LUMA,
-    blur,
     bucket,
     crop_texture,
     darkness_lut,
