@@ -28,16 +28,18 @@ from forensics.inversion.sketch_filters import LUMA, blur
 #: medians of `measure_layout` over 118 aligned photo chips (60 LFW, 52 FS2K, 6 CUFS; 2026-12-02).
 EYE_ROW = 0.313
 NOSE_ROW = 0.585
-MEAN_MOUTH_ROW = 0.697
-MEAN_LEFT = 0.130
-MEAN_RIGHT = 0.880
+MEAN_MOUTH_ROW = 0.700
+MEAN_LEFT = 0.140
+MEAN_RIGHT = 0.873
 #: the most a measured position may deviate from the mean layout (fraction of the chip side)
 MAX_DEVIATION = 0.06
 
-_MOUTH_BAND = (0.64, 0.80)  # rows searched for the mouth line
+# the search bands keep every exaggerated position (strength <= 1) strictly between its neighbours:
+# the mouth below the nose base, the face sides inside the chip
+_MOUTH_BAND = (0.65, 0.80)  # rows searched for the mouth line
 _MOUTH_COLS = (0.42, 0.58)
 _CHEEK_ROWS = (0.40, 0.63)
-_SIDE_BANDS = ((0.06, 0.30), (0.70, 0.94))  # columns searched for the left and right face side
+_SIDE_BANDS = ((0.08, 0.30), (0.70, 0.92))  # columns searched for the left and right face side
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ def _resample(img: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
 
 def exaggerate(photo: np.ndarray, strength: float) -> np.ndarray:
     """The aligned chip ``photo`` ((H, W, 3) uint8) warped so that its mouth row and face sides move
-    ``strength`` times their deviation further from the mean layout; ``strength`` 0 returns it as is."""
+    ``strength`` (0..1) times their deviation further from the mean layout; 0 returns it as is."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"caricature strength must be in [0, 1], not {strength}")
     if strength == 0.0:
         return photo
     h, w = photo.shape[:2]

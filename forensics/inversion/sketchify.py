@@ -35,8 +35,8 @@ deterministic canonical rendering.
 Only numpy and PIL are used, and the per-image work is kept to a few dozen whole-image
 operations (8-bit PIL blurs where 8 bits suffice, exact separable numpy blurs for XDoG, cached
 hatching/grain textures, low-resolution backdrop mask; `forensics.inversion.sketch_filters`), so
-it can run on the fly in data loaders: a few milliseconds for a 150x150 face on one core, every
-style (tests/forensics/inversion/test_artist_styles.py holds them to it).
+it can run on the fly in data loaders: a few milliseconds for a 150x150 face on one core (5-12 ms
+on a busy shared core, the artist styles the slower; their tests hold them under 50 ms).
 """
 
 from __future__ import annotations

@@ -131,3 +131,15 @@ def test_exaggerate_moves_features_away_from_the_mean_by_strength_times_deviatio
     far = np.repeat((_stripes(0.79, MEAN_LEFT, 0.88) * 255).astype(np.uint8)[..., None], 3, 2)
     moved = measure_layout(exaggerate(far, 1.0)[..., 0] / 255.0).mouth_row - measure_layout(far[..., 0] / 255.0).mouth_row
     assert moved <= MAX_DEVIATION + 2.0 / n
+
+
+def test_exaggerate_never_folds_and_rejects_strengths_outside_0_1(face):
+    # features at the ends of their search bands, deviating the most: the warp stays monotone
+    for lay in ((0.65, 0.08, 0.70), (0.80, 0.30, 0.92)):
+        chip = np.repeat((_stripes(*lay) * 255).astype(np.uint8)[..., None], 3, 2)
+        after = measure_layout(exaggerate(chip, 1.0)[..., 0] / 255.0)
+        assert 0.0 < after.left < after.right < 1.0 and after.mouth_row > 0.585
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="strength"):
+            sketchify(face, "pencil", randomize=False, caricature=bad)
+
