@@ -444,7 +444,8 @@ def demo(
 
 @app.command()
 @handle_errors
-def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, pencil or colour."),
+def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, pencil or colour (the training "
+                                                    "recipe's styles); charcoal or pressure (artist-like)."),
               out: Path = typer.Option(..., "-o", "--out", help="Output image file."),
               seed: Optional[int] = typer.Option(None, help="Random seed (omit for the canonical, unrandomised look).")):
     """Turn a face photo into a synthetic sketch (how the inversion network's training data is made)."""

@@ -8,6 +8,12 @@ style (0, 1, 2). Columns: photo, our synthesized ``line``, ``pencil`` and ``colo
 
     python scripts/contact_sheet.py            # -> docs/img/sketch_contact_sheet.png
 
+``--artist`` sets the artist-like styles (``charcoal``, ``pressure``; ``pencil`` for reference)
+beside the real sketches of six FS2K training pairs, two per FS2K style, for a look by eye; the
+sheet shows dataset images, so it goes to runs/ (git-ignored), never into the repository:
+
+    python scripts/contact_sheet.py --artist   # -> runs/artist_contact_sheet.png
+
 Needs ../shared/data (research-only data, read in place; only the rendered sheet is written).
 """
 
@@ -26,10 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from forensics.inversion.sketchify import STYLES, sketchify  # noqa: E402
+from forensics.inversion.sketchify import ARTIST_STYLES, STYLES, sketchify  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "docs" / "img" / "sketch_contact_sheet.png"
+ARTIST_OUT = ROOT / "runs" / "artist_contact_sheet.png"
+ARTIST_COLUMNS = ("pencil", *ARTIST_STYLES)
+#: (FS2K style, index among that style's training pairs): two pairs per style
+ARTIST_ROWS = ((0, 20), (0, 120), (1, 40), (1, 140), (2, 60), (2, 160))
 
 # which FS2K style our styles resemble most (FS2K has no colour sketches: all three are graphite)
 FS2K_STYLE_NOTE = {
@@ -56,11 +66,12 @@ def _cufs_pairs(data: Path, picks: dict[str, int]) -> list[tuple[str, Path, Path
     return out
 
 
-def _fs2k_pairs(data: Path, picks: dict[int, int]) -> list[tuple[str, Path, Path]]:
+def _fs2k_pairs(data: Path, picks) -> list[tuple[str, Path, Path]]:
+    """(label, photo, sketch) of FS2K training pairs, ``picks``: (FS2K style, index in that style)."""
     with open(data / "fs2k" / "anno_train.json") as fh:
         anno = json.load(fh)
     out = []
-    for style, k in picks.items():
+    for style, k in picks:
         items = sorted((a for a in anno if a["style"] == style), key=lambda a: a["image_name"])
         a = items[k % len(items)]
         folder, name = a["image_name"].split("/")  # e.g. photo1/image0110
@@ -87,12 +98,17 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def build(data: Path, out: Path, seed: int = 0, cell: tuple[int, int] = (168, 210)) -> Path:
-    pairs = _cufs_pairs(data, {"cuhk_student": 3, "ar": 7, "xm2vts": 11})
-    pairs += _fs2k_pairs(data, {0: 20, 1: 40, 2: 60})
+def build(data: Path, out: Path, seed: int = 0, cell: tuple[int, int] = (168, 210), artist: bool = False) -> Path:
+    """The sheet at ``out``: the recipe styles on CUFS and FS2K pairs, or (``artist``) the artist styles on FS2K pairs."""
+    if artist:
+        pairs, styles = _fs2k_pairs(data, ARTIST_ROWS), ARTIST_COLUMNS
+    else:
+        pairs = _cufs_pairs(data, {"cuhk_student": 3, "ar": 7, "xm2vts": 11})
+        pairs += _fs2k_pairs(data, ((0, 20), (1, 40), (2, 60)))
+        styles = STYLES
     cw, ch = cell
     pad, head, label = 6, 28, 18
-    cols = ["photo", *[f"synth {s}" for s in STYLES], "real sketch"]
+    cols = ["photo", *[f"synth {s}" for s in styles], "real sketch"]
     width = pad + len(cols) * (cw + pad)
     height = head + len(pairs) * (label + ch + pad)
     sheet = Image.new("RGB", (width, height), "white")
@@ -107,7 +123,7 @@ def build(data: Path, out: Path, seed: int = 0, cell: tuple[int, int] = (168, 21
         photo = _fit(Image.open(photo_path).convert("RGB"), cell)
         arr = np.asarray(photo)
         cells = [photo]
-        cells += [Image.fromarray(sketchify(arr, s, rng=rng)) for s in STYLES]
+        cells += [Image.fromarray(sketchify(arr, s, rng=rng)) for s in styles]
         cells.append(_fit(Image.open(sketch_path).convert("RGB"), cell))
         for c, im in enumerate(cells):
             sheet.paste(im, (pad + c * (cw + pad), y + label))
@@ -119,14 +135,17 @@ def build(data: Path, out: Path, seed: int = 0, cell: tuple[int, int] = (168, 21
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data root (default: %(default)s)")
-    ap.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help="output PNG (default: %(default)s)")
+    ap.add_argument("-o", "--out", type=Path, default=None,
+                    help=f"output PNG (default: {DEFAULT_OUT}, with --artist {ARTIST_OUT})")
+    ap.add_argument("--artist", action="store_true", help="the artist styles on six FS2K training pairs")
     ap.add_argument("--seed", type=int, default=0, help="seed of the randomized sketches")
     ap.add_argument("--cell", type=int, nargs=2, default=(168, 210), metavar=("W", "H"), help="cell size in px")
     args = ap.parse_args(argv)
     if not (args.data / "cufs" / "manifest.csv").exists() or not (args.data / "fs2k" / "anno_train.json").exists():
         print(f"data not found under {args.data}; nothing to do", file=sys.stderr)
         return 1
-    path = build(args.data, args.out, seed=args.seed, cell=tuple(args.cell))
+    out = args.out or (ARTIST_OUT if args.artist else DEFAULT_OUT)
+    path = build(args.data, out, seed=args.seed, cell=tuple(args.cell), artist=args.artist)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 

@@ -12,7 +12,9 @@
 #
 # Environment: OUT (default runs/gpu: logs, metrics, preview, checkpoints, exported weights),
 #   CACHE, DLIB_WEIGHTS (paths above), PYTHON (default python3), RESUME=1 (continue from $OUT/last.pt),
-#   DEVICE (default cuda), WORKERS (data-loader processes; default from the config).
+#   DEVICE (default cuda), WORKERS (data-loader processes; default from the config), SELECT_IDS (JSON list
+#   of the FS2K validation identities choosing the checkpoint, e.g. .dev/carry/fs2k_select.json; default
+#   from the config).
 # Writes $OUT/train.log, metrics.jsonl, preview.png (val sketches / inversions / photos), last.pt
 # (model+optimizer, ~20 MB for the default model), best.pt, config.json and the export
 # $OUT/sketch_inverter.pt + sketch_inverter.json (copy both to forensics/weights/). --max-minutes
@@ -46,5 +48,5 @@ df -h /dev/shm 2>/dev/null | tail -1 | awk '{print "shared memory (data-loader w
 echo "training for $MINUTES min with $CONFIG, cache $CACHE ($(du -h "$CACHE" | cut -f1)), output in $OUT"
 "$PYTHON" -m forensics.training.trainer --config "$CONFIG" --device "$DEVICE" --max-minutes "$MINUTES" \
   --run-dir "$OUT" --export "$OUT/sketch_inverter.pt" --cache "$CACHE" ${DLIB_ARGS[@]+"${DLIB_ARGS[@]}"} \
-  ${RESUME:+--resume} ${WORKERS:+--workers "$WORKERS"}
+  ${RESUME:+--resume} ${WORKERS:+--workers "$WORKERS"} ${SELECT_IDS:+--select-identities "$SELECT_IDS"}
 echo "done: $(ls "$OUT")"

@@ -18,7 +18,8 @@ DEFAULTS: dict = {
     "model": InverterConfig().to_dict(),
     "loss": LossWeights().to_dict(),
     "gan": DiscriminatorConfig().to_dict(),  # used only when loss.adversarial > 0
-    "data": {"p_real": 0.5, "styles": ["line", "pencil", "colour"], "augment": True, "num_workers": 8},
+    "data": {"p_real": 0.5, "styles": ["line", "pencil", "colour"], "augment": True, "num_workers": 8,
+             "caricature": 0.0},  # caricature: the largest exaggeration of a synthesized sketch (ChipDataset)
     "optim": {"lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0, "warmup_steps": 200,
               "min_lr_frac": 0.02, "grad_clip": 1.0},
     "batch_size": 48,
@@ -29,6 +30,9 @@ DEFAULTS: dict = {
     "compile": False,
     "init": None,  # exported weights (.pt + sidecar) to start from (fine-tuning); model config must match
     "selection": "raw",  # rank-1 of the selection score: "raw" descriptor space or "whitened" (sketch search space)
+    # JSON list of the FS2K validation identities the checkpoint is chosen on (None: all 200 pairs);
+    # scripts/fs2k_select_identities.py writes the select half of benchmarks/common.py's protocol
+    "select_identities": None,
     "export": {"dtype": "float16", "name": "csi-sketch-inverter"},
 }
 

@@ -366,14 +366,15 @@ class ChipDataset(Dataset):
 
     Item ``k`` is a pure function of (seed, k): with probability ``p_real`` a real artist pair
     (CUFS train / FS2K train, drawn uniformly), else an LFW photo with a sketch synthesized by
-    `sketchify` in a random style; then (if ``augment``) the same mild geometric augmentation on
+    `sketchify` in a random style of ``styles`` (with ``caricature`` > 0, exaggerated by a strength
+    drawn uniformly in [0, caricature]); then (if ``augment``) the same mild geometric augmentation on
     both. So a sampler that resumes at sample ``step * batch_size`` replays training exactly,
     whatever the number of workers. ``length`` is the number of samples it can be asked for.
     """
 
     def __init__(self, cache: ChipCache, p_real: float = 0.5, styles=("line", "pencil", "colour"),
                  augment: bool = True, seed: int = 0, length: int = 10**9,
-                 real_splits=TRAIN_PAIR_SPLITS):
+                 real_splits=TRAIN_PAIR_SPLITS, caricature: float = 0.0):
         for ds, sp in real_splits:
             if (ds, sp) in (("cufs", "test"), ("fs2k", "val")):
                 raise ValueError(f"{ds}/{sp} is held out for evaluation and must never be trained on")
@@ -386,7 +387,7 @@ class ChipDataset(Dataset):
         if len(self.lfw) == 0 and p_real < 1:
             raise ValueError("no LFW photos in the cache to synthesize sketches from")
         self.p_real, self.styles, self.augment = float(p_real), tuple(styles), bool(augment)
-        self.seed, self.length = int(seed), int(length)
+        self.seed, self.length, self.caricature = int(seed), int(length), float(caricature)
 
     def __len__(self) -> int:
         return self.length
@@ -399,7 +400,10 @@ class ChipDataset(Dataset):
             sketch, photo = self.real_sketch[j], self.real_photo[j]
         else:
             photo = self.lfw[int(rng.integers(len(self.lfw)))]
-            sketch = sketchify(photo, self.styles[int(rng.integers(len(self.styles)))], rng)
+            style = self.styles[int(rng.integers(len(self.styles)))]
+            # drawn only when asked for, so that recipes without caricature replay their samples exactly
+            strength = rng.uniform(0.0, self.caricature) if self.caricature > 0 else 0.0
+            sketch = sketchify(photo, style, rng, caricature=strength)
         if self.augment:
             sketch, photo = augment_pair(sketch, photo, rng)
         return sketch, photo, real

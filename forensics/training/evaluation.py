@@ -41,11 +41,16 @@ def rank1(q: torch.Tensor, g: torch.Tensor) -> float:
 
 
 class Evaluator:
-    """Closed-set identification of the validation sketches among the validation photos."""
+    """Closed-set identification of the validation sketches among the validation photos (all of the
+    split's pairs, or those of ``identities``)."""
 
-    def __init__(self, cache: ChipCache, dlib, device, dataset="fs2k", split="val", batch=50, selection="raw"):
+    def __init__(self, cache: ChipCache, dlib, device, dataset="fs2k", split="val", batch=50, selection="raw",
+                 identities: list[str] | None = None):
         sk, ph, self.identities = cache.pair_chips(dataset, split)
         self.subsets = cache.subset[cache.pairs(dataset, split)[:, 1]]
+        if identities is not None:
+            keep = _only(self.identities, identities, f"{dataset}/{split}")
+            sk, ph, self.identities, self.subsets = sk[keep], ph[keep], self.identities[keep], self.subsets[keep]
         self.device, self.batch, self.dlib = device, batch, dlib
         self.sketch = torch.from_numpy(sk).permute(0, 3, 1, 2).contiguous()
         self.photo = torch.from_numpy(ph).permute(0, 3, 1, 2).contiguous()
@@ -99,6 +104,15 @@ class Evaluator:
         return {str(g): {"n": int(sel.sum()), "rank1_raw": float((r_raw[sel] == 0).float().mean()),
                          "rank1_inv": float((r_inv[sel] == 0).float().mean())}
                 for g in sorted(set(self.subsets)) for sel in [torch.from_numpy(self.subsets == g)]}
+
+
+def _only(have: np.ndarray, wanted: list[str], where: str) -> np.ndarray:
+    """Mask of ``have`` keeping ``wanted``, every one of which must be there."""
+    missing = sorted(set(wanted) - set(have.tolist()))
+    if missing or not wanted:
+        raise ValueError(f"{where}: {len(missing)} of the {len(wanted)} identities asked for are not in the "
+                         f"cache's pairs (e.g. {missing[:3]})")
+    return np.isin(have, list(wanted))
 
 
 def save_preview(ev: Evaluator, model, path: Path, n: int = 8) -> None:

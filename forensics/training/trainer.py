@@ -18,8 +18,9 @@ detection happens here, so facenet-pytorch is not needed). `Trainer`'s steps, in
    `forensics.training.adversarial`), trained one step per inverter step;
 2. ``resume``: ``--resume`` continues from ``last.pt``; ``init`` starts from exported weights;
 3. ``train_steps``: the training loop;
-4. ``evaluate``, every ``eval_every`` steps: the 200 FS2K validation pairs (never trained on):
-   closed-set rank-1 among the 200 validation photos for the raw sketches and for the inverted
+4. ``evaluate``, every ``eval_every`` steps: the 200 FS2K validation pairs (never trained on), or
+   those listed by ``select_identities`` (the select half of the development protocol):
+   closed-set rank-1 among their validation photos for the raw sketches and for the inverted
    ones (cosine of L2-normalised dlib descriptors), mean identity cosine synth↔photo; the best
    (score = rank-1 inverted + 0.1 x mean cosine; with ``"selection": "whitened"`` the rank-1 is
    measured in the sketch search space that queries search in, `forensics.whitening`) is kept in
@@ -149,10 +150,10 @@ class Trainer:
         self.cache = ChipCache(cfg["cache"])
         self.bs, self.steps = int(cfg["batch_size"]), int(cfg["steps"])
         self.dataset = ChipDataset(self.cache, p_real=d["p_real"], styles=d["styles"], augment=d["augment"],
-                                   seed=cfg["seed"], length=self.steps * self.bs)
-        log.info("run %s on %s: %d real train pairs, %d LFW photos, p_real=%.2f, batch %d, %d steps",
-                 cfg["name"], self.device, len(self.dataset.real_sketch), len(self.dataset.lfw), d["p_real"],
-                 self.bs, self.steps)
+                                   seed=cfg["seed"], length=self.steps * self.bs, caricature=d["caricature"])
+        log.info("run %s on %s: %d real train pairs, %d LFW photos, p_real=%.2f, styles %s, caricature %g, "
+                 "batch %d, %d steps", cfg["name"], self.device, len(self.dataset.real_sketch), len(self.dataset.lfw),
+                 d["p_real"], "/".join(d["styles"]), d["caricature"], self.bs, self.steps)
 
     def _setup_model(self) -> None:
         """The inverter, the frozen loss network, the optimizer and (adversarial loss) the discriminator."""
@@ -204,10 +205,13 @@ class Trainer:
     def prepare_evaluation(self) -> None:
         """The validation evaluator; its setup time sizes the time kept back for the final evaluations."""
         t_ev = time.time()
-        self.evaluator = Evaluator(self.cache, self.dlib, self.device, selection=self.cfg.get("selection", "raw"))
+        select = self.cfg.get("select_identities")
+        identities = json.loads(Path(select).read_text()) if select else None
+        self.evaluator = Evaluator(self.cache, self.dlib, self.device, selection=self.cfg.get("selection", "raw"),
+                                   identities=identities)
         t_ev = time.time() - t_ev  # embedding 400 chips: about what one evaluation costs
-        log.info("validation: %d FS2K pairs; raw sketches rank-1 %.3f", len(self.evaluator.d_photo),
-                 rank1(self.evaluator.d_raw, self.evaluator.d_photo))
+        log.info("validation: %d FS2K pairs%s; raw sketches rank-1 %.3f", len(self.evaluator.d_photo),
+                 f" (those of {select})" if select else "", rank1(self.evaluator.d_raw, self.evaluator.d_photo))
         self.budget = self.max_minutes * 60.0 if self.max_minutes else None
         # time kept back for the final evaluations (FS2K val, CUFS test if present) and the export
         self.reserve = 4 * t_ev + 10 if self.budget else 0.0
@@ -418,6 +422,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dlib-weights", default=None, help="dlib_face_recognition_resnet_model_v1.dat")
     ap.add_argument("--steps", type=int, default=None, help="override the config's steps")
     ap.add_argument("--workers", type=int, default=None, help="override the config's data.num_workers")
+    ap.add_argument("--select-identities", default=None, metavar="JSON",
+                    help="override the config's select_identities (FS2K validation pairs choosing the checkpoint)")
     ap.add_argument("--evaluate", type=Path, default=None, metavar="WEIGHTS",
                     help="only evaluate exported weights (FS2K val, and CUFS test if its cache exists), print JSON")
     return ap.parse_args(argv)
@@ -433,6 +439,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         over["steps"] = args.steps
     if args.workers is not None:
         over["data"] = {"num_workers": args.workers}
+    if args.select_identities:
+        over["select_identities"] = args.select_identities
     return over
 
 

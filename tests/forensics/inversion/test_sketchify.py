@@ -11,37 +11,11 @@ from PIL import Image
 from forensics.inversion.sketchify import STYLES, sketchify, sketchify_file
 
 
-def _toy_face(h: int = 150, w: int = 150, seed: int = 0) -> np.ndarray:
-    """A crude colour 'portrait': plain blue backdrop, dark hair, skin ellipse, eyes, mouth."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.empty((h, w, 3), np.float32)
-    img[:] = (70, 110, 200)  # backdrop
-    cy, cx = 0.5 * h, 0.5 * w
-
-    def ellipse(y0, x0, ry, rx):
-        return ((yy - y0) / ry) ** 2 + ((xx - x0) / rx) ** 2 <= 1.0
-
-    img[ellipse(cy - 0.05 * h, cx, 0.38 * h, 0.3 * w)] = (40, 30, 25)  # hair
-    img[ellipse(cy + 0.03 * h, cx, 0.3 * h, 0.22 * w)] = (225, 180, 150)  # face
-    for dx in (-0.09, 0.09):
-        img[ellipse(cy - 0.05 * h, cx + dx * w, 0.025 * h, 0.045 * w)] = (30, 25, 25)  # eyes
-    img[ellipse(cy + 0.17 * h, cx, 0.02 * h, 0.08 * w)] = (150, 60, 60)  # mouth
-    img[int(0.9 * h) :, int(0.2 * w) : int(0.8 * w)] = (60, 60, 70)  # shoulders
-    img += rng.normal(0.0, 3.0, img.shape)  # sensor noise
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def face() -> np.ndarray:
-    return _toy_face()
-
-
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("randomize", [False, True])
 @pytest.mark.parametrize("shape", [(150, 150), (250, 200), (48, 64)])
-def test_shape_and_dtype(style, randomize, shape):
-    photo = _toy_face(*shape)
+def test_shape_and_dtype(toy_face, style, randomize, shape):
+    photo = toy_face(*shape)
     out = sketchify(photo, style, rng=np.random.default_rng(1), randomize=randomize)
     assert out.shape == (*shape, 3)
     assert out.dtype == np.uint8
@@ -110,16 +84,16 @@ def test_pencil_keeps_backdrop_light_and_hair_dark(face):
     assert out[20:30, 65:85].mean() < out[:15, :15].mean() - 30  # hair: shaded
 
 
-def test_rng_none_randomizes():
-    face = _toy_face(64, 64)
+def test_rng_none_randomizes(toy_face):
+    face = toy_face(64, 64)
     a = sketchify(face, "pencil")
     b = sketchify(face, "pencil")
     assert a.shape == b.shape == (64, 64, 3)
 
 
-def test_unknown_style_and_bad_shape():
+def test_unknown_style_and_bad_shape(toy_face):
     with pytest.raises(ValueError):
-        sketchify(_toy_face(32, 32), "watercolour")
+        sketchify(toy_face(32, 32), "watercolour")
     with pytest.raises(ValueError):
         sketchify(np.zeros((32, 32, 5), np.uint8), "line")
 
