@@ -174,15 +174,18 @@ def main():
         for gname in (closed, "open"):
             for mode in modes:
                 out = WORK / f"{set_name.replace(' ', '_')}_{gname.replace(' ', '_')}_{mode}.jsonl"
-                secs = None
+                timing = out.with_suffix(".seconds.json")  # kept beside the results for --reuse
                 if not (args.reuse and out.is_file()):
                     secs = forensics_cmd("evaluate", "--probes", manifest, "--top", 10, "--mode", mode,
                                          "--probe-kind", "sketch", "--out", out, "--db", galleries[gname],
                                          "--cmc", WORK / "cmc.png")
+                    timing.write_text(json.dumps({"seconds": secs, "load_average_after": os.getloadavg()[0]}))
+                timed = json.loads(timing.read_text()) if timing.is_file() else {}
                 ids, ranks = ranks_of(out)
                 row = {"set": set_name, "gallery": "closed" if gname != "open" else "open", "mode": mode,
-                       "part": "all", **summarise(ranks), "seconds": secs,
-                       "seconds_per_query": None if secs is None else secs / len(ranks)}
+                       "part": "all", **summarise(ranks), "seconds": timed.get("seconds"),
+                       "seconds_per_query": timed["seconds"] / len(ranks) if timed else None,
+                       "load_average_after": timed.get("load_average_after")}
                 results.append(row)
                 results += [{"set": set_name, "gallery": row["gallery"], "mode": mode, "part": part, **summarise(pr)}
                             for part, pr in breakdowns(set_name, ids, ranks, notes, flagged)]

@@ -112,13 +112,15 @@ def sketch_intro(sk: dict, ref: dict) -> list[str]:
             "in the sketch search space, as `forensics query` does. Modes: raw (the sketch as drawn), inverted (its "
             "synthesized photo), fusion (both), roundtrip (fusion plus the synthesized photo against each gallery "
             "face as the inverter renders it; `forensics/roundtrip.py`). Rank-1 / 5 / 10 in %; seconds a query: "
-            "the evaluate command's wall time over its probes, model loading included.", ""]
+            "the evaluate command's wall time over its probes, model loading included, one PyTorch thread, with "
+            "the load average after the run in brackets (the 2 cores were shared: read them as upper bounds; "
+            "`–`: reused from an earlier run whose time was not kept).", ""]
 
 
 def sketch_tables(rows: list[dict]) -> list[str]:
     out = ["| set | gallery | mode | n | R1 | R5 | R10 | s / query |", "|---|---|---|---|---|---|---|---|"]
     out += [f"| {r['set']} | {r['gallery']} | {r['mode']} | {r['n']} | {pct(r['rank1'])} | {pct(r['rank5'])} | "
-            f"{pct(r['rank10'])} | {'–' if not r.get('seconds_per_query') else format(r['seconds_per_query'], '.2f')} |"
+            f"{pct(r['rank10'])} | {seconds_cell(r)} |"
             for r in rows if r["part"] == "all"]
     out += ["", "CUFS test per part, rank-1 (%):", "", "| gallery | mode | cuhk_student | ar | xm2vts |",
             "|---|---|---|---|---|"]
@@ -140,6 +142,13 @@ def _part_rows(rows: list[dict], sets: tuple[str, ...], parts: tuple[str, ...]) 
                 out.append(f"| {set_name} | {mode} | " + " | ".join(
                     f"{pct(c['rank1'])} / {pct(c['rank10'])} ({c['n']})" if c and c["n"] else "–" for c in cells) + " |")
     return out
+
+
+def seconds_cell(r: dict) -> str:
+    if not r.get("seconds_per_query"):
+        return "–"
+    load = r.get("load_average_after")
+    return f"{r['seconds_per_query']:.2f}" + (f" ({load:.1f})" if load is not None else "")
 
 
 def style_pose_table(rows: list[dict]) -> list[str]:
