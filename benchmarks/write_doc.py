@@ -151,6 +151,24 @@ def seconds_cell(r: dict) -> str:
     return f"{r['seconds_per_query']:.2f}" + (f" ({load:.1f})" if load is not None else "")
 
 
+def _validation_pose_rows(rows: list[dict]) -> list[str]:
+    """Per mode, rank-1 / rank-10 of the estimated-frontal and estimated-turned sketches of both
+    FS2K halves pooled (counts summed from the two halves' rows)."""
+    out = ["| mode | estimated frontal | estimated turned |", "|---|---|---|"]
+    for mode in modes_of(rows):
+        cells = []
+        for part in ("estimated frontal", "estimated turned"):
+            halves = [row_of(rows, s, "open", mode, part) for s in ("FS2K select", "FS2K report")]
+            if not all(halves):
+                break
+            n = sum(h["n"] for h in halves)
+            found = [round(sum(h[k] * h["n"] for h in halves)) for k in ("rank1", "rank10")]
+            cells.append(f"{pct(found[0] / n)} / {pct(found[1] / n)} ({found[0]} and {found[1]} of {n})")
+        if len(cells) == 2:
+            out.append(f"| {mode} | {cells[0]} | {cells[1]} |")
+    return out
+
+
 def style_pose_table(rows: list[dict]) -> list[str]:
     """By pose (the product's estimate, and FS2K's annotation) and by FS2K style, open gallery."""
     return (["", "### Sketch identification by pose", "",
@@ -159,6 +177,8 @@ def style_pose_table(rows: list[dict]) -> list[str]:
              "`frontal_face` attribute (1 on three-quarter views). Turned sketches are few: one probe moves a cell "
              "by 5 to 50 points.", ""]
             + _part_rows(rows, ("CUFS test", "FS2K select", "FS2K report"), ("estimated frontal", "estimated turned"))
+            + ["", "All 200 FS2K validation sketches (select and report together), by the estimated pose: what "
+               "a report's pose caveat rests on.", ""] + _validation_pose_rows(rows)
             + ["", "FS2K, annotated pose:", ""]
             + _part_rows(rows, ("FS2K select", "FS2K report"), ("frontal", "turned"))
             + ["", "### Sketch identification by style", "",

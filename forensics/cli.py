@@ -132,8 +132,8 @@ def warn_turned_sketch(path, pose: dict | None) -> None:
     estimate = PoseEstimate.from_dict(pose)
     if estimate is not None and estimate.turned:
         err.print(f"[yellow]warning:[/] {escape(str(path))}: the sketch appears turned from frontal (yaw index "
-                  f"{estimate.yaw_index:+.2f}, threshold {estimate.threshold:g}); identification is less reliable "
-                  f"for such sketches ({POSE_BENCHMARK_SECTION}).", highlight=False, soft_wrap=True)
+                  f"{estimate.yaw_index:+.2f}, threshold {estimate.threshold:g}); such sketches were identified less "
+                  f"often than frontal ones ({POSE_BENCHMARK_SECTION}).", highlight=False, soft_wrap=True)
 
 
 def max_fpir_option(text: str | None) -> float | None:

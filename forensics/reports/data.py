@@ -260,9 +260,10 @@ def _pose(stored: Any) -> Optional[dict[str, Any]]:
         caveat = (f"Estimated pose: yaw index {pose.yaw_index:+.2f} (the base of the nose lies "
                   f"{abs(pose.yaw_index):.2f} eye distances {'right' if pose.yaw_index > 0 else 'left'} of the "
                   f"eyes' midpoint in the image). This sketch is far from frontal by the rule of {POSE_STUDY} "
-                  f"(a yaw index at or beyond ±{pose.threshold:g}). On validation sketches turned this way "
-                  "the right person is found at rank 1 less often than on frontal ones "
-                  f"({POSE_BENCHMARK_SECTION}): the candidate list is less reliable for this sketch.")
+                  f"(a yaw index at or beyond ±{pose.threshold:g}). On validation sketches flagged this way "
+                  "the right person was found in the top 10 less often than on frontal ones, and at rank 1 "
+                  f"no more often, in every search mode ({POSE_BENCHMARK_SECTION}): the candidate list is "
+                  "less reliable for this sketch.")
     return {"yaw_index": pose.yaw_index, "turned": pose.turned, "threshold": pose.threshold,
             "label": "turned from frontal" if pose.turned else "frontal", "caveat": caveat}
 
