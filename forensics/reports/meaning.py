@@ -120,9 +120,11 @@ def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]],
     if fpir is None:
         return None
     if gallery_measured:
+        floor = ("never stated below the reference calibration (section 7)" if calibration
+                 else "with no reference calibration for this mode to floor it")
         return (
-            "The FPIR is an estimate from this search's own scores over the subjects searched, never stated "
-            "below the reference calibration (section 7). Validated on CUFS, FS2K and LFW galleries "
+            f"The FPIR is an estimate from this search's own scores over the subjects searched, {floor}. "
+            "Validated on CUFS, FS2K and LFW galleries "
             "(docs/forensic-use.md). It assumes no other subject is the person sketched or a close relative; "
             "it is not the probability that this candidate is the person sketched."
         )

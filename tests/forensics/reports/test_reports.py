@@ -27,7 +27,7 @@ from forensics.pose import TURNED_THRESHOLD
 from forensics.records import QueryParams
 from forensics.reports import FORMATS, ReportError, build_report, write_report
 from forensics.reports.accuracy import load_accuracy
-from forensics.reports.meaning import CHANCE_FPIR, STATEMENT, format_rate, not_a_lead, score_meaning
+from forensics.reports.meaning import CHANCE_FPIR, STATEMENT, format_rate, fpir_caveat, not_a_lead, score_meaning
 from forensics.reports.formats import render_csv
 from forensics.reports.html import render_html
 
@@ -518,3 +518,12 @@ def test_reports_honour_the_umask(case, tmp_path):
     finally:
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_gallery_measured_fpir_caveat_names_its_floor_only_where_there_is_one():
+    """A mode with a reference calibration (fusion) states the floor; one without (roundtrip) says
+    there is none, never a floor that does not exist."""
+    with_ref = fpir_caveat(0.05, {"reference": "CUFS/FS2K train sketches vs. LFW"}, gallery_measured=True)
+    without = fpir_caveat(0.05, None, gallery_measured=True)
+    assert "never stated below the reference calibration (section 7)" in with_ref
+    assert "reference calibration (section 7)" not in without and "no reference calibration for this mode" in without
