@@ -121,7 +121,7 @@ def fpir_caveat(fpir: Optional[float], calibration: Optional[Mapping[str, Any]],
         return None
     if gallery_measured:
         floor = ("never stated below the reference calibration (section 7)" if calibration
-                 else "with no reference calibration for this mode to floor it")
+                 else "with no reference floor in this mode")
         return (
             f"The FPIR is an estimate from this search's own scores over the subjects searched, {floor}. "
             "Validated on CUFS, FS2K and LFW galleries "

@@ -526,4 +526,4 @@ def test_gallery_measured_fpir_caveat_names_its_floor_only_where_there_is_one():
     with_ref = fpir_caveat(0.05, {"reference": "CUFS/FS2K train sketches vs. LFW"}, gallery_measured=True)
     without = fpir_caveat(0.05, None, gallery_measured=True)
     assert "never stated below the reference calibration (section 7)" in with_ref
-    assert "reference calibration (section 7)" not in without and "no reference calibration for this mode" in without
+    assert "reference calibration (section 7)" not in without and "with no reference floor in this mode" in without
