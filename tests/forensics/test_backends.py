@@ -9,20 +9,11 @@ import json
 
 import pytest
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 
-runner = CliRunner()
 #: CUFS test identities: the gallery's photos; the first three's sketches are the queries
 N_PHOTOS = 30
-
-
-def run(*args, ok=True):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,8 @@ import shutil
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from forensics.cli import app
-
-runner = CliRunner()
-
-
-def run(*args, ok=True):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
+from forensics.testing import run_cli as run
 
 
 def counts(db):

@@ -10,20 +10,13 @@ import csv
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from forensics.calibration import acceptance_bound
-from forensics.cli import app
+from forensics.testing import run_cli as run
 
 pytestmark = pytest.mark.slow
 
 N_GALLERY, N_PROBES = 40, 12
-
-
-def run(*args):
-    res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    return res
 
 
 def test_innocent_top_candidates_are_not_claimed_rare(tmp_path, data_dir, distractor_photos):

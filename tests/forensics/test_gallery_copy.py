@@ -8,22 +8,13 @@ import csv
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 from gallery.location import GalleryLocation
 
-runner = CliRunner()
 
 CUFS_IDS = ["cufs_ar_test_101", "cufs_ar_test_102", "cufs_xm2vts_test_200", "cufs_cuhk_student_test_001",
             "cufs_xm2vts_test_201", "cufs_ar_test_103", "cufs_cuhk_student_test_002", "cufs_xm2vts_test_202"]
-
-
-def run(*args, ok=True):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from forensics.errors import ForensicsError
 from forensics.faiss_indexes import FaissIndexes
 from forensics.maintenance import remove_subject
 from forensics.pg_indexes import PgIndexes
-from forensics.probes import INDEX_PLAIN, INDEX_ROUNDTRIP_RAW, INDEX_WHITENED
+from forensics.probes import INDEX_PLAIN, INDEX_WHITENED
 from forensics.stores import open_indexes
 from forensics.whitening import fit_whitening
 from gallery import pgvector

@@ -11,12 +11,10 @@ import sqlite3
 from html import unescape
 
 import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 from forensics.modes import DEFAULT_SKETCH_MODE
 
-runner = CliRunner()
 
 CUFS_IDS = ["cufs_ar_test_101", "cufs_ar_test_102", "cufs_xm2vts_test_200", "cufs_cuhk_student_test_001",
             "cufs_xm2vts_test_201", "cufs_ar_test_103"]
@@ -28,13 +26,6 @@ def copy_gallery(src, dst):
 
     open_gallery(src, create=False).backup(dst)
     return dst
-
-
-def run(*args, ok=True):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,13 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 from forensics.modes import MODES
 
-runner = CliRunner()
 N_MATES = 24
 N_DISTRACTORS = 1000
 TOP = 10
-
-
-def run(*args):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    return res
 
 
 @pytest.fixture(scope="module")

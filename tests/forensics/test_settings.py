@@ -6,9 +6,8 @@ an audit event (who, when, old, new) that keeps `audit verify` intact."""
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 from forensics.enroll import enroll
 from forensics.errors import ForensicsError
 from forensics.manifest import EnrollItem
@@ -16,15 +15,6 @@ from forensics.settings import ROUNDTRIP_AT_ENROLLMENT, GallerySettings, read_se
 from gallery import audit
 from gallery.db import open_gallery
 from gallery.sealed import SETTING
-
-runner = CliRunner()
-
-
-def run(*args, ok=True):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
 
 
 def setting_events(db) -> list:

@@ -14,23 +14,15 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from forensics.cli import app
+from forensics.testing import run_cli as run
 from forensics.reports.html import fmt_score
 
-runner = CliRunner()
 
 #: CUFS test people: two are sketched (their sketches are the probes), all six are enrolled
 PEOPLE = ["cufs_ar_test_101", "cufs_ar_test_102", "cufs_xm2vts_test_200", "cufs_cuhk_student_test_001",
           "cufs_xm2vts_test_201", "cufs_ar_test_103"]
 TOP = 4
-
-
-def run(*args):
-    res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    return res
 
 
 def sha_file(p: Path) -> str:
@@ -245,6 +237,6 @@ def test_max_fpir_keeps_only_candidates_at_or_below_it(case, tmp_path):
     assert len(stored["candidates"]) == TOP  # every candidate is stored
 
     for bad in ("0", "150%", "often"):
-        res = runner.invoke(app, ["report", case["query"]["query_id"], "-o", str(tmp_path / "x.json"),
-                                  "--max-fpir", bad, "--db", str(case["db"])])
+        res = run("report", case["query"]["query_id"], "-o", tmp_path / "x.json", "--max-fpir", bad,
+                  "--db", case["db"], ok=False)
         assert res.exit_code != 0 and "--max-fpir" in res.output and "Traceback" not in res.output
