@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,23 +72,20 @@ def summarise(ranks: list[int | None]) -> dict:
     return {"n": len(ranks), "rank1": cmc[0], "rank5": cmc[4], "rank10": cmc[9], "cmc": cmc}
 
 
-def synthesis_quality(data: Path, sketches: list[dict], photos: list[dict]) -> dict:
-    """SSIM and identity cosine between synthesized and true photo chips."""
+def synthesis_quality(pipe, sketch_recs: list, photos: list[dict]) -> dict:
+    """SSIM and identity cosine between synthesized and true photo chips, for sketch face records
+    (`process_sketches`) whose true photos are among `photos`."""
     from forensics.inversion.invert import invert_chips, load_inverter
-    from forensics.models.registry import load_embedder
-    from forensics.pipeline import FacePipeline
 
-    pipe = FacePipeline(embedder=load_embedder())
     inv = load_inverter()
     photo_by_id = {r["identity"]: r for r in photos}
-    sk_recs = [r for batch in pipe.process([r["path"] for r in sketches], kind="sketch") for r in batch]
-    ph_recs = [r for batch in pipe.process([photo_by_id[r["identity"]]["path"] for r in sketches]) for r in batch]
-    synth = invert_chips(inv, np.stack([r.chip for r in sk_recs]))
+    ph_recs = [r for batch in pipe.process([photo_by_id[r.identity]["path"] for r in sketch_recs]) for r in batch]
+    synth = invert_chips(inv, np.stack([r.chip for r in sketch_recs]))
     e_syn = pipe.embedder.embed(synth)
     e_ph = np.stack([r.embedding.vector for r in ph_recs])
-    e_sk = np.stack([r.embedding.vector for r in sk_recs])
+    e_sk = np.stack([r.embedding.vector for r in sketch_recs])
     return {"ssim_synth_vs_photo": float(np.mean([ssim(s, p.chip) for s, p in zip(synth, ph_recs)])),
-            "ssim_sketch_vs_photo": float(np.mean([ssim(s.chip, p.chip) for s, p in zip(sk_recs, ph_recs)])),
+            "ssim_sketch_vs_photo": float(np.mean([ssim(s.chip, p.chip) for s, p in zip(sketch_recs, ph_recs)])),
             "identity_cos_synth_vs_photo": float(np.mean(np.sum(e_syn * e_ph, 1))),
             "identity_cos_sketch_vs_photo": float(np.mean(np.sum(e_sk * e_ph, 1)))}
 
@@ -142,15 +140,24 @@ def breakdowns(set_name: str, ids: list[str], ranks: list[int | None], notes: di
                   for pose in ("frontal", "turned")]
 
 
-def estimated_turned(sketches: list[dict]) -> dict[str, bool]:
-    """Per sketch identity, whether the product's pose rule (`forensics.pose`) flags it as turned
-    (sketches whose face is not found are left out)."""
-    from forensics.models.registry import load_embedder
-    from forensics.pipeline import FacePipeline, PipelineFailure
+@dataclass
+class SketchRecord:
+    """A probe sketch's face record as the pipeline makes it, with its identity."""
 
-    pipe = FacePipeline(embedder=load_embedder())
+    identity: str
+    chip: np.ndarray
+    embedding: object
+    turned: bool  # the product's pose rule (`forensics.pose`, the rule a query warns by)
+
+
+def process_sketches(pipe, sketches: list[dict]) -> dict[str, SketchRecord]:
+    """Each sketch through the pipeline once, by identity (sketches whose face is not found are
+    left out): what the pose breakdown and the synthesis quality both read."""
+    from forensics.pipeline import PipelineFailure
+
     recs = [r for batch in pipe.process([r["path"] for r in sketches], kind="sketch") for r in batch]
-    return {s["identity"]: r.pose.turned for s, r in zip(sketches, recs) if not isinstance(r, PipelineFailure)}
+    return {s["identity"]: SketchRecord(s["identity"], r.chip, r.embedding, r.pose.turned)
+            for s, r in zip(sketches, recs) if not isinstance(r, PipelineFailure)}
 
 
 def main():
@@ -167,7 +174,12 @@ def main():
     galleries = build_galleries(data, args.rebuild, args.reuse)
     cost = {"enroll": build_record("open"),
             "roundtrip": roundtrip_cost(galleries["open"], args.reuse) if "roundtrip" in modes else None}
-    flagged = estimated_turned([r for sketches, _ in sets.values() for r in sketches])
+    from forensics.models.registry import load_embedder
+    from forensics.pipeline import FacePipeline
+
+    pipe = FacePipeline(embedder=load_embedder())
+    processed = process_sketches(pipe, [r for sketches, _ in sets.values() for r in sketches])
+    flagged = {identity: rec.turned for identity, rec in processed.items()}
     results = []
     for set_name, (sketches, closed) in sets.items():
         manifest = write_manifest(sketches, WORK / f"{set_name.replace(' ', '_')}_sketches.csv")
@@ -194,7 +206,8 @@ def main():
         for set_name in ("CUFS test", "FS2K report"):
             sketches = sets[set_name][0]
             photos = cufs_test(data, "photo") if set_name == "CUFS test" else fs2k_val(data, "photo")
-            quality[set_name] = synthesis_quality(data, sketches, photos)
+            recs = [processed[r["identity"]] for r in sketches if r["identity"] in processed]
+            quality[set_name] = synthesis_quality(pipe, recs, photos)
     print_table(results, quality, cost)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sketch_identification.json").write_text(json.dumps(
