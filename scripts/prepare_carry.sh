@@ -35,8 +35,8 @@ cp runs/cache/chips.npz .dev/carry/
 cp runs/cache/fs2k_select.json .dev/carry/
 "$PY" - <<'PY'
 import shutil
-from forensics.models.dlib_resnet import default_weights_path
-shutil.copy(default_weights_path(), ".dev/carry/")
+from forensics.models.weight_files import dlib_resnet_weights_path
+shutil.copy(dlib_resnet_weights_path(), ".dev/carry/")
 PY
 du -ch .dev/carry/*
 total=$(du -cb .dev/carry/* | tail -1 | cut -f1)
