@@ -305,8 +305,10 @@ def report(
                                              "`forensics queries list`)."),
     case: Optional[str] = typer.Option(None, "--case", help="Instead of one query: the case report, every search "
                                        "run in this case with its review status (html or json)."),
-    fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output file."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (self-contained), pdf, json or csv; "
+                                      "default: the --out file's extension (html for a folder)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output file, or an existing folder to write "
+                             "report-<query id>.<ext> in."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
     max_fpir: Optional[str] = typer.Option(None, "--max-fpir", help="Only candidates whose estimated FPIR is at "
                                            "or below this rate (0.01 or 1%); default: the limit the query was run "
