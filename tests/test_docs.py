@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,64 @@ def test_every_command_and_option_is_documented():
         assert expected in commands, expected
     for header in ("FORENSICS_DB", "| 130 |", "| 2 |", "| 1 |"):
         assert header in text, header
+
+
+def parse_command_line(line: str) -> None:
+    """Parse a `forensics ...` command line as the CLI would, without running it: an unknown
+    command or option, a missing required value or a value of the wrong type raises."""
+    import typer
+
+    from forensics.cli import app
+
+    gen = load_generator()
+    words = shlex.split(line, comments=True)
+    assert words[0] == "forensics", line
+    cmd, ctx, i = typer.main.get_command(app), None, 1
+    while gen.is_group(cmd):
+        ctx = gen.make_ctx(cmd, words[i - 1], ctx)
+        cmd = cmd.get_command(ctx, words[i])
+        assert cmd is not None, f"{line}: no command {words[i]!r}"
+        i += 1
+    cmd.make_context(words[i - 1], words[i:], parent=ctx)
+
+
+def test_every_command_help_ends_with_an_example_that_parses():
+    import typer
+
+    from forensics.cli import app
+
+    gen = load_generator()
+    for path, cmd, _ctx in gen.walk(typer.main.get_command(app), ["forensics"], None):
+        if gen.is_group(cmd):
+            continue
+        help_text = gen.clean_help(cmd.help)
+        assert f"Example: `{' '.join(path)}" in help_text, f"{' '.join(path)} --help shows no example"
+        for example in re.findall(r"`(forensics [^`]*)`", help_text.split("Example:", 1)[1]):
+            parse_command_line(example)
+
+
+def command_lines_in_code_blocks(text: str) -> list[str]:
+    """The `forensics ...` lines of the fenced code blocks in a markdown text (continuations joined)."""
+    lines, in_block, pending = [], False, ""
+    for raw in text.splitlines():
+        if raw.startswith("```"):
+            in_block = not in_block
+            continue
+        line = pending + raw.strip()
+        pending = ""
+        if in_block and line.endswith("\\"):
+            pending = line[:-1] + " "
+        elif in_block and line.startswith("forensics "):
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/user-guide.md", "docs/deployment.md"])
+def test_the_commands_the_docs_show_parse(doc):
+    lines = command_lines_in_code_blocks((ROOT / doc).read_text(encoding="utf-8"))
+    assert len(lines) >= 5, doc
+    for line in lines:
+        parse_command_line(line)
 
 
 def test_check_mode_flags_a_stale_file(tmp_path, capsys):
