@@ -10,6 +10,7 @@ library, and nothing here runs a model. If a test here fails, regenerate:
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -234,3 +235,55 @@ def test_architecture_module_table_matches_the_tree():
                for p in (ROOT / pkg).rglob("*.py") if p.name != "__init__.py"]
     covered = lambda m: m in named or any(n.endswith("/") and m.startswith(n) for n in named)  # noqa: E731
     assert not [m for m in modules if not covered(m)], "modules missing from docs/architecture.md"
+
+
+def defined_names(py: Path) -> dict[str, set[str]]:
+    """A module's top-level names, each with what its body defines (a class's methods and fields)."""
+    names: dict[str, set[str]] = {}
+    for node in ast.parse(py.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names[node.name] = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            names[node.name] |= {n.target.id for n in node.body
+                                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        elif isinstance(node, ast.Assign):
+            names.update({t.id: set() for t in node.targets if isinstance(t, ast.Name)})
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = set()
+    return names
+
+
+def dotted_name_exists(ref: str, classes: dict[str, set[str]]) -> bool:
+    """`module.name`, `package.module.Class.method` (from the root, forensics/ or gallery/) or
+    `Class.member` names something defined in the tree."""
+    parts = ref.split(".")
+    if parts[0] in classes:
+        return len(parts) == 2 and parts[1] in classes[parts[0]]
+    for base in (ROOT, ROOT / "forensics", ROOT / "gallery"):
+        path, i = base, 0
+        while i < len(parts) and (path / parts[i]).is_dir():
+            path, i = path / parts[i], i + 1
+        if i == len(parts) and path != base:
+            return True
+        if i < len(parts) and (path / f"{parts[i]}.py").is_file():
+            names, rest = defined_names(path / f"{parts[i]}.py"), parts[i + 1:]
+            if not rest or (rest[0] in names and (len(rest) == 1 or (len(rest) == 2 and rest[1] in names[rest[0]]))):
+                return True
+    return False
+
+
+def test_architecture_names_only_code_that_exists():
+    """Every dotted name docs/architecture.md gives (`ranking.rank`, `gallery.pgvector.add_plain`,
+    `GalleryIndexes.refresh`, in the diagram too) whose first part is one of our modules or classes
+    is defined in the tree: a renamed function or moved module fails here."""
+    py_files = [p for pkg in ("forensics", "gallery") for p in (ROOT / pkg).rglob("*.py")]
+    modules = {p.stem for p in py_files} | {p.parent.name for p in py_files}
+    classes: dict[str, set[str]] = {}
+    for py in py_files:
+        for name, members in defined_names(py).items():
+            if name[:1].isupper():
+                classes.setdefault(name, set()).update(members)
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    refs = {m for m in re.findall(r"(?<![\w./-])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w/-])", text)
+            if m.split(".")[0] in modules | set(classes) and m.rsplit(".", 1)[1] not in {"py", "json", "faiss"}}
+    assert len(refs) >= 20, sorted(refs)
+    assert not [r for r in sorted(refs) if not dotted_name_exists(r, classes)], "architecture.md names code that is not there"
