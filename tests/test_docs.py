@@ -110,14 +110,18 @@ def parse_command_line(line: str) -> None:
 
 
 def test_every_command_help_ends_with_an_example_that_parses():
+    """Each command's --help says what it does, each argument and option has its own help, and
+    the help ends with an example that the CLI parses as written."""
     import typer
 
     from forensics.cli import app
 
     gen = load_generator()
-    for path, cmd, _ctx in gen.walk(typer.main.get_command(app), ["forensics"], None):
+    for path, cmd, ctx in gen.walk(typer.main.get_command(app), ["forensics"], None):
         if gen.is_group(cmd):
             continue
+        undescribed = [p.name for p in cmd.get_params(ctx) if p.name != "help" and not getattr(p, "help", None)]
+        assert not undescribed, f"{' '.join(path)}: no help for {undescribed}"
         help_text = gen.clean_help(cmd.help)
         assert f"Example: `{' '.join(path)}" in help_text, f"{' '.join(path)} --help shows no example"
         for example in re.findall(r"`(forensics [^`]*)`", help_text.split("Example:", 1)[1]):
