@@ -222,7 +222,8 @@ def gallery_rebuild_index(db: str = DbOption,
     in a PostgreSQL one. The kind is kept in the gallery: every later rebuild (after enrolling or
     removing) keeps it.
 
-    Example: `forensics gallery rebuild-index --kind ivf --nprobe 16`.
+    Example: `forensics gallery rebuild-index` (after `gallery check` reports a problem), or
+    `forensics gallery rebuild-index --kind ivf --nprobe 16` (approximate, for a very large gallery).
     """
     idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
