@@ -322,9 +322,10 @@ class Forensics:
         """Every search of a case with its review status, as HTML or JSON; audit-logged with the
         file's SHA-256."""
         from forensics.images import sha256_file
+        from forensics.reports import format_for
         from forensics.reports.case import build_case_report, write_case_report
 
-        fmt = fmt or Path(out).suffix.lower().lstrip(".")
+        fmt = format_for(out, fmt)
         path = write_case_report(build_case_report(self, case_id), fmt, out)
         audit.append_event(self.gallery(), actor=self.operator, action="case-report", target=case_id,
                            details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
@@ -360,9 +361,9 @@ class Forensics:
     def report(self, query_id: str, out: Path, fmt: str | None = None, max_fpir: float | None = None) -> Path:
         """Write the report of a stored query; `max_fpir` (default: the query's own) leaves out the
         candidates above it, saying how many."""
-        from forensics.reports import export_report
+        from forensics.reports import export_report, format_for
 
-        return export_report(self.gallery(), self.query_id(query_id), fmt or Path(out).suffix.lower().lstrip("."), out,
+        return export_report(self.gallery(), self.query_id(query_id), format_for(out, fmt), out,
                              self.operator, max_fpir=max_fpir)
 
     def verify_audit(self):

@@ -67,7 +67,11 @@ def enroll(
     """Enroll gallery photos. Duplicates (same SHA-256) are skipped; each failure is listed with
     its reason and makes the exit code 1. Interrupting keeps everything already enrolled. A gallery
     set to compute round-trip vectors at enrollment (`gallery settings --roundtrip`) then gets
-    those of the new faces (and any an interrupted run left out)."""
+    those of the new faces (and any an interrupted run left out).
+
+    Example: `forensics enroll mugshots/ --subject-from dir --operator jdoe` (one folder per person), or
+    `forensics enroll --manifest bookings.csv --operator jdoe`.
+    """
     from forensics.manifest import items_from_manifest, items_from_paths
     from forensics.errors import ForensicsError
     from forensics.parallel import choose_workers
@@ -107,7 +111,10 @@ def search(
     embedder: str = EmbedderOption,
     weights: Optional[Path] = WeightsOption,
 ):
-    """Search the gallery with a face photo: ranked subjects (best image per subject)."""
+    """Search the gallery with a face photo: ranked subjects (best image per subject).
+
+    Example: `forensics search photo.jpg --top 10`.
+    """
     result = forensics_app(db, None, embedder, weights, face).search_photo(image, top)
     if as_json:
         print(json.dumps({"probe": str(image), "probe_sha256": result.probe_sha256[0],
@@ -199,7 +206,11 @@ def evaluate(
 ):
     """Identification test: rank-1/5/10 of many probes against the gallery, plus a CMC plot. Each
     probe is searched as `forensics query` searches one sketch; each JSON line holds the same
-    candidate fields as `query --json`."""
+    candidate fields as `query --json`.
+
+    Example: `forensics evaluate --probes probes.csv --mode fusion --out results.jsonl` (probes.csv:
+    path,subject_id).
+    """
     from forensics.evaluate import read_probe_manifest, write_cmc_plot
 
     items = read_probe_manifest(probes)
@@ -253,7 +264,10 @@ def query(
     weights: Optional[Path] = WeightsOption,
 ):
     """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
-    is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
+    is stored (see `forensics queries list`) and can be reported (`forensics report`).
+
+    Example: `forensics query witness1.jpg witness2.png --case C-17 --operator jdoe --report C-17.html`.
+    """
     from forensics.errors import ForensicsError
     from forensics.filters import SubjectFilters
     from forensics.modes import get_mode
@@ -305,15 +319,21 @@ def report(
                                              "`forensics queries list`)."),
     case: Optional[str] = typer.Option(None, "--case", help="Instead of one query: the case report, every search "
                                        "run in this case with its review status (html or json)."),
-    fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output file."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (self-contained), pdf, json or csv; "
+                                      "default: the --out file's extension (html for a folder)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output file, or an existing folder to write "
+                             "report-<query id>.<ext> in."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
     max_fpir: Optional[str] = typer.Option(None, "--max-fpir", help="Only candidates whose estimated FPIR is at "
                                            "or below this rate (0.01 or 1%); default: the limit the query was run "
                                            "with (none: all). The report says how many are left out."),
     db: str = DbOption,
 ):
-    """Export the match report of a stored query, or with --case the case report."""
+    """Export the match report of a stored query, or with --case the case report.
+
+    Example: `forensics report 82a66328 -o C-17.pdf` (a PDF: the format follows the extension), or
+    `forensics report --case C-17 -o case-C-17.html`.
+    """
     from forensics.errors import ForensicsError
 
     if (query_id is None) == (case is None):
@@ -331,7 +351,10 @@ def report(
 def queries_list(db: str = DbOption, limit: int = typer.Option(50, help="Show at most this many."),
                  case: Optional[str] = typer.Option(None, "--case", help="Only the queries of this case id."),
                  as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
-    """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export)."""
+    """Stored queries, newest first (`forensics queries show ID` for one, `forensics report ID` to export).
+
+    Example: `forensics queries list --case C-17`.
+    """
     fx = forensics_app(db)
     rows = fx.queries(limit=limit, case_id=case)
     status = {q.query_uid: fx.review_status(q.query_uid) for q in rows}
@@ -362,7 +385,12 @@ def review(
 ):
     """Record an examiner's decision on one candidate of a stored query, or a second examiner's
     verification of it. Reviews are only added (a later one supersedes), are sealed in the audit
-    log, and appear in `queries list` and in the query's report."""
+    log, and appear in `queries list` and in the query's report.
+
+    Example:
+    `forensics review 82a66328 --candidate 1 --decision lead --note "same scar above the left brow" --examiner jdoe`,
+    then `forensics review 82a66328 --candidate 1 --verify --examiner asmith`.
+    """
     fx = forensics_app(db, examiner)
     uid = fx.review(query_id, candidate, decision, examiner, note, verify)
     console.print(f"recorded review {uid}: {fx.review_status(fx.query_id(query_id))}", highlight=False)
@@ -370,8 +398,14 @@ def review(
 
 @queries_app.command("show")
 @handle_errors
-def queries_show(query_id: str, db: str = DbOption, as_json: bool = typer.Option(False, "--json")):
-    """One stored query: inputs, models, parameters and candidates."""
+def queries_show(query_id: str = typer.Argument(..., help="A query id, or its first 6+ characters (see "
+                                                "`forensics queries list`)."), db: str = DbOption,
+                 as_json: bool = typer.Option(False, "--json", help="Print everything as JSON, with full hashes "
+                                              "and each candidate's per-sketch scores.")):
+    """One stored query: inputs, models, parameters and candidates.
+
+    Example: `forensics queries show 82a66328 --json`.
+    """
     q = forensics_app(db).stored_query(query_id)
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "created_at": str(q.created_at), "case_id": q.case_id,
@@ -405,7 +439,10 @@ def queries_show(query_id: str, db: str = DbOption, as_json: bool = typer.Option
 @audit_app.command("verify")
 @handle_errors
 def audit_verify(db: str = DbOption):
-    """Check the audit hash chain; names any edited, deleted or reordered event and exits 1."""
+    """Check the audit hash chain; names any edited, deleted or reordered event and exits 1.
+
+    Example: `forensics audit verify --db cases.db`.
+    """
     res = forensics_app(db).verify_audit()
     console.print(res.summary(), highlight=False, markup=False)
     if not res.ok:
@@ -416,7 +453,10 @@ def audit_verify(db: str = DbOption):
 @handle_errors
 def audit_export(out: Path = typer.Option(..., "-o", "--out", help="Output file."),
                  fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."), db: str = DbOption):
-    """Export every audit event, in order."""
+    """Export every audit event, in order.
+
+    Example: `forensics audit export -o audit.csv --format csv`.
+    """
     n = forensics_app(db).export_audit(fmt, out)
     console.print(f"wrote {n} events to {escape(str(out))}", highlight=False)
 
@@ -435,7 +475,10 @@ def demo(
 ):
     """Run the whole job on an embedded default: enroll CUFS test photos + LFW distractors into
     ./demo/, compute their round-trip vectors, query with 3 CUFS test sketches, print the ranked
-    candidates and write their reports."""
+    candidates and write their reports.
+
+    Example: `forensics demo --n-lfw 500` (a smaller, quicker gallery).
+    """
     from forensics.demo import run_demo
 
     run_demo(data, out, n_lfw=n_lfw, console=console, progress_bar=progress_bar, show=print_candidates,
@@ -444,11 +487,15 @@ def demo(
 
 @app.command()
 @handle_errors
-def sketchify(photo: Path, style: str = typer.Option("pencil", help="line, pencil or colour (the training "
+def sketchify(photo: Path = typer.Argument(..., help="A face photo; the whole image is drawn (no face detection or alignment)."),
+              style: str = typer.Option("pencil", help="line, pencil or colour (the training "
                                                     "recipe's styles); charcoal or pressure (artist-like)."),
               out: Path = typer.Option(..., "-o", "--out", help="Output image file."),
               seed: Optional[int] = typer.Option(None, help="Random seed (omit for the canonical, unrandomised look).")):
-    """Turn a face photo into a synthetic sketch (how the inversion network's training data is made)."""
+    """Turn a face photo into a synthetic sketch (how the inversion network's training data is made).
+
+    Example: `forensics sketchify photo.jpg --style pencil -o sketch.png`.
+    """
     from forensics.inversion.sketchify import sketchify_file
 
     sketchify_file(photo, out, style, seed)
@@ -463,7 +510,10 @@ def invert(sketch: Path = typer.Argument(..., help="A face sketch (any size; the
                                         "(OUT_aligned.png)."),
            face: str = FaceOption):
     """Turn a sketch into a synthesized, photo-like face (150x150, the network's output). It is the
-    network's guess of a face matching the sketch, not a photograph of anyone."""
+    network's guess of a face matching the sketch, not a photograph of anyone.
+
+    Example: `forensics invert sketch.jpg -o face.png --aligned` (also writes face_aligned.png).
+    """
     from forensics.inversion.invert import invert_sketch_file
 
     aligned_out = out.with_name(out.stem + "_aligned.png") if aligned else None
@@ -484,7 +534,11 @@ def train_inverter(
     export: Optional[Path] = typer.Option(None, help="Write the best weights here (+ .json sidecar) at the end."),
 ):
     """Train the sketch-inversion network (needs the chip cache: python -m forensics.training.data).
-    Seeded; logs to runs/<name>/train.log; checkpoints, resumes, keeps the best on validation."""
+    Seeded; logs to runs/<name>/train.log; checkpoints, resumes, keeps the best on validation.
+
+    Example:
+    `forensics train-inverter --config configs/inverter_gan.json --max-minutes 60 --export sketch_inverter.pt`.
+    """
     from forensics.training.trainer import main as train_main
 
     argv = ["--config", str(config)] + (["--resume"] if resume else []) + (["--device", device] if device else [])
@@ -494,7 +548,10 @@ def train_inverter(
 
 @app.command()
 def version():
-    """Print the tool version."""
+    """Print the tool version.
+
+    Example: `forensics version`.
+    """
     console.print(__version__)
 
 

@@ -27,7 +27,10 @@ def gallery_init(db: str = DbOption,
                  operator: Optional[str] = typer.Option(None, help="Who creates or upgrades (audit log).")):
     """Create the gallery database, or upgrade an older one to this version's schema (a SQLite
     file is copied to <db>.bak-<old revision> first; a PostgreSQL gallery is upgraded only with
-    --no-backup, once pg_dump has saved it)."""
+    --no-backup, once pg_dump has saved it).
+
+    Example: `forensics gallery init --db cases.db`.
+    """
     fx = forensics_app(db, operator)
     g = fx.init_gallery(backup=not no_backup)
     console.print(f"gallery ready: {escape(fx.db.display())} (schema {g.revision})", highlight=False)
@@ -45,7 +48,10 @@ def gallery_settings(db: str = DbOption,
                          "round-trip query (the default)."),
                      operator: Optional[str] = typer.Option(None, help="Who changes a setting (audit log).")):
     """Show the gallery's own settings (kept in its database), or change one: each change is
-    recorded in the audit log with who, when, the old and the new value."""
+    recorded in the audit log with who, when, the old and the new value.
+
+    Example: `forensics gallery settings --roundtrip` (turn it on), or `forensics gallery settings` (show them).
+    """
     fx = forensics_app(db, operator)
     if roundtrip is not None:
         report_roundtrip_change(fx, fx.set_roundtrip_at_enrollment(roundtrip))
@@ -84,7 +90,10 @@ def gallery_roles(db: str = DbOption, operator: Optional[str] = typer.Option(Non
     """PostgreSQL only: create the group roles forensics_admin (enroll, remove, everything) and
     forensics_examiner (search, query, report, review; cannot enroll, remove or alter) and grant
     their rights on this gallery. Run as the owner of the tables, again after an upgrade; then
-    make people members: CREATE ROLE jdoe LOGIN PASSWORD '...' IN ROLE forensics_examiner."""
+    make people members: CREATE ROLE jdoe LOGIN PASSWORD '...' IN ROLE forensics_examiner.
+
+    Example: `forensics gallery roles --db postgresql://owner@db.agency.local/forensics`.
+    """
     t = Table("role", "reads", "adds to", "changes")
     for g in forensics_app(db, operator).create_roles():
         t.add_row(g.role, "every table", ", ".join(g.appends) if g.appends != g.reads else "every table",
@@ -96,7 +105,10 @@ def gallery_roles(db: str = DbOption, operator: Optional[str] = typer.Option(Non
 @handle_errors
 def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How many subjects."),
                  offset: int = typer.Option(0, help="Skip this many subjects.")):
-    """List enrolled subjects with their image counts, then the gallery's totals and settings."""
+    """List enrolled subjects with their image counts, then the gallery's totals and settings.
+
+    Example: `forensics gallery list --limit 100 --offset 100` (the second hundred).
+    """
     fx = forensics_app(db)
     subjects, totals = fx.subjects(limit=limit, offset=offset)
     t = Table("subject id", "name", "sex", "born", "images", "vectors")
@@ -111,8 +123,12 @@ def gallery_list(db: str = DbOption, limit: int = typer.Option(50, help="How man
 
 @gallery_app.command("show")
 @handle_errors
-def gallery_show(subject_id: str, db: str = DbOption):
-    """Show one subject: metadata and every enrolled image with its SHA-256."""
+def gallery_show(subject_id: str = typer.Argument(..., help="The subject id, as `gallery list` prints it "
+                                                  "(case-sensitive)."), db: str = DbOption):
+    """Show one subject: metadata and every enrolled image with its SHA-256.
+
+    Example: `forensics gallery show B-1001`.
+    """
     s = forensics_app(db).subject(subject_id)
     console.print(f"[bold]{escape(s.external_id)}[/] {escape(s.name or '')}  sex={escape(s.sex or '-')} "
                   f"born={s.birth_year or '-'}", highlight=False)
@@ -127,10 +143,16 @@ def gallery_show(subject_id: str, db: str = DbOption):
 
 @gallery_app.command("remove")
 @handle_errors
-def gallery_remove(subject_id: str, db: str = DbOption, operator: Optional[str] = typer.Option(None),
+def gallery_remove(subject_id: str = typer.Argument(..., help="The subject id, as `gallery list` prints it "
+                                                    "(case-sensitive)."), db: str = DbOption,
+                   operator: Optional[str] = typer.Option(None, help="Who removes (audit log; default: the login "
+                                                          "name)."),
                    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")):
     """Remove a subject: its images, faces and vectors leave the DB and the index (the audit
-    log keeps only the image hashes)."""
+    log keeps only the image hashes).
+
+    Example: `forensics gallery remove K-3001 --operator jdoe`.
+    """
     from forensics.errors import ForensicsError
 
     fx = forensics_app(db, operator)
@@ -148,7 +170,10 @@ def gallery_remove(subject_id: str, db: str = DbOption, operator: Optional[str] 
 def gallery_check(db: str = DbOption, operator: Optional[str] = typer.Option(None, help="Who checks (audit log).")):
     """Check the database (SQLite's integrity check; on PostgreSQL, its constraints), then compare
     the search indexes (FAISS files, or pgvector spaces) with it, the source of truth; exit 1 on
-    any problem."""
+    any problem.
+
+    Example: `forensics gallery check --db cases.db`.
+    """
     problems = forensics_app(db, operator).check()
     if not problems:
         console.print("[green]ok[/]: the database passed its integrity check; the database and the index agree")
@@ -170,7 +195,10 @@ def gallery_roundtrip(db: str = DbOption, whiten: bool = typer.Option(True, "--w
     """Compute the round-trip gallery vectors that `query --mode roundtrip` uses (each gallery face
     as its canonical pencil sketch, inverted and embedded; ~0.05 s a face on 2 CPU cores), ahead of
     the first such query. Only faces not yet computed are: an interrupted run resumes where it stopped.
-    A gallery can have `forensics enroll` compute them instead (`gallery settings --roundtrip`)."""
+    A gallery can have `forensics enroll` compute them instead (`gallery settings --roundtrip`).
+
+    Example: `forensics gallery roundtrip --db cases.db`.
+    """
     idx = build_roundtrip(forensics_app(db), whiten)
     console.print(f"round-trip index: {idx.ntotal} vectors, space {idx.space}", highlight=False)
 
@@ -192,7 +220,11 @@ def gallery_rebuild_index(db: str = DbOption,
     """Rebuild the search indexes (the stored descriptors and the sketch search space's) from the
     database: the FAISS files beside a SQLite gallery, the pgvector spaces and their HNSW indexes
     in a PostgreSQL one. The kind is kept in the gallery: every later rebuild (after enrolling or
-    removing) keeps it."""
+    removing) keeps it.
+
+    Example: `forensics gallery rebuild-index` (after `gallery check` reports a problem), or
+    `forensics gallery rebuild-index --kind ivf --nprobe 16` (approximate, for a very large gallery).
+    """
     idx = forensics_app(db, operator).rebuild_index(kind, nprobe)
     console.print(f"index rebuilt: {idx.ntotal} vectors, {idx.kind}, embedder {idx.embedder}")
 
@@ -208,7 +240,10 @@ def gallery_copy(source: str = typer.Option(..., "--from", help="The gallery to 
     chips, descriptors, stored queries, reviews and the audit log, every row as stored, so `audit
     verify` passes on the copy. Row counts are compared and the copy is verified before it commits
     (a failed copy leaves the destination empty); a `copy` event is added to its audit log. The
-    sketch search space and round-trip vectors are made on the destination when first needed."""
+    sketch search space and round-trip vectors are made on the destination when first needed.
+
+    Example: `forensics gallery copy --from cases.db --to postgresql://intake@db.agency.local/forensics`.
+    """
     fx = forensics_app(source, operator)
     with lazy_progress_bar("copying rows", "rows") as progress:
         res = fx.copy_gallery(dest, progress)

@@ -19,8 +19,9 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("fusion", True, "the sketch as drawn and its synthesized photo, each moved by the fusion offsets; "
-                         "a subject's score is the weighted mean of the two cosines"),
+    Mode("fusion", True, "the sketch as drawn and its synthesized photo (the inverter's photo-like face), "
+                         "each moved by the fusion offsets (mean sketch-to-photo shifts fitted on training "
+                         "pairs); a subject's score is the weighted mean of the two cosines"),
     Mode("inverted", True, "the synthesized photo only"),
     Mode("raw", False, "the probe as it is (a photo, or a sketch as drawn)"),
     Mode("roundtrip", True, "fusion, plus the synthesized photo against each gallery face as the inverter "

@@ -57,9 +57,9 @@ means and what the tool must not be used for, see [forensic use](forensic-use.md
   stale (`forensics gallery check`, `forensics gallery rebuild-index`).
 - **Help.** Every command and group accepts `--help`. `forensics --install-completion` and
   `forensics --show-completion` install or print shell completion for the current shell.
-- **Operator.** Commands that change the gallery or produce evidence (`enroll`, `query`,
-  `report`, `gallery remove`) take `--operator NAME`, recorded in the audit log; the default is
-  the login name of the user running the command.
+- **Operator.** Commands that change the gallery or produce evidence take `--operator NAME`
+  ({operator_commands}), recorded in the audit log; `review` takes `--examiner NAME`. The
+  default is the login name of the user running the command.
 
 ## Exit codes
 
@@ -305,7 +305,9 @@ def render_command(path: list[str], cmd, ctx) -> list[str]:
 def render() -> str:
     root = root_command()
     entries = list(walk(root, [PROG], None))
-    lines = HEADER.splitlines() + [""]
+    operator_commands = [f"`{' '.join(path[1:])}`" for path, cmd, ctx in entries[1:]
+                         if any("--operator" in getattr(p, "opts", ()) for p in cmd.get_params(ctx))]
+    lines = HEADER.replace("{operator_commands}", ", ".join(operator_commands)).splitlines() + [""]
     root_help = clean_help(root.help)
     lines += ["## Commands", ""]
     if root_help:

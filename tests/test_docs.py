@@ -10,10 +10,12 @@ library, and nothing here runs a model. If a test here fails, regenerate:
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -86,6 +88,68 @@ def test_every_command_and_option_is_documented():
         assert expected in commands, expected
     for header in ("FORENSICS_DB", "| 130 |", "| 2 |", "| 1 |"):
         assert header in text, header
+
+
+def parse_command_line(line: str) -> None:
+    """Parse a `forensics ...` command line as the CLI would, without running it: an unknown
+    command or option, a missing required value or a value of the wrong type raises."""
+    import typer
+
+    from forensics.cli import app
+
+    gen = load_generator()
+    words = shlex.split(line, comments=True)
+    assert words[0] == "forensics", line
+    cmd, ctx, i = typer.main.get_command(app), None, 1
+    while gen.is_group(cmd):
+        ctx = gen.make_ctx(cmd, words[i - 1], ctx)
+        cmd = cmd.get_command(ctx, words[i])
+        assert cmd is not None, f"{line}: no command {words[i]!r}"
+        i += 1
+    cmd.make_context(words[i - 1], words[i:], parent=ctx)
+
+
+def test_every_command_help_ends_with_an_example_that_parses():
+    """Each command's --help says what it does, each argument and option has its own help, and
+    the help ends with an example that the CLI parses as written."""
+    import typer
+
+    from forensics.cli import app
+
+    gen = load_generator()
+    for path, cmd, ctx in gen.walk(typer.main.get_command(app), ["forensics"], None):
+        if gen.is_group(cmd):
+            continue
+        undescribed = [p.name for p in cmd.get_params(ctx) if p.name != "help" and not getattr(p, "help", None)]
+        assert not undescribed, f"{' '.join(path)}: no help for {undescribed}"
+        help_text = gen.clean_help(cmd.help)
+        assert f"Example: `{' '.join(path)}" in help_text, f"{' '.join(path)} --help shows no example"
+        for example in re.findall(r"`(forensics [^`]*)`", help_text.split("Example:", 1)[1]):
+            parse_command_line(example)
+
+
+def command_lines_in_code_blocks(text: str) -> list[str]:
+    """The `forensics ...` lines of the fenced code blocks in a markdown text (continuations joined)."""
+    lines, in_block, pending = [], False, ""
+    for raw in text.splitlines():
+        if raw.startswith("```"):
+            in_block = not in_block
+            continue
+        line = pending + raw.strip()
+        pending = ""
+        if in_block and line.endswith("\\"):
+            pending = line[:-1] + " "
+        elif in_block and line.startswith("forensics "):
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/user-guide.md", "docs/deployment.md"])
+def test_the_commands_the_docs_show_parse(doc):
+    lines = command_lines_in_code_blocks((ROOT / doc).read_text(encoding="utf-8"))
+    assert len(lines) >= 5, doc
+    for line in lines:
+        parse_command_line(line)
 
 
 def test_check_mode_flags_a_stale_file(tmp_path, capsys):
@@ -175,3 +239,55 @@ def test_architecture_module_table_matches_the_tree():
                for p in (ROOT / pkg).rglob("*.py") if p.name != "__init__.py"]
     covered = lambda m: m in named or any(n.endswith("/") and m.startswith(n) for n in named)  # noqa: E731
     assert not [m for m in modules if not covered(m)], "modules missing from docs/architecture.md"
+
+
+def defined_names(py: Path) -> dict[str, set[str]]:
+    """A module's top-level names, each with what its body defines (a class's methods and fields)."""
+    names: dict[str, set[str]] = {}
+    for node in ast.parse(py.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names[node.name] = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            names[node.name] |= {n.target.id for n in node.body
+                                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        elif isinstance(node, ast.Assign):
+            names.update({t.id: set() for t in node.targets if isinstance(t, ast.Name)})
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = set()
+    return names
+
+
+def dotted_name_exists(ref: str, classes: dict[str, set[str]]) -> bool:
+    """`module.name`, `package.module.Class.method` (from the root, forensics/ or gallery/) or
+    `Class.member` names something defined in the tree."""
+    parts = ref.split(".")
+    if parts[0] in classes:
+        return len(parts) == 2 and parts[1] in classes[parts[0]]
+    for base in (ROOT, ROOT / "forensics", ROOT / "gallery"):
+        path, i = base, 0
+        while i < len(parts) and (path / parts[i]).is_dir():
+            path, i = path / parts[i], i + 1
+        if i == len(parts) and path != base:
+            return True
+        if i < len(parts) and (path / f"{parts[i]}.py").is_file():
+            names, rest = defined_names(path / f"{parts[i]}.py"), parts[i + 1:]
+            if not rest or (rest[0] in names and (len(rest) == 1 or (len(rest) == 2 and rest[1] in names[rest[0]]))):
+                return True
+    return False
+
+
+def test_architecture_names_only_code_that_exists():
+    """Every dotted name docs/architecture.md gives (`ranking.rank`, `gallery.pgvector.add_plain`,
+    `GalleryIndexes.refresh`, in the diagram too) whose first part is one of our modules or classes
+    is defined in the tree: a renamed function or moved module fails here."""
+    py_files = [p for pkg in ("forensics", "gallery") for p in (ROOT / pkg).rglob("*.py")]
+    modules = {p.stem for p in py_files} | {p.parent.name for p in py_files}
+    classes: dict[str, set[str]] = {}
+    for py in py_files:
+        for name, members in defined_names(py).items():
+            if name[:1].isupper():
+                classes.setdefault(name, set()).update(members)
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    refs = {m for m in re.findall(r"(?<![\w./-])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w/-])", text)
+            if m.split(".")[0] in modules | set(classes) and m.rsplit(".", 1)[1] not in {"py", "json", "faiss"}}
+    assert len(refs) >= 20, sorted(refs)
+    assert not [r for r in sorted(refs) if not dotted_name_exists(r, classes)], "architecture.md names code that is not there"

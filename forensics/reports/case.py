@@ -53,5 +53,7 @@ def render_case_report(report: dict[str, Any], fmt: str) -> str:
 
 def write_case_report(report: dict[str, Any], fmt: str, out: Path) -> Path:
     """Write it whole or not at all, as the umask allows (`forensics.reports.write_whole`)."""
+    if Path(out).is_dir():
+        raise ReportError(f"{out} is a folder: give the case report a file name, e.g. case.html")
     text = render_case_report(report, fmt)
     return write_whole(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -60,6 +60,20 @@ def case(tmp_path_factory, data_dir, distractor_photos):
             "manifest": manifest}
 
 
+def test_the_format_follows_the_output_file_unless_given(case, tmp_path):
+    """`-o r.json` writes JSON and `-o r.csv` CSV without `--format`; a folder gets the HTML
+    report named by the query id; `--format` wins over the extension."""
+    uid = case["query"]["query_id"]
+    run("report", uid, "-o", tmp_path / "r.json", "--db", case["db"])
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["query"]["query_uid"] == uid
+    run("report", uid, "-o", tmp_path / "r.csv", "--db", case["db"])
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").startswith("rank,subject_id,")
+    run("report", uid, "-o", tmp_path, "--db", case["db"])
+    assert (tmp_path / f"report-{uid}.html").read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    run("report", uid, "-f", "json", "-o", tmp_path / "r.txt", "--db", case["db"])
+    assert json.loads((tmp_path / "r.txt").read_text(encoding="utf-8"))["query"]["query_uid"] == uid
+
+
 def test_comparison_rows_show_checked_original_files(case):
     r = case["report"]
     for inp, sketch in zip(r["inputs"], case["sketches"]):
