@@ -21,12 +21,15 @@ from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
 from gallery.roles import RoleGrant, create_roles, require_postgres
 
+from forensics.detect import check_face_selection
 from forensics.enroll import EnrollReport, RoundtripModels, enroll
-from forensics.errors import ForensicsError
+from forensics.errors import ForensicsError, check_at_least
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
+from forensics.models.registry import check_embedder_name
 from forensics.modes import DEFAULT_SKETCH_MODE
+from forensics.outputs import check_output_file, output_errors
 from forensics.faiss_indexes import foreign_index_files
 from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
@@ -52,6 +55,11 @@ class ModelChoice:
     embedder: str = "dlib-resnet"
     weights: Path | None = None
     face: str = "largest"
+
+    def __post_init__(self) -> None:
+        """Refused at once, before any work: an unknown embedder or way of choosing the face."""
+        check_embedder_name(self.embedder)
+        check_face_selection(self.face)
 
 
 class Forensics:
@@ -125,6 +133,8 @@ class Forensics:
 
     def subjects(self, limit: int = 50, offset: int = 0) -> tuple[list[SubjectInfo], dict]:
         """A page of subjects, and the gallery's totals (subjects, images, embedder)."""
+        check_at_least("--limit", limit, 1)
+        check_at_least("--offset", offset, 0)
         repo = self.gallery().repository()
         totals = {"subjects": repo.count_subjects(), "images": repo.count_images(),
                   "embedder": repo.gallery_embedder()}
@@ -316,6 +326,9 @@ class Forensics:
         return f"{len(latest)} reviewed ({leads} lead), {n_verified} verified"
 
     def queries(self, limit: int = 50, case_id: str | None = None, offset: int = 0):
+        """A page of stored queries, newest first (of one case, with `case_id`)."""
+        check_at_least("--limit", limit, 1)
+        check_at_least("--offset", offset, 0)
         return self.gallery().repository().list_queries(limit=limit, offset=offset, case_id=case_id)
 
     def case_report(self, case_id: str, out: Path, fmt: str | None = None) -> Path:
@@ -333,20 +346,9 @@ class Forensics:
     @staticmethod
     def check_report_target(out: Path) -> None:
         """Before a query runs: its `--report` path has a known extension and a writable folder."""
-        import os
-
         from forensics.reports import FORMATS
 
-        out = Path(out)
-        if out.suffix.lower().lstrip(".") not in FORMATS:
-            raise ForensicsError(f"--report {out}: the extension must be one of {', '.join('.' + f for f in FORMATS)}")
-        folder = out.parent if str(out.parent) else Path(".")
-        if not folder.is_dir():
-            raise ForensicsError(f"--report {out}: the folder {folder} does not exist")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ForensicsError(f"--report {out}: the folder {folder} is not writable")
-        if out.is_dir():
-            raise ForensicsError(f"--report {out}: that is a folder; give a file name")
+        check_output_file(out, "--report", ["." + f for f in FORMATS])
 
     def query_report(self, query_id: str, out: Path) -> Path:
         """The report of a query just stored; if it cannot be written, the error says the query is
@@ -373,6 +375,9 @@ class Forensics:
         return verify_gallery(self.gallery())
 
     def export_audit(self, fmt: str, out: Path) -> int:
+        """Every audit event written to `out` as `fmt` (jsonl or csv); how many."""
         from gallery.audit import export_events
 
-        return export_events(self.gallery(), fmt, out)
+        check_output_file(out, "--out")
+        with output_errors(out, "--out"):
+            return export_events(self.gallery(), fmt, out)

@@ -125,12 +125,18 @@ def warn_assumed_face(path, detection_method: str | None) -> None:
                   "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
 
 
-def warn_turned_sketch(path, pose: dict | None) -> None:
-    """Say on stderr when a sketch's face appears turned from frontal (`forensics.pose`)."""
+def warn_sketch_pose(path, pose: dict | None) -> None:
+    """Say on stderr when a sketch's face appears turned from frontal, or its pose is unknown
+    (degenerate landmarks; `forensics.pose`)."""
     from forensics.pose import POSE_BENCHMARK_SECTION, PoseEstimate
 
     estimate = PoseEstimate.from_dict(pose)
-    if estimate is not None and estimate.turned:
+    if estimate is not None and not estimate.known:
+        err.print(f"[yellow]warning:[/] {escape(str(path))}: pose unknown: the face's landmarks are degenerate "
+                  "(the eye centres coincide), so whether the sketch is frontal could not be estimated. Look at the "
+                  "aligned sketch (forensics invert SKETCH -o face.png --aligned) before relying on the result.",
+                  highlight=False, soft_wrap=True)
+    elif estimate is not None and estimate.turned:
         err.print(f"[yellow]warning:[/] {escape(str(path))}: the sketch appears turned from frontal (yaw index "
                   f"{estimate.yaw_index:+.2f}, threshold {estimate.threshold:g}); such sketches were identified less "
                   f"often than frontal ones ({POSE_BENCHMARK_SECTION}).", highlight=False, soft_wrap=True)
@@ -254,13 +260,12 @@ def query(
 ):
     """Query the gallery with eyewitness sketch(es): invert, embed, search, fuse, rank; the query
     is stored (see `forensics queries list`) and can be reported (`forensics report`)."""
-    from forensics.errors import ForensicsError
+    from forensics.errors import ForensicsError, check_at_least
     from forensics.filters import SubjectFilters
     from forensics.modes import get_mode
 
     get_mode(mode)
-    if top <= 0:
-        raise ForensicsError(f"--top must be at least 1, not {top}")
+    check_at_least("--top", top, 1)
     fx = forensics_app(db, operator, embedder, weights, face)
     if report is not None:
         fx.check_report_target(report)
@@ -279,7 +284,7 @@ def query(
                      provenance=provenance, max_fpir=limit)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
-        warn_turned_sketch(inp["original_path"], inp["detection"]["pose"])
+        warn_sketch_pose(inp["original_path"], inp["detection"]["pose"])
     written = fx.query_report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
