@@ -29,7 +29,7 @@ from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
 from forensics.models.registry import check_embedder_name
 from forensics.modes import DEFAULT_SKETCH_MODE
-from forensics.outputs import check_output_file, output_errors
+from forensics.outputs import check_output_file, output_errors, output_format
 from forensics.faiss_indexes import foreign_index_files
 from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
@@ -338,7 +338,9 @@ class Forensics:
         from forensics.reports.case import build_case_report, write_case_report
 
         fmt = fmt or Path(out).suffix.lower().lstrip(".")
-        path = write_case_report(build_case_report(self, case_id), fmt, out)
+        check_output_file(out, "--out")
+        with output_errors(out, "--out"):
+            path = write_case_report(build_case_report(self, case_id), fmt, out)
         audit.append_event(self.gallery(), actor=self.operator, action="case-report", target=case_id,
                            details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
         return path
@@ -362,10 +364,14 @@ class Forensics:
     def report(self, query_id: str, out: Path, fmt: str | None = None, max_fpir: float | None = None) -> Path:
         """Write the report of a stored query; `max_fpir` (default: the query's own) leaves out the
         candidates above it, saying how many."""
-        from forensics.reports import export_report
+        from forensics.reports import FORMATS, export_report
 
-        return export_report(self.gallery(), self.query_id(query_id), fmt or Path(out).suffix.lower().lstrip("."), out,
-                             self.operator, max_fpir=max_fpir)
+        fmt = output_format(fmt, out, list(FORMATS), folder_default="html")
+        if not Path(out).is_dir():
+            check_output_file(out, "--out")
+        uid = self.query_id(query_id)
+        with output_errors(out, "--out"):
+            return export_report(self.gallery(), uid, fmt, out, self.operator, max_fpir=max_fpir)
 
     def verify_audit(self):
         """The chain, its append-only triggers and the stored rows against their sealed events

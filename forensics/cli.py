@@ -310,7 +310,9 @@ def report(
                                              "`forensics queries list`)."),
     case: Optional[str] = typer.Option(None, "--case", help="Instead of one query: the case report, every search "
                                        "run in this case with its review status (html or json)."),
-    fmt: str = typer.Option("html", "--format", "-f", help="html (self-contained), pdf, json or csv."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (self-contained), pdf, json or csv "
+                                      "(case report: html or json). Default: the extension of --out (html when "
+                                      "--out is a folder)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),
     max_fpir: Optional[str] = typer.Option(None, "--max-fpir", help="Only candidates whose estimated FPIR is at "

@@ -445,3 +445,31 @@ def test_update_subjects_changes_a_stored_name_and_the_change_is_sealed(base_gal
     con.close()
     res = run("audit", "verify", "--db", db)
     assert res.exit_code == 1 and "1 subjects changed since their audit event" in res.output, res.output
+
+
+def test_report_output_is_checked_and_its_format_agrees_with_its_name(base_gallery, copy_gallery, tmp_path):
+    """`report`: the format follows the extension of --out unless --format is given, and the two
+    must agree; a file that cannot be written is a clear error naming it, nothing half written."""
+    import json
+
+    base, photo = base_gallery
+    db = copy_gallery(base, tmp_path / "g.db")
+    uid = json.loads(run("query", photo, "--mode", "raw", "--json", "--db", db).stdout)["query_id"]
+    before = gallery_state(db)
+    d = tmp_path / "out"
+    d.mkdir()
+    refused = {("-o", "/proc/r.html"): "--out /proc/r.html: cannot be written",
+               ("-o", d / "no" / "r.html"): "r.html: the folder",
+               ("-f", "pdf", "-o", d / "r.html"): "--format pdf but --out",
+               ("-o", d / "r.out"): "r.out: the extension names no report format",
+               ("-f", "docx", "-o", d / "r.docx"): "unknown report format 'docx'"}
+    for args, message in refused.items():
+        res = run("report", uid, *args, "--db", db)
+        assert res.exit_code == 2 and message in " ".join(res.output.split()), (args, res.output)
+    res = run("report", "--case", "C-1", "-o", d, "--db", db)
+    assert res.exit_code == 2 and "that is a folder" in " ".join(res.output.split()), res.output
+    assert list(d.iterdir()) == []
+    assert gallery_state(db) == before
+    assert run("report", uid, "-o", d / "r.json", "--db", db).exit_code == 0  # JSON, from the name
+    assert json.loads((d / "r.json").read_text(encoding="utf-8"))["query"]["query_uid"] == uid
+    assert run("audit", "verify", "--db", db).exit_code == 0
