@@ -216,6 +216,10 @@ class Forensics:
               filters: SubjectFilters | None = None, whiten: bool = True,
               progress: Progress | None = None, provenance: list[dict] | None = None,
               max_fpir: float | None = None) -> QueryOutcome:
+        """Run and store a sketch query (`forensics.query.run_query`); the case id and operator
+        are checked first (size, no control character: they are printed in reports)."""
+        check_text("--case", "case id", case_id, 200)
+        check_text("--operator", "operator", self.operator, 200)
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
                          operator=self.operator, filters=filters, whitening=whiten, progress=progress,
                          provenance=provenance, max_fpir=max_fpir)

@@ -248,6 +248,12 @@ CASES: dict[str, Case] = {
     "blank page": _file_case(lambda p: _blank().save(p), "blank.png", "blank.png: no face found"),
     "five faces (photo search: the largest is used)": Case(
         lambda d, p: ["search", _image(d, "five.png", _five_faces(p)), "--json"], 0, "five.png"),
+    "one sketch given twice (a copy)": Case(lambda d, p: ["query", p, _copy(p, d / "copy.jpg"), "--mode", "raw"], 2,
+                                            "copy.jpg: the same sketch as"),
+    "case id with a line break": Case(lambda d, p: ["query", p, "--mode", "raw", "--case", "C-17\nC-18"], 2,
+                                      "--case: field 'case id' contains a control character (U+000A)"),
+    "case id too long": Case(lambda d, p: ["query", p, "--mode", "raw", "--case", "C" * 201], 2,
+                             "--case: field 'case id' is 201 characters long"),
     # -- options and output files
     "gallery list --limit -1": Case(lambda d, p: ["gallery", "list", "--limit", -1], 2,
                                     "--limit must be at least 1, not -1"),
@@ -276,6 +282,11 @@ OWN_DB = {"zero-byte database", "text file as database", "another application's 
 
 def _mkdir(p: Path) -> Path:
     p.mkdir()
+    return p
+
+
+def _copy(src: Path, p: Path) -> Path:
+    p.write_bytes(src.read_bytes())
     return p
 
 
