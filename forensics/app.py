@@ -72,6 +72,7 @@ class Forensics:
         self.db = GalleryLocation.parse(db)
         self.models = models
         self.operator = operator or getpass.getuser()
+        check_text("--operator", "operator", self.operator, 200)  # the actor of every audit event
         self._gallery: Gallery | None = None
         self._pipeline = None
 
@@ -216,10 +217,9 @@ class Forensics:
               filters: SubjectFilters | None = None, whiten: bool = True,
               progress: Progress | None = None, provenance: list[dict] | None = None,
               max_fpir: float | None = None) -> QueryOutcome:
-        """Run and store a sketch query (`forensics.query.run_query`); the case id and operator
-        are checked first (size, no control character: they are printed in reports)."""
+        """Run and store a sketch query (`forensics.query.run_query`); the case id is checked
+        first (size, no control character: it is printed in reports)."""
         check_text("--case", "case id", case_id, 200)
-        check_text("--operator", "operator", self.operator, 200)
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
                          operator=self.operator, filters=filters, whitening=whiten, progress=progress,
                          provenance=provenance, max_fpir=max_fpir)

@@ -254,6 +254,8 @@ CASES: dict[str, Case] = {
                                       "--case: field 'case id' contains a control character (U+000A)"),
     "case id too long": Case(lambda d, p: ["query", p, "--mode", "raw", "--case", "C" * 201], 2,
                              "--case: field 'case id' is 201 characters long"),
+    "operator with an escape character": Case(lambda d, p: ["enroll", str(p), "--operator", "j\x1b[2Jdoe"], 2,
+                                              "--operator: field 'operator' contains a control character (U+001B)"),
     # -- options and output files
     "gallery list --limit -1": Case(lambda d, p: ["gallery", "list", "--limit", -1], 2,
                                     "--limit must be at least 1, not -1"),
