@@ -163,23 +163,27 @@ def search_row(n: int, index: str, build_s: float, hits: np.ndarray, lat: list[f
     return row
 
 
+def vector_index_searches(kind: str, x: np.ndarray, queries: np.ndarray) -> tuple[float, np.ndarray, list[float], str]:
+    """The product's VectorIndex of `kind` (flat or ivf) built on `x` and searched with each query:
+    (build seconds, top-K ids, latencies, its search parameter). The index is freed on return."""
+    from gallery.index import VectorIndex
+
+    t = time.perf_counter()
+    idx = VectorIndex.build(np.arange(len(x), dtype=np.int64), x, ("scale", "1", x.shape[1]), kind)
+    build = time.perf_counter() - t
+    hits, lat = timed_searches(lambda q: idx.search(q, K)[1][0], queries)
+    return build, hits, lat, f"nprobe={idx.nprobe}/{idx.nlist}" if kind == "ivf" else "exact"
+
+
 def faiss_searches(n: int, x: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Exact, IVF (the product's VectorIndex) and HNSW FAISS indexes measured; the exact top-K ids."""
     import faiss
 
-    from gallery.index import VectorIndex
-
-    ids = np.arange(n, dtype=np.int64)
     exact = None
     for kind in ("flat", "ivf"):
-        t = time.perf_counter()
-        idx = VectorIndex.build(ids, x, ("scale", "1", x.shape[1]), kind)
-        build = time.perf_counter() - t
-        hits, lat = timed_searches(lambda q: idx.search(q, K)[1][0], queries)
+        build, hits, lat, param = vector_index_searches(kind, x, queries)
         exact = hits if kind == "flat" else exact
-        search_row(n, f"faiss-{kind}", build, hits, lat, exact,
-                   param=f"nprobe={idx.nprobe}/{idx.nlist}" if kind == "ivf" else "exact")
-        del idx
+        search_row(n, f"faiss-{kind}", build, hits, lat, exact, param=param)
     t = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(x.shape[1], HNSW["m"], faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = HNSW["ef_construction"]

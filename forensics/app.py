@@ -21,12 +21,15 @@ from gallery.records import QueryRecord, RemovedSubject, SubjectInfo
 from gallery.reviews import DECISIONS, latest_decisions, verifications
 from gallery.roles import RoleGrant, create_roles, require_postgres
 
+from forensics.detect import check_face_selection
 from forensics.enroll import EnrollReport, RoundtripModels, enroll
-from forensics.errors import ForensicsError
+from forensics.errors import ForensicsError, check_at_least
 from forensics.evaluate import EvalSummary, evaluate
 from forensics.filters import SubjectFilters
 from forensics.manifest import MAX_FIELD, check_text
+from forensics.models.registry import check_embedder_name
 from forensics.modes import DEFAULT_SKETCH_MODE
+from forensics.outputs import check_output_file, output_errors, output_format
 from forensics.faiss_indexes import foreign_index_files
 from forensics.indexes import SearchIndex
 from forensics.query import QueryOutcome, run_query, search_photo
@@ -53,6 +56,11 @@ class ModelChoice:
     weights: Path | None = None
     face: str = "largest"
 
+    def __post_init__(self) -> None:
+        """Refused at once, before any work: an unknown embedder or way of choosing the face."""
+        check_embedder_name(self.embedder)
+        check_face_selection(self.face)
+
 
 class Forensics:
     """One gallery (`db`: where it lives, a SQLite file or a PostgreSQL URL: `GalleryLocation`)
@@ -64,6 +72,7 @@ class Forensics:
         self.db = GalleryLocation.parse(db)
         self.models = models
         self.operator = operator or getpass.getuser()
+        check_text("--operator", "operator", self.operator, 200)  # the actor of every audit event
         self._gallery: Gallery | None = None
         self._pipeline = None
 
@@ -125,6 +134,8 @@ class Forensics:
 
     def subjects(self, limit: int = 50, offset: int = 0) -> tuple[list[SubjectInfo], dict]:
         """A page of subjects, and the gallery's totals (subjects, images, embedder)."""
+        check_at_least("--limit", limit, 1)
+        check_at_least("--offset", offset, 0)
         repo = self.gallery().repository()
         totals = {"subjects": repo.count_subjects(), "images": repo.count_images(),
                   "embedder": repo.gallery_embedder()}
@@ -206,6 +217,9 @@ class Forensics:
               filters: SubjectFilters | None = None, whiten: bool = True,
               progress: Progress | None = None, provenance: list[dict] | None = None,
               max_fpir: float | None = None) -> QueryOutcome:
+        """Run and store a sketch query (`forensics.query.run_query`); the case id is checked
+        first (size, no control character: it is printed in reports)."""
+        check_text("--case", "case id", case_id, 200)
         return run_query(self.gallery(), self.pipeline(), sketches, top=top, mode=mode, case_id=case_id,
                          operator=self.operator, filters=filters, whitening=whiten, progress=progress,
                          provenance=provenance, max_fpir=max_fpir)
@@ -316,17 +330,21 @@ class Forensics:
         return f"{len(latest)} reviewed ({leads} lead), {n_verified} verified"
 
     def queries(self, limit: int = 50, case_id: str | None = None, offset: int = 0):
+        """A page of stored queries, newest first (of one case, with `case_id`)."""
+        check_at_least("--limit", limit, 1)
+        check_at_least("--offset", offset, 0)
         return self.gallery().repository().list_queries(limit=limit, offset=offset, case_id=case_id)
 
     def case_report(self, case_id: str, out: Path, fmt: str | None = None) -> Path:
         """Every search of a case with its review status, as HTML or JSON; audit-logged with the
         file's SHA-256."""
         from forensics.images import sha256_file
-        from forensics.reports import format_for
-        from forensics.reports.case import build_case_report, write_case_report
+        from forensics.reports.case import CASE_FORMATS, build_case_report, write_case_report
 
-        fmt = format_for(out, fmt)
-        path = write_case_report(build_case_report(self, case_id), fmt, out)
+        fmt = output_format(fmt, out, list(CASE_FORMATS), folder_default="html")
+        check_output_file(out, "--out")
+        with output_errors(out, "--out"):
+            path = write_case_report(build_case_report(self, case_id), fmt, out)
         audit.append_event(self.gallery(), actor=self.operator, action="case-report", target=case_id,
                            details={"format": fmt, "path": str(path), "report_sha256": sha256_file(path)})
         return path
@@ -334,20 +352,9 @@ class Forensics:
     @staticmethod
     def check_report_target(out: Path) -> None:
         """Before a query runs: its `--report` path has a known extension and a writable folder."""
-        import os
-
         from forensics.reports import FORMATS
 
-        out = Path(out)
-        if out.suffix.lower().lstrip(".") not in FORMATS:
-            raise ForensicsError(f"--report {out}: the extension must be one of {', '.join('.' + f for f in FORMATS)}")
-        folder = out.parent if str(out.parent) else Path(".")
-        if not folder.is_dir():
-            raise ForensicsError(f"--report {out}: the folder {folder} does not exist")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ForensicsError(f"--report {out}: the folder {folder} is not writable")
-        if out.is_dir():
-            raise ForensicsError(f"--report {out}: that is a folder; give a file name")
+        check_output_file(out, "--report", ["." + f for f in FORMATS])
 
     def query_report(self, query_id: str, out: Path) -> Path:
         """The report of a query just stored; if it cannot be written, the error says the query is
@@ -361,10 +368,14 @@ class Forensics:
     def report(self, query_id: str, out: Path, fmt: str | None = None, max_fpir: float | None = None) -> Path:
         """Write the report of a stored query; `max_fpir` (default: the query's own) leaves out the
         candidates above it, saying how many."""
-        from forensics.reports import export_report, format_for
+        from forensics.reports import FORMATS, export_report
 
-        return export_report(self.gallery(), self.query_id(query_id), format_for(out, fmt), out,
-                             self.operator, max_fpir=max_fpir)
+        fmt = output_format(fmt, out, list(FORMATS), folder_default="html")
+        if not Path(out).is_dir():
+            check_output_file(out, "--out")
+        uid = self.query_id(query_id)
+        with output_errors(out, "--out"):
+            return export_report(self.gallery(), uid, fmt, out, self.operator, max_fpir=max_fpir)
 
     def verify_audit(self):
         """The chain, its append-only triggers and the stored rows against their sealed events
@@ -374,6 +385,9 @@ class Forensics:
         return verify_gallery(self.gallery())
 
     def export_audit(self, fmt: str, out: Path) -> int:
+        """Every audit event written to `out` as `fmt` (jsonl or csv); how many."""
         from gallery.audit import export_events
 
-        return export_events(self.gallery(), fmt, out)
+        check_output_file(out, "--out")
+        with output_errors(out, "--out"):
+            return export_events(self.gallery(), fmt, out)

@@ -132,12 +132,18 @@ def warn_assumed_face(path, detection_method: str | None) -> None:
                   "SKETCH -o face.png --aligned) before relying on the result.", highlight=False, soft_wrap=True)
 
 
-def warn_turned_sketch(path, pose: dict | None) -> None:
-    """Say on stderr when a sketch's face appears turned from frontal (`forensics.pose`)."""
+def warn_sketch_pose(path, pose: dict | None) -> None:
+    """Say on stderr when a sketch's face appears turned from frontal, or its pose is unknown
+    (degenerate landmarks; `forensics.pose`)."""
     from forensics.pose import POSE_BENCHMARK_SECTION, PoseEstimate
 
     estimate = PoseEstimate.from_dict(pose)
-    if estimate is not None and estimate.turned:
+    if estimate is not None and not estimate.known:
+        err.print(f"[yellow]warning:[/] {escape(str(path))}: pose unknown: the face's landmarks are degenerate "
+                  "(the eye centres coincide), so whether the sketch is frontal could not be estimated. Look at the "
+                  "aligned sketch (forensics invert SKETCH -o face.png --aligned) before relying on the result.",
+                  highlight=False, soft_wrap=True)
+    elif estimate is not None and estimate.turned:
         err.print(f"[yellow]warning:[/] {escape(str(path))}: the sketch appears turned from frontal (yaw index "
                   f"{estimate.yaw_index:+.2f}, threshold {estimate.threshold:g}); such sketches were identified less "
                   f"often than frontal ones ({POSE_BENCHMARK_SECTION}).", highlight=False, soft_wrap=True)
@@ -268,13 +274,12 @@ def query(
 
     Example: `forensics query witness1.jpg witness2.png --case C-17 --operator jdoe --report C-17.html`.
     """
-    from forensics.errors import ForensicsError
+    from forensics.errors import ForensicsError, check_at_least
     from forensics.filters import SubjectFilters
     from forensics.modes import get_mode
 
     get_mode(mode)
-    if top <= 0:
-        raise ForensicsError(f"--top must be at least 1, not {top}")
+    check_at_least("--top", top, 1)
     fx = forensics_app(db, operator, embedder, weights, face)
     if report is not None:
         fx.check_report_target(report)
@@ -293,7 +298,7 @@ def query(
                      provenance=provenance, max_fpir=limit)
     for inp in q.inputs:
         warn_assumed_face(inp["original_path"], inp["detection"]["method"])
-        warn_turned_sketch(inp["original_path"], inp["detection"]["pose"])
+        warn_sketch_pose(inp["original_path"], inp["detection"]["pose"])
     written = fx.query_report(q.query_uid, report) if report else None
     if as_json:
         print(json.dumps({"query_id": q.query_uid, "mode": q.mode, "gallery_size": q.gallery_size,
@@ -319,8 +324,9 @@ def report(
                                              "`forensics queries list`)."),
     case: Optional[str] = typer.Option(None, "--case", help="Instead of one query: the case report, every search "
                                        "run in this case with its review status (html or json)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (self-contained), pdf, json or csv; "
-                                      "default: the --out file's extension (html for a folder)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="html (self-contained), pdf, json or csv "
+                                      "(case report: html or json). Default: the extension of --out (html when "
+                                      "--out is a folder)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output file, or an existing folder to write "
                              "report-<query id>.<ext> in."),
     operator: Optional[str] = typer.Option(None, help="Who exports the report (recorded in the audit log)."),

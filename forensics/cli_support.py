@@ -30,7 +30,8 @@ FaceOption = typer.Option("largest", "--face", help="With several faces in an im
 
 
 def handle_errors(fn):
-    """Print user-fixable errors as one line and exit 2, instead of a traceback."""
+    """Print user-fixable errors as one line (never wrapped: a path in it stays whole) and exit 2,
+    instead of a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -43,16 +44,17 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (ForensicsError, GalleryError) as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except DatabaseError as e:
             if type(e.orig).__module__.startswith("psycopg"):  # the server refused (e.g. a role's rights)
                 err.print(f"[bold red]error:[/] the PostgreSQL server refused: {escape(str(e.orig).strip())}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             # SQLite itself refused: a damaged file, a full disk, a lock held too long
             err.print(f"[bold red]error:[/] the gallery database cannot be used: {escape(str(e.orig))} "
-                      "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False)
+                      "(run `forensics gallery check`; restore a damaged file from a backup)", highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: everything committed before the interruption is kept.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forensics.align import CHIP_SIZE, align_dlib, dlib_box_from_mtcnn
+from forensics.errors import ForensicsError
 from forensics.models.dlib_landmarks import load_shape_predictor
 from forensics.models.mtcnn import DEFAULT_THRESHOLDS, MTCNN
 
@@ -53,10 +54,15 @@ class Detection:
     all_faces: list[DetectedFace] = field(default_factory=list)
 
 
+def check_face_selection(how: str) -> None:
+    """`how` names a way of choosing one face of several (`FACE_SELECTION`), or ForensicsError."""
+    if how not in FACE_SELECTION:
+        raise ForensicsError(f"--face must be one of {', '.join(FACE_SELECTION)}, not {how!r}")
+
+
 def choose_face(faces: list[DetectedFace], shape: tuple[int, int], how: str = "largest") -> DetectedFace:
     """Pick one face: the largest box, or the one nearest the image centre (LFW-style crops)."""
-    if how not in FACE_SELECTION:
-        raise ValueError(f"face selection must be one of {FACE_SELECTION}, not {how!r}")
+    check_face_selection(how)
     h, w = shape
     if how == "largest":
         # area inside the image: a face cut by the border is not "largest" for its off-image part

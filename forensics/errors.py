@@ -29,5 +29,12 @@ class NoFaceError(InputImageError):
     pass
 
 
+def check_at_least(option: str, value: int, minimum: int) -> int:
+    """`value` of the whole-number option `option`, or a ForensicsError when it is below `minimum`."""
+    if value < minimum:
+        raise ForensicsError(f"{option} must be at least {minimum}, not {value}")
+    return value
+
+
 class ModelWeightsError(ForensicsError):
     """A weights file is missing, of the wrong format, or fails its checksum."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,7 +102,10 @@ def decode_image(data: bytes, path: Path, sha256: str | None = None) -> LoadedIm
     """Validate and decode an image file's bytes (`sha256`: their digest, if already computed)."""
     digest = sha256 or sha256_bytes(data)
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with warnings.catch_warnings():  # PIL's warning above 89 megapixels: `MAX_PIXELS` below refuses sooner
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+        with probe:
             width, height = probe.size
             fmt = probe.format
     except Image.DecompressionBombError as e:

@@ -33,7 +33,7 @@ from gallery.db import Gallery
 from gallery.index import IndexProblem
 from gallery.records import EmbedderKey
 
-from forensics.errors import ForensicsError
+from forensics.errors import ForensicsError, check_at_least
 from forensics.probes import INDEX_PLAIN, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW, INDEX_WHITENED
 
 NAMES = (INDEX_PLAIN, INDEX_WHITENED, INDEX_ROUNDTRIP, INDEX_ROUNDTRIP_RAW)
@@ -112,8 +112,8 @@ class GalleryIndexes(ABC):
         kind = self.DEFAULT_KIND if kind is None else kind
         if kind not in self.KINDS:
             raise ForensicsError(f"--kind must be one of {', '.join(self.KINDS)}, not {kind!r}")
-        if nprobe is not None and nprobe <= 0:
-            raise ForensicsError(f"--nprobe must be at least 1, not {nprobe}")
+        if nprobe is not None:
+            check_at_least("--nprobe", nprobe, 1)
         self.embedder()
         return self._rebuild(kind, nprobe, whitening)
 

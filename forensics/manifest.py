@@ -129,6 +129,8 @@ def _item(manifest: Path, line: int, row: dict) -> EnrollItem:
     where = f"{manifest}, line {line}"
     if None in row:
         raise ForensicsError(f"{where}: more fields than the header has columns")
+    if (row.get("") or "").strip():
+        raise ForensicsError(f"{where}: a value {row[''][:40]!r} under a column with no name in the header")
     if not (row.get("path") or "").strip() or not (row.get("subject_id") or "").strip():
         raise ForensicsError(f"{where}: empty path or subject_id")
     p = Path(row["path"].strip())
@@ -150,22 +152,36 @@ def items_from_manifest(manifest: Path) -> list[EnrollItem]:
     module) and the rows against each other (`check_consistent`).
     """
     manifest = Path(manifest)
+    if manifest.is_dir():
+        raise ForensicsError(f"{manifest}: is a folder, not a CSV manifest")
     if not manifest.is_file():
         raise ForensicsError(f"{manifest}: manifest not found")
     lines = _CountedLines(_manifest_text(manifest))
     reader = csv.DictReader(lines)
     old_limit = csv.field_size_limit(MAX_FIELD)
     try:
-        missing = {"path", "subject_id"} - set(reader.fieldnames or [])
-        if missing:
-            raise ForensicsError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}; "
-                                 "the header must start with path,subject_id")
+        _check_header(manifest, reader.fieldnames or [])
         items = [_item(manifest, reader.line_num, row) for row in reader]
     except csv.Error as exc:
         raise ForensicsError(f"{manifest}, line {lines.n}: not valid CSV ({exc})") from None
     finally:
         csv.field_size_limit(old_limit)
+    if not items:
+        raise ForensicsError(f"{manifest}: no rows under the header, nothing to enroll")
     return check_consistent(items)
+
+
+def _check_header(manifest: Path, columns: list[str]) -> None:
+    """The header names path and subject_id, and no column twice (a row would keep only the
+    last of its values)."""
+    missing = {"path", "subject_id"} - set(columns)
+    if missing:
+        raise ForensicsError(f"{manifest}, line 1: missing column(s) {', '.join(sorted(missing))}; "
+                             "the header must start with path,subject_id")
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if twice:
+        raise ForensicsError(f"{manifest}, line 1: column(s) {', '.join(map(repr, twice))} named more than once "
+                             "in the header")
 
 
 class _CountedLines:

@@ -11,6 +11,10 @@ the eyes' midpoint in the image, negative when left; a mirrored image gives the 
 A face is `turned` (far from frontal) when the size of its index is at least `TURNED_THRESHOLD`,
 chosen on FS2K training sketches annotated frontal or three-quarter view (research/pose/).
 No model of its own: the estimate costs a few arithmetic operations on points already computed.
+
+A degenerate landmark set (the two eye centres at one point, or a point that is not a finite
+number) has no yaw index: its pose is `unknown`, stated as such in the query output and the
+report, never guessed.
 """
 
 from __future__ import annotations
@@ -39,11 +43,21 @@ _NOSE = 4
 
 @dataclass(frozen=True)
 class PoseEstimate:
-    """A face's yaw index, whether it counts as turned, and the threshold that decided it."""
+    """A face's yaw index, whether it counts as turned, and the threshold that decided it; or,
+    for degenerate landmarks, an unknown pose (`yaw_index` and `turned` None: `known` is False)."""
 
-    yaw_index: float
-    turned: bool
+    yaw_index: Optional[float]
+    turned: Optional[bool]
     threshold: float
+
+    @property
+    def known(self) -> bool:
+        return self.yaw_index is not None
+
+    @property
+    def label(self) -> str:
+        """"frontal", "turned from frontal" or "unknown" (degenerate landmarks)."""
+        return "unknown" if not self.known else "turned from frontal" if self.turned else "frontal"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,32 +65,43 @@ class PoseEstimate:
     @classmethod
     def from_dict(cls, d: Any) -> Optional["PoseEstimate"]:
         """The stored form back; None where none was stored (faces recorded before poses were)."""
-        if not isinstance(d, Mapping) or not isinstance(d.get("turned"), bool):
+        if not isinstance(d, Mapping) or not isinstance(d.get("threshold"), (int, float)):
             return None
-        if not all(isinstance(d.get(k), (int, float)) for k in ("yaw_index", "threshold")):
+        if "yaw_index" not in d or "turned" not in d:
             return None
-        return cls(float(d["yaw_index"]), d["turned"], float(d["threshold"]))
+        index, turned = d["yaw_index"], d["turned"]
+        if index is None and turned is None:
+            return cls(None, None, float(d["threshold"]))
+        if not isinstance(turned, bool) or not isinstance(index, (int, float)) or isinstance(index, bool):
+            return None
+        return cls(float(index), turned, float(d["threshold"]))
 
 
-def yaw_index(points) -> float:
-    """The signed yaw index of dlib's 5 alignment points ((5, 2) image pixels, see module doc).
+def yaw_index(points) -> Optional[float]:
+    """The signed yaw index of dlib's 5 alignment points ((5, 2) image pixels, see module doc);
+    None for a degenerate set (a point not finite, or the two eye centres at one point).
 
-    Raises ValueError for anything but 5 finite points with distinct eye centres."""
+    Raises ValueError for anything but 5 points of 2 coordinates (a caller's mistake)."""
     pts = np.asarray(points, dtype=np.float64)
-    if pts.shape != (5, 2) or not np.isfinite(pts).all():
-        raise ValueError(f"need dlib's 5 landmark points as (5, 2) finite numbers, got shape {pts.shape}")
+    if pts.shape != (5, 2):
+        raise ValueError(f"need dlib's 5 landmark points as (5, 2) numbers, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        return None
     left, right = pts[list(_LEFT_EYE)].mean(0), pts[list(_RIGHT_EYE)].mean(0)
     axis = right - left
     interocular = float(np.hypot(*axis))
     if interocular <= 0:
-        raise ValueError("the two eye centres coincide: no yaw index")
+        return None
     offset = pts[_NOSE] - (left + right) / 2
     return float(offset @ axis) / interocular**2
 
 
 def estimate_pose(points, threshold: float = TURNED_THRESHOLD) -> PoseEstimate:
-    """The `PoseEstimate` of a face from its 5 alignment points."""
-    index = round(yaw_index(points), 4)
+    """The `PoseEstimate` of a face from its 5 alignment points (unknown for a degenerate set)."""
+    index = yaw_index(points)
+    if index is None:
+        return PoseEstimate(yaw_index=None, turned=None, threshold=threshold)
+    index = round(index, 4)
     return PoseEstimate(yaw_index=index, turned=abs(index) >= threshold, threshold=threshold)
 
 

@@ -29,7 +29,7 @@ from forensics.filters import SubjectFilters, subjects_searched
 from forensics.images import png_bytes
 from forensics.modes import DEFAULT_SKETCH_MODE, get_mode
 from forensics.pipeline import FacePipeline
-from forensics.records import Candidate, QueryParams, SearchResult
+from forensics.records import Candidate, FaceRecord, QueryParams, SearchResult
 from forensics.searcher import Searcher
 
 
@@ -49,6 +49,17 @@ class QueryOutcome:
     def shown(self) -> list[Candidate]:
         """The candidates at or below `max_fpir` (all without one)."""
         return [c for c in self.candidates if within_max_fpir(c.fpir, self.max_fpir)]
+
+
+def _refuse_repeated_sketches(records: list[FaceRecord]) -> None:
+    """Each sketch once: the same file given twice would count one witness's sketch twice in
+    the fused score."""
+    first: dict[str, Path] = {}
+    for r in records:
+        if r.sha256 in first:
+            raise ForensicsError(f"{r.path}: the same sketch as {first[r.sha256]} (SHA-256 {r.sha256[:16]}…): "
+                                 "give each sketch once")
+        first[r.sha256] = r.path
 
 
 def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], top: int = 50,
@@ -78,6 +89,7 @@ def run_query(gallery: Gallery, pipeline: FacePipeline, sketches: list[Path], to
     t = time.perf_counter()
     records = [pipeline.process_one(Path(p), kind="sketch") for p in sketches]
     timings["detect_embed_s"] = time.perf_counter() - t
+    _refuse_repeated_sketches(records)
     t = time.perf_counter()
     found = searcher.search(records, top, grouped=True, subject_filter=filters if filters.active() else None,
                             n_searched=n_searched)

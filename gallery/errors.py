@@ -24,6 +24,10 @@ class GalleryNotFoundError(GalleryError):
     """No gallery at the given path and the caller asked not to create one."""
 
 
+class GalleryReadOnlyError(GalleryError):
+    """A write to a SQLite gallery whose file (or folder, or disk) cannot be written."""
+
+
 class GalleryVersionError(GalleryError):
     """The database schema was written by a newer forensics version (unknown revision)."""
 

@@ -23,8 +23,10 @@ from contextlib import contextmanager
 from typing import Any, ContextManager, Iterator, Sequence, TypeVar, Union
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import GalleryReadOnlyError
 from .postgres import hold_write_lock, snapshot_options
 
 #: Ids per ``IN (...)`` clause (SQLite's historical limit is 999 bound parameters).
@@ -76,7 +78,7 @@ def write_transaction(source: Source) -> Iterator[Session]:
     normal exit), or a SAVEPOINT in the caller's session (released; the caller commits). On
     PostgreSQL either holds the gallery's write lock until the transaction ends."""
     if isinstance(source, Database):
-        with source.Session() as s:
+        with read_only_named(source), source.Session() as s:
             with s.begin():
                 s.connection(execution_options={"forensics_begin": "BEGIN IMMEDIATE"})
                 hold_write_lock(s)
@@ -85,6 +87,21 @@ def write_transaction(source: Source) -> Iterator[Session]:
         hold_write_lock(source)
         with source.begin_nested():
             yield source
+
+
+@contextmanager
+def read_only_named(db: Database) -> Iterator[None]:
+    """SQLite refusing to write a read-only gallery (the file's or its folder's permissions, a
+    read-only disk) as a `GalleryReadOnlyError` naming the file; nothing was written."""
+    try:
+        yield
+    except OperationalError as e:
+        if not str(getattr(e.orig, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+            raise
+        raise GalleryReadOnlyError(
+            f"{db.engine.url.database}: the gallery cannot be written (it is read-only: the permissions of the "
+            "file or its folder, or a read-only disk) and this command records its work in it; get write access, "
+            "or work on a copy") from None
 
 
 def raw_connection(conn: Connection) -> sqlite3.Connection:

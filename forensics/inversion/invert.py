@@ -96,20 +96,23 @@ def invert_sketch_file(sketch: Path, out: Path, aligned_out: Path | None = None,
     (and, with `aligned_out`, the aligned sketch). Returns what was done (hashes, detection)."""
     from PIL import Image
 
-    from forensics.detect import FaceDetector
+    from forensics.detect import FaceDetector, check_face_selection
     from forensics.images import load_image, sha256_file
+    from forensics.outputs import check_extension, image_extensions, output_errors
     from forensics.pipeline import detect_faces
 
+    check_face_selection(select)
+    out = check_extension(out, "--out", image_extensions())
     loaded = load_image(sketch)
     (det,) = detect_faces(FaceDetector(), [loaded], kind="sketch", select=select)
     if isinstance(det, Exception):
         raise det
     inverter = inverter or load_inverter()
     synth = invert_chips(inverter, det.chip[None])[0]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(synth).save(out)
-    if aligned_out is not None:
-        Image.fromarray(det.chip).save(aligned_out)
+    with output_errors(out, "--out"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(synth).save(out)
+        if aligned_out is not None:
+            Image.fromarray(det.chip).save(aligned_out)
     return {"sketch_sha256": loaded.sha256, "detection": det.face.method, "out": str(out),
             "out_sha256": sha256_file(out), "inverter": inverter.info}

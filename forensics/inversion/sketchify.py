@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
+from forensics.errors import ForensicsError
 from forensics.inversion import artist_styles
 from forensics.inversion.artist_styles import ARTIST_STYLES
 from forensics.inversion.backdrop import background
@@ -74,6 +75,18 @@ STYLES = ("line", "pencil", "colour")
 ALL_STYLES = STYLES + ARTIST_STYLES
 
 _STYLE_ALIASES = {"color": "colour", "grey": "pencil", "gray": "pencil", "greyscale": "pencil"}
+
+
+class UnknownStyleError(ForensicsError, ValueError):
+    """A sketch style that is none of `ALL_STYLES` (nor an alias of one)."""
+
+
+def canonical_style(style: str) -> str:
+    """The style `style` names (an alias resolved), or UnknownStyleError."""
+    style = _STYLE_ALIASES.get(style, style)
+    if style not in ALL_STYLES:
+        raise UnknownStyleError(f"unknown sketch style {style!r}; choose one of {', '.join(ALL_STYLES)}")
+    return style
 
 # canonical parameters (randomize=False); sizes are for a ~200 px face and scale with the image
 _CANON = {
@@ -174,9 +187,7 @@ def sketchify(
     Returns:
         (H, W, 3) uint8 RGB sketch (R = G = B but for colour).
     """
-    style = _STYLE_ALIASES.get(style, style)
-    if style not in ALL_STYLES:
-        raise ValueError(f"unknown sketch style {style!r}; expected one of {ALL_STYLES}")
+    style = canonical_style(style)
     photo = exaggerate(_rgb_photo(photo), caricature)
     img = Image.fromarray(photo, mode="RGB")
     h, w = photo.shape[:2]
@@ -309,12 +320,17 @@ def sketchify_file(src: Path, dst: Path, style: str, seed: int | None) -> Path:
     ``seed=None`` writes the deterministic canonical sketch; an integer seed writes a
     randomized one, reproducible for that seed.
     """
-    src, dst = Path(src), Path(dst)
-    photo = np.asarray(Image.open(src).convert("RGB"))
+    from forensics.images import load_image
+    from forensics.outputs import check_extension, image_extensions, output_errors
+
+    style = canonical_style(style)
+    dst = check_extension(dst, "--out", image_extensions())
+    photo = load_image(src).rgb
     if seed is None:
         sketch = sketchify(photo, style, randomize=False)
     else:
         sketch = sketchify(photo, style, rng=np.random.default_rng(seed), randomize=True)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sketch).save(dst)
+    with output_errors(dst, "--out"):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(sketch).save(dst)
     return dst

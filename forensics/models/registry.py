@@ -133,15 +133,19 @@ EMBEDDERS: dict[str, type[Embedder]] = {
 }
 
 
+def check_embedder_name(name: str) -> None:
+    """`name` is one of `EMBEDDERS`, or ModelWeightsError."""
+    if name not in EMBEDDERS:
+        raise ModelWeightsError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+
+
 def embedder_info(name: str = DEFAULT_EMBEDDER, weights: Path | None = None) -> EmbedderInfo:
     """Who `load_embedder(name, weights)` would be (name, version, dimension, weights SHA-256),
     without loading it."""
-    if name not in EMBEDDERS:
-        raise ModelWeightsError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+    check_embedder_name(name)
     return EMBEDDERS[name].describe(weights)
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, weights: Path | None = None, device: str = "cpu") -> Embedder:
-    if name not in EMBEDDERS:
-        raise ModelWeightsError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+    check_embedder_name(name)
     return EMBEDDERS[name](weights=weights, device=device)

@@ -39,16 +39,6 @@ def _writer(fmt: str) -> Callable[[Mapping[str, Any], Path], Path]:
     return write_csv
 
 
-def format_for(out: Path | str, fmt: str | None = None) -> str:
-    """The format a report is written in: ``fmt`` where given, else the extension of ``out``
-    (``x.pdf`` → pdf), html for an existing folder or a name without an extension."""
-    if fmt:
-        return str(fmt).lower()
-    out = Path(out).expanduser()
-    suffix = out.suffix.lower().lstrip(".")
-    return "html" if out.is_dir() or not suffix else suffix
-
-
 def default_filename(report: Mapping[str, Any], fmt: str) -> str:
     """``report-<query uid>.<ext>`` (the uid is hex; a case id may hold any character)."""
     return f"report-{report['query']['query_uid']}{FORMATS[fmt]}"
@@ -112,7 +102,6 @@ __all__ = [
     "ReportError",
     "build_report",
     "default_filename",
-    "format_for",
     "load_accuracy",
     "render_report",
     "write_report",

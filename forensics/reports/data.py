@@ -251,12 +251,17 @@ def _detection(det: Any) -> dict[str, Any]:
 
 def _pose(stored: Any) -> Optional[dict[str, Any]]:
     """The sketch's pose as estimated when the query ran (`forensics.pose`), with the caveat when
-    it is far from frontal; None for queries stored before poses were recorded (nothing is said)."""
+    it is far from frontal or unknown; None for queries stored before poses were recorded (nothing
+    is said)."""
     pose = PoseEstimate.from_dict(stored)
     if pose is None:
         return None
     caveat = None
-    if pose.turned:
+    if not pose.known:
+        caveat = ("Pose unknown: the landmarks found on this sketch are degenerate (its two eye centres coincide, "
+                  "or a landmark is not a finite number), so whether it is frontal or turned could not be "
+                  "estimated. Look at the aligned sketch before relying on the candidate list.")
+    elif pose.turned:
         caveat = (f"Estimated pose: yaw index {pose.yaw_index:+.2f} (the base of the nose lies "
                   f"{abs(pose.yaw_index):.2f} eye distances {'right' if pose.yaw_index > 0 else 'left'} of the "
                   f"eyes' midpoint in the image). This sketch is far from frontal by the rule of {POSE_STUDY} "
@@ -265,7 +270,7 @@ def _pose(stored: Any) -> Optional[dict[str, Any]]:
                   f"no more often, in every search mode ({POSE_BENCHMARK_SECTION}): the candidate list is "
                   "less reliable for this sketch.")
     return {"yaw_index": pose.yaw_index, "turned": pose.turned, "threshold": pose.threshold,
-            "label": "turned from frontal" if pose.turned else "frontal", "caveat": caveat}
+            "label": pose.label, "caveat": caveat}
 
 
 def _input_entry(i: QueryInputRecord, params: QueryParams) -> dict[str, Any]:

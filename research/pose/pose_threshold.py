@@ -105,6 +105,8 @@ def main() -> None:
     items = [it for it in items if points[it["path"]]["points"] is not None]
     for it in items:
         it["yaw_index"] = yaw_index(points[it["path"]]["points"])
+        if it["yaw_index"] is None:  # the study's sketches all have distinct eye centres; say so if one does not
+            raise ValueError(f"{it['path']}: degenerate landmarks (eye centres coincide), no yaw index")
 
     def subset(name):
         rows = [it for it in items if it["set"] == name]

@@ -197,6 +197,22 @@ CASES: dict[str, Case] = {
         d, [[str(p)]], header=("path",))], 2, "missing column(s) subject_id"),
     "empty subject id": Case(lambda d, p: ["enroll", "--manifest", _manifest(
         d, [[str(p), "", "", ""]])], 2, "line 2: empty path or subject_id"),
+    "column named twice": Case(lambda d, p: ["enroll", "--manifest", _manifest(
+        d, [[str(p), "X-1", "X-2"]], header=("path", "subject_id", "subject_id"))], 2,
+        "line 1: column(s) 'subject_id' named more than once"),
+    "a value under a column with no name": Case(lambda d, p: ["enroll", "--manifest", _manifest(
+        d, [[str(p), "X-1", "Ann"]], header=("path", "subject_id", ""))], 2,
+        "line 2: a value 'Ann' under a column with no name"),
+    "manifest with a header and no rows": Case(lambda d, p: ["enroll", "--manifest", _manifest(d, [])], 2,
+                                               "m.csv: no rows under the header, nothing to enroll"),
+    "manifest that is a folder": Case(lambda d, p: ["enroll", "--manifest", _mkdir(d / "m.csv")], 2,
+                                      "m.csv: is a folder, not a CSV manifest"),
+    "unknown --face": Case(lambda d, p: ["enroll", str(p), "--face", "biggest"], 2,
+                           "--face must be one of largest, central, not 'biggest'"),
+    "unknown --face for search": Case(lambda d, p: ["search", str(p), "--face", "biggest"], 2,
+                                      "--face must be one of largest, central, not 'biggest'"),
+    "unknown --embedder": Case(lambda d, p: ["enroll", str(p), "--embedder", "arcface"], 2,
+                               "unknown embedder 'arcface'"),
     "more fields than columns": Case(lambda d, p: ["enroll", "--manifest", _manifest(
         d, [[str(p), "X-1", "", "", "extra"]])], 2, "line 2: more fields than the header"),
     "--source too long": Case(lambda d, p: ["enroll", str(p), "--source", "s" * 300], 2, "field 'source'"),
@@ -208,6 +224,9 @@ CASES: dict[str, Case] = {
     "1x1 image": _file_case(lambda p: _blank(size=(1, 1)).save(p), "dot.png", "is too small (1x1 pixels)"),
     "30000x30000 header": _file_case(lambda p: p.write_bytes(_png(30000, 30000, zlib.compress(b"\0" * 16))),
                                      "huge.png", "huge.png"),
+    "12000x12000 header (over PIL's warning size)": _file_case(
+        lambda p: p.write_bytes(_png(12000, 12000, zlib.compress(b"\0" * 16))), "big.png",
+        "big.png: is too large (12000x12000 pixels, limit 40 megapixels)"),
     "decompression bomb": _file_case(_png_bomb, "bomb.png", "bomb.png"),
     "CMYK": _file_case(lambda p: _blank("CMYK", colour=0).save(p, "JPEG"), "cmyk.jpg", "cmyk.jpg: no face found"),
     "16-bit": _file_case(_sixteen_bit, "deep.png", "deep.png: no face found"),
@@ -229,6 +248,24 @@ CASES: dict[str, Case] = {
     "blank page": _file_case(lambda p: _blank().save(p), "blank.png", "blank.png: no face found"),
     "five faces (photo search: the largest is used)": Case(
         lambda d, p: ["search", _image(d, "five.png", _five_faces(p)), "--json"], 0, "five.png"),
+    "one sketch given twice (a copy)": Case(lambda d, p: ["query", p, _copy(p, d / "copy.jpg"), "--mode", "raw"], 2,
+                                            "copy.jpg: the same sketch as"),
+    "case id with a line break": Case(lambda d, p: ["query", p, "--mode", "raw", "--case", "C-17\nC-18"], 2,
+                                      "--case: field 'case id' contains a control character (U+000A)"),
+    "case id too long": Case(lambda d, p: ["query", p, "--mode", "raw", "--case", "C" * 201], 2,
+                             "--case: field 'case id' is 201 characters long"),
+    "operator with an escape character": Case(lambda d, p: ["enroll", str(p), "--operator", "j\x1b[2Jdoe"], 2,
+                                              "--operator: field 'operator' contains a control character (U+001B)"),
+    # -- options and output files
+    "gallery list --limit -1": Case(lambda d, p: ["gallery", "list", "--limit", -1], 2,
+                                    "--limit must be at least 1, not -1"),
+    "gallery list --offset -5": Case(lambda d, p: ["gallery", "list", "--offset", -5], 2,
+                                     "--offset must be at least 0, not -5"),
+    "queries list --limit 0": Case(lambda d, p: ["queries", "list", "--limit", 0], 2,
+                                   "--limit must be at least 1, not 0"),
+    "audit export into a missing folder": Case(lambda d, p: ["audit", "export", "-o", d / "no" / "a.jsonl"], 2,
+                                               "a.jsonl: the folder"),
+    "audit export onto a folder": Case(lambda d, p: ["audit", "export", "-o", d], 2, "that is a folder"),
     # -- the database and its index files
     "zero-byte database": Case(lambda d, p: ["enroll", str(p), "--db", _touch(d / "empty.db")], 2,
                                "empty (zero-byte) file"),
@@ -247,6 +284,11 @@ OWN_DB = {"zero-byte database", "text file as database", "another application's 
 
 def _mkdir(p: Path) -> Path:
     p.mkdir()
+    return p
+
+
+def _copy(src: Path, p: Path) -> Path:
+    p.write_bytes(src.read_bytes())
     return p
 
 
@@ -300,6 +342,38 @@ def test_bad_input_is_a_clear_error_and_the_gallery_is_unchanged(kind, base_gall
     assert run("gallery", "check", "--db", db).exit_code == 0
     verified = run("audit", "verify", "--db", db)
     assert verified.exit_code == 0 and "match their sealed audit events" in verified.output, verified.output
+
+
+NO_GALLERY: dict[str, Case] = {
+    "sketchify: unknown style": Case(lambda d, p: ["sketchify", p, "--style", "crayon", "-o", d / "s.png"], 2,
+                                     "unknown sketch style 'crayon'; choose one of line, pencil"),
+    "sketchify: photo not found": Case(lambda d, p: ["sketchify", d / "none.jpg", "-o", d / "s.png"], 2,
+                                       "none.jpg: file not found"),
+    "sketchify: text as photo": Case(lambda d, p: ["sketchify", _image(d, "t.jpg", lambda q: q.write_text("x")),
+                                                   "-o", d / "s.png"], 2, "t.jpg: is not an image PIL can read"),
+    "sketchify: unknown output extension": Case(lambda d, p: ["sketchify", p, "-o", d / "s.xyz"], 2,
+                                                "--out " + "{d}/s.xyz: the extension must be one of"),
+    "sketchify: output folder cannot be made": Case(lambda d, p: ["sketchify", p, "-o", _text(d / "f") / "s.png"],
+                                                    2, "--out {d}/f/s.png: cannot be written"),
+    "invert: unknown output extension": Case(lambda d, p: ["invert", p, "-o", d / "s.xyz"], 2,
+                                             "--out {d}/s.xyz: the extension must be one of"),
+    "invert: unknown --face": Case(lambda d, p: ["invert", p, "-o", d / "s.png", "--face", "left"], 2,
+                                   "--face must be one of largest, central, not 'left'"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NO_GALLERY))
+def test_commands_without_a_gallery_refuse_bad_input_clearly(kind, base_gallery, tmp_path):
+    """sketchify and invert: a clear error naming the file or option, exit 2, nothing written."""
+    _, photo = base_gallery
+    args = NO_GALLERY[kind].build(tmp_path, photo)
+    before = sorted(tmp_path.rglob("*"))
+    res = run(*args)
+    out = " ".join(res.output.split())
+    assert res.exit_code == NO_GALLERY[kind].code, res.output
+    assert NO_GALLERY[kind].message.format(d=tmp_path) in out, res.output
+    assert "Traceback" not in res.output
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_index_files_that_cannot_be_trusted_are_named(base_gallery, copy_gallery, tmp_path):
@@ -384,3 +458,31 @@ def test_update_subjects_changes_a_stored_name_and_the_change_is_sealed(base_gal
     con.close()
     res = run("audit", "verify", "--db", db)
     assert res.exit_code == 1 and "1 subjects changed since their audit event" in res.output, res.output
+
+
+def test_report_output_is_checked_and_its_format_agrees_with_its_name(base_gallery, copy_gallery, tmp_path):
+    """`report`: the format follows the extension of --out unless --format is given, and the two
+    must agree; a file that cannot be written is a clear error naming it, nothing half written."""
+    import json
+
+    base, photo = base_gallery
+    db = copy_gallery(base, tmp_path / "g.db")
+    uid = json.loads(run("query", photo, "--mode", "raw", "--json", "--db", db).stdout)["query_id"]
+    before = gallery_state(db)
+    d = tmp_path / "out"
+    d.mkdir()
+    refused = {("-o", "/proc/r.html"): "--out /proc/r.html: cannot be written",
+               ("-o", d / "no" / "r.html"): "r.html: the folder",
+               ("-f", "pdf", "-o", d / "r.html"): "--format pdf but --out",
+               ("-o", d / "r.out"): "r.out: the extension names no report format",
+               ("-f", "docx", "-o", d / "r.docx"): "unknown report format 'docx'"}
+    for args, message in refused.items():
+        res = run("report", uid, *args, "--db", db)
+        assert res.exit_code == 2 and message in " ".join(res.output.split()), (args, res.output)
+    res = run("report", "--case", "C-1", "-o", d, "--db", db)
+    assert res.exit_code == 2 and "that is a folder" in " ".join(res.output.split()), res.output
+    assert list(d.iterdir()) == []
+    assert gallery_state(db) == before
+    assert run("report", uid, "-o", d / "r.json", "--db", db).exit_code == 0  # JSON, from the name
+    assert json.loads((d / "r.json").read_text(encoding="utf-8"))["query"]["query_uid"] == uid
+    assert run("audit", "verify", "--db", db).exit_code == 0

@@ -171,6 +171,28 @@ def test_clear_errors_not_tracebacks(tmp_path):
     assert res.exit_code == 2 and "x.db" in res.output
 
 
+def test_an_error_is_one_line_with_its_path_whole(tmp_path):
+    """However long the path and narrow the terminal (the test runner's: 80 columns), the error
+    is printed on one line, so the path in it can be copied as it is."""
+    db = tmp_path / ("folder-of-a-long-case-name-" * 4) / "gallery.db"
+    res = run("gallery", "list", "--db", db, ok=False)
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [f"error: no gallery at {db} (create one with `forensics gallery init`)"]
+
+
+def test_a_sketch_of_unknown_pose_is_said_on_stderr(capsys):
+    """The query's warning for degenerate landmarks (`forensics.pose`): pose unknown, the file named."""
+    from forensics.cli import warn_sketch_pose
+    from forensics.pose import TURNED_THRESHOLD
+
+    warn_sketch_pose("witness.jpg", {"yaw_index": None, "turned": None, "threshold": TURNED_THRESHOLD})
+    said = " ".join(capsys.readouterr().err.split())
+    assert "witness.jpg: pose unknown: the face's landmarks are degenerate" in said
+    warn_sketch_pose("frontal.jpg", {"yaw_index": 0.01, "turned": False, "threshold": TURNED_THRESHOLD})
+    warn_sketch_pose("old.jpg", None)
+    assert capsys.readouterr().err == ""
+
+
 def test_help_teaches(lfw_people):
     for cmd in ([], ["enroll"], ["search"], ["evaluate"], ["query"], ["report"], ["gallery", "check"]):
         res = run(*cmd, "--help")

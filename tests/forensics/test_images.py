@@ -122,3 +122,16 @@ def test_a_truncated_file_is_refused_even_when_another_library_allows_them(tmp_p
     with pytest.raises(InputImageError, match="truncated or corrupt"):
         load_image(p)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # put back as it was
+
+
+def test_an_image_over_pils_warning_size_is_refused_without_a_warning(tmp_path, png_header):
+    """12000x12000 pixels is over PIL's decompression-bomb warning (89 megapixels) but under its
+    error: the refusal is the tool's own clear error, and nothing is printed beside it."""
+    import warnings
+
+    p = tmp_path / "big.png"
+    p.write_bytes(png_header(12000, 12000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputImageError, match=r"big.png: is too large \(12000x12000 pixels"):
+            load_image(p)

@@ -59,17 +59,36 @@ def test_turned_by_the_threshold_either_way():
     assert estimate_pose(turned_by(30), threshold=1.0).turned is False
 
 
-def test_bad_points_are_refused():
-    for bad in (FRONTAL[:4], np.full((5, 2), np.nan), np.zeros((5, 2))):
-        with pytest.raises(ValueError):
+def test_points_of_the_wrong_shape_are_refused():
+    for bad in (FRONTAL[:4], np.zeros((5, 3)), np.zeros(10)):
+        with pytest.raises(ValueError, match=r"\(5, 2\)"):
             yaw_index(bad)
+
+
+def test_degenerate_landmarks_give_an_unknown_pose_not_an_error():
+    """Both eye centres on one point (all points at one pixel, or each eye's corners mirrored
+    about the other's), or a point that is not a number: no yaw index, the pose stated unknown."""
+    same_centre = FRONTAL.copy()
+    same_centre[[2, 3]] = same_centre[[1, 0]]  # the image-left eye's corners where the right eye's are
+    nan_nose = FRONTAL.copy()
+    nan_nose[4] = np.nan
+    for bad in (np.zeros((5, 2)), np.full((5, 2), 37.5), same_centre, nan_nose, np.full((5, 2), np.inf)):
+        assert yaw_index(bad) is None
+        pose = estimate_pose(bad)
+        assert not pose.known and pose.yaw_index is None and pose.turned is None and pose.label == "unknown"
+        assert pose.threshold == TURNED_THRESHOLD
+        assert PoseEstimate.from_dict(pose.to_dict()) == pose  # stored and read back as unknown
+    assert estimate_pose(FRONTAL).known and estimate_pose(FRONTAL).label == "frontal"
+    assert estimate_pose(turned_by(30)).label == "turned from frontal"
 
 
 def test_the_stored_form_round_trips_and_nothing_is_made_up():
     pose = estimate_pose(turned_by(30))
     assert PoseEstimate.from_dict(pose.to_dict()) == pose
     for missing in (None, {}, {"yaw_index": 0.3, "threshold": 0.1}, {"yaw_index": "x", "turned": True,
-                                                                       "threshold": 0.1}):
+                                                                       "threshold": 0.1},
+                    {"yaw_index": None, "turned": True, "threshold": 0.1}, {"yaw_index": None, "turned": None},
+                    {"yaw_index": True, "turned": True, "threshold": 0.1}):
         assert PoseEstimate.from_dict(missing) is None
 
 

@@ -11,6 +11,7 @@ import sqlite3
 from html import unescape
 
 import pytest
+from PIL import Image
 
 from forensics.testing import run_cli as run
 from forensics.modes import DEFAULT_SKETCH_MODE
@@ -144,15 +145,17 @@ def test_query_stores_and_reports(any_gallery_db, cufs, tmp_path):
     assert "intact" in run("audit", "verify", "--db", any_gallery_db).output
 
 
-def test_several_sketches_are_fused_into_one_list(any_gallery_db, cufs):
+def test_several_sketches_are_fused_into_one_list(any_gallery_db, cufs, tmp_path):
     sk = cufs[("cufs_xm2vts_test_200", "sketch")]
-    res = run("query", sk, sk, "--top", 6, "--json", "--db", any_gallery_db)
+    sk2 = tmp_path / "second_witness.png"  # the same drawing in another file (one file twice is refused)
+    Image.open(sk).save(sk2)
+    res = run("query", sk, sk2, "--top", 6, "--json", "--db", any_gallery_db)
     out = json.loads(res.stdout)
     assert len(out["candidates"]) == 6  # one list, each subject once
     assert len({c["subject_id"] for c in out["candidates"]}) == 6
     # 2 sketches x (drawn, synthesized, synthesized vs round-trip): the default mode, roundtrip
     assert len(out["candidates"][0]["detail"]["per_probe"]) == 6
-    fused = json.loads(run("query", sk, sk, "--top", 6, "--mode", "fusion", "--json", "--db", any_gallery_db).stdout)
+    fused = json.loads(run("query", sk, sk2, "--top", 6, "--mode", "fusion", "--json", "--db", any_gallery_db).stdout)
     assert len(fused["candidates"][0]["detail"]["per_probe"]) == 4  # 2 sketches x (drawn, synthesized)
 
 

@@ -84,3 +84,18 @@ def test_sources_other_than_a_gallery_or_session_are_refused(gal):
 def test_chunks():
     assert [list(c) for c in chunks(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
     assert list(chunks(np.arange(0), 3)) == []
+
+
+def test_a_write_to_a_read_only_sqlite_gallery_is_a_clear_error_naming_it(sqlite_gal):
+    """SQLite answering SQLITE_READONLY (here: PRAGMA query_only, as a read-only file or disk
+    would) is a GalleryReadOnlyError naming the file; reads still work and nothing is written."""
+    from sqlalchemy import event
+
+    from gallery import GalleryReadOnlyError
+
+    before = GalleryRepository(sqlite_gal).count_subjects()
+    sqlite_gal.engine.dispose()
+    event.listen(sqlite_gal.engine, "connect", lambda con, _: con.execute("PRAGMA query_only = ON"))
+    with pytest.raises(GalleryReadOnlyError, match=r"/gallery\.db: the gallery cannot be written \(it is read-only"):
+        audit.append_event(sqlite_gal, "officer", "note", "x")
+    assert GalleryRepository(sqlite_gal).count_subjects() == before

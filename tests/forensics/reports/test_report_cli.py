@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import tempfile
 from html import unescape
 from pathlib import Path
 
@@ -30,13 +31,22 @@ def sha_file(p: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory, data_dir, distractor_photos):
+def short_tmp():
+    """A fresh folder of short path (/tmp/rcli-XXXXXXXX), whatever pytest's --basetemp: the report
+    prints the paths of the original files, and a longer one would wrap onto more lines and move
+    the page breaks that `test_pdf_pages_are_full_and_ids_whole` checks."""
+    with tempfile.TemporaryDirectory(prefix="rcli-", dir="/tmp") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="module")
+def case(short_tmp, data_dir, distractor_photos):
     """Six CUFS photos enrolled from copies (so a test may change them) among LFW distractors
     (enough for the search to measure its own FPIR), one query with two sketches of the same
     person, and its JSON report."""
     rows = list(csv.DictReader(open(data_dir / "cufs" / "manifest.csv")))
     by = {(r["identity"], r["kind"]): data_dir / "cufs" / r["file"] for r in rows}
-    tmp = tmp_path_factory.mktemp("report_cli")
+    tmp = short_tmp
     (tmp / "photos").mkdir()
     (tmp / "sketches").mkdir()
     manifest = tmp / "m.csv"

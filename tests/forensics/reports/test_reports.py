@@ -253,6 +253,19 @@ def test_a_turned_sketch_gets_the_pose_caveat_and_a_sketch_without_a_pose_nothin
     assert html.count(caveat) == 1 and html.count("Estimated pose") == 1  # sketch 1's, in its caveat
 
 
+def test_a_sketch_of_unknown_pose_is_stated_as_such(tmp_path):
+    """Degenerate landmarks (`forensics.pose`: no yaw index): the report says the pose is unknown."""
+    gal, uid = build_gallery(tmp_path / "g.db", hostile=False,
+                             pose={"yaw_index": None, "turned": None, "threshold": TURNED_THRESHOLD})
+    out = write_report(gal, uid, "json", tmp_path / "r.json")
+    html = html_mod.unescape(write_report(gal, uid, "html", tmp_path / "r.html").read_text(encoding="utf-8"))
+    gal.close()
+    pose = json.loads(out.read_text(encoding="utf-8"))["inputs"][0]["detection"]["pose"]
+    assert pose["label"] == "unknown" and pose["yaw_index"] is None and pose["turned"] is None
+    assert pose["caveat"].startswith("Pose unknown: the landmarks found on this sketch are degenerate")
+    assert html.count(pose["caveat"]) == 1 and "Estimated pose" not in html
+
+
 def test_accuracy_missing_malformed_and_present(tmp_path):
     a = load_accuracy(tmp_path / "none.json", "0.1.0")
     assert a["measured"] is False and a["rows"] == []
