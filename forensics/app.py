@@ -341,7 +341,7 @@ class Forensics:
         from forensics.images import sha256_file
         from forensics.reports.case import CASE_FORMATS, build_case_report, write_case_report
 
-        fmt = output_format(fmt, out, list(CASE_FORMATS), folder_default="html")
+        fmt = output_format(fmt, out, list(CASE_FORMATS), folder_default="html", what="case report")
         check_output_file(out, "--out")
         with output_errors(out, "--out"):
             path = write_case_report(build_case_report(self, case_id), fmt, out)

@@ -54,23 +54,24 @@ def output_errors(out: Path, option: str) -> Iterator[None]:
         raise ForensicsError(f"{option} {out}: cannot be written ({e.strerror or e})") from None
 
 
-def output_format(fmt: str | None, out: Path, formats: Sequence[str], folder_default: str) -> str:
-    """The format to write `out` in: `fmt` where given, else the one its extension names; into an
-    existing folder (a file of default name goes in it) `folder_default`. Refused: an unknown
-    format, an extension that names another of `formats` than `fmt` (an HTML file named .pdf),
-    an extension that names none of them when `fmt` is not given."""
+def output_format(fmt: str | None, out: Path, formats: Sequence[str], folder_default: str,
+                  what: str = "report") -> str:
+    """The format to write `out` (a `what`) in: `fmt` where given, else the one its extension
+    names; into an existing folder (a file of default name goes in it) `folder_default`. Refused:
+    a format not in `formats`, an extension that names another of `formats` than `fmt` (an HTML
+    file named .pdf), an extension that names none of them when `fmt` is not given."""
     out = Path(out)
     ext = out.suffix.lower().lstrip(".")
     if fmt is None:
         if out.is_dir():
             return folder_default
         if ext not in formats:
-            raise ForensicsError(f"--out {out}: the extension names no report format; end the file name in "
+            raise ForensicsError(f"--out {out}: the extension names no {what} format; end the file name in "
                                  f"{', '.join('.' + f for f in formats)}, or give --format")
         return ext
     fmt = fmt.lower()
     if fmt not in formats:
-        raise ForensicsError(f"unknown report format {fmt!r}; use one of {', '.join(formats)}")
+        raise ForensicsError(f"unknown {what} format {fmt!r}; use one of {', '.join(formats)}")
     if ext in formats and ext != fmt and not out.is_dir():
         raise ForensicsError(f"--format {fmt} but --out {out} ends in .{ext}: make them agree")
     return fmt

@@ -449,8 +449,8 @@ def test_the_case_report_lists_every_search_of_the_case_with_its_review_status(a
     assert ids[0] in (tmp_path / "case.html").read_text() and "1 reviewed (0 lead), 0 verified" in (tmp_path / "case.html").read_text()
     for args, message in ((["--case", "NO-SUCH"], "no stored search has the case id"),
                           ([ids[0], "--case", "C-CASE"], "not both"),
-                          (["--case", "C-CASE", "-f", "pdf"], "a case report is written as html or json")):
-        res = run("report", *args, "-o", tmp_path / "x.out", "--db", any_gallery_db, ok=False)
+                          (["--case", "C-CASE", "-f", "pdf"], "unknown case report format 'pdf'; use one of html, json")):
+        res = run("report", *args, "-o", tmp_path / "x.json", "--db", any_gallery_db, ok=False)
         assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
     assert "intact" in run("audit", "verify", "--db", any_gallery_db).output
 
