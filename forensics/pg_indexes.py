@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
+from gallery.errors import GalleryPermissionError
 from gallery.index import IndexProblem
 from gallery.pgvector import (HNSW, KINDS, SpaceRow, PgVectorIndex, drop_space, ensure_space, get_space, index_exists,
                               missing_ids, read_vectors, write_vectors)
@@ -37,8 +37,6 @@ from forensics.roundtrip import decode_chip, roundtrip_space_id, roundtrip_vecto
 
 #: Vectors computed and committed together while a space is filled from the stored descriptors.
 FILL_CHUNK = 4096
-#: PostgreSQL's SQLSTATE for a statement the role may not run.
-INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class PgIndexes(GalleryIndexes):
@@ -113,12 +111,10 @@ class PgIndexes(GalleryIndexes):
         try:
             with write_transaction(self.gallery) as s:
                 yield s
-        except ProgrammingError as exc:
-            if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
-                raise
-            raise _Refused(f"the gallery's {name} vectors are not up to date and this database role may "
-                           "not write them: an administrator runs `forensics gallery rebuild-index` (or "
-                           "`forensics gallery roundtrip` for round-trip vectors)") from exc
+        except GalleryPermissionError as exc:
+            raise _Refused(f"the {name} vectors of the gallery {self.gallery.location} are not up to date and "
+                           "this database role may not write them: an administrator runs `forensics gallery "
+                           "rebuild-index` (or `forensics gallery roundtrip` for round-trip vectors)") from exc
 
     # -- round-trip vectors --------------------------------------------------------------------
 
@@ -149,7 +145,7 @@ class PgIndexes(GalleryIndexes):
     def _rebuild(self, kind: str, nprobe: int | None, whitening) -> PgVectorIndex:
         if nprobe is not None:
             raise ForensicsError("--nprobe sets FAISS's ivf index; a PostgreSQL gallery searches with hnsw or flat")
-        with self._writing(INDEX_PLAIN) as s:
+        with write_transaction(self.gallery) as s:  # a role that may not: the gallery's refusal, as it is
             for name in (INDEX_PLAIN, INDEX_WHITENED):
                 drop_space(s, name)
         self.gallery.set_meta(KIND_KEY, {"kind": kind, "nprobe": None})
