@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from gallery.errors import GalleryPermissionError
 from gallery.index import IndexProblem
 from gallery.pgvector import (HNSW, KINDS, SpaceRow, PgVectorIndex, drop_space, ensure_space, get_space, index_exists,
-                              missing_ids, read_vectors, write_vectors)
+                              may_write_vectors, missing_ids, read_vectors, write_vectors)
 from gallery.transaction import read_transaction, write_transaction
 
 from forensics.errors import ForensicsError
@@ -81,28 +81,23 @@ class PgIndexes(GalleryIndexes):
         own search: returned as (ids, vectors), else None."""
         with read_transaction(self.gallery) as s:
             todo = missing_ids(s, row)
+            may_store = may_write_vectors(s)
         if progress and len(todo):
             progress(0, len(todo))
         kept: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
             vecs = vectors_of(ids)
-            if kept or not self._store(row, ids, vecs):
+            if may_store:
+                with write_transaction(self.gallery) as s:
+                    write_vectors(s, row, ids.tolist(), vecs)
+            else:
                 kept.append((ids, vecs))
             if progress:
                 progress(min(start + chunk, len(todo)), len(todo))
         if not kept:
             return None
         return np.concatenate([i for i, _ in kept]), np.concatenate([v for _, v in kept])
-
-    def _store(self, row: SpaceRow, ids: np.ndarray, vecs: np.ndarray) -> bool:
-        """Store vectors of the space; False when this database role may not."""
-        try:
-            with self._writing(row.name) as s:
-                write_vectors(s, row, ids.tolist(), vecs)
-        except _Refused:
-            return False
-        return True
 
     @contextmanager
     def _writing(self, name: str) -> Iterator[Session]:
@@ -112,9 +107,10 @@ class PgIndexes(GalleryIndexes):
             with write_transaction(self.gallery) as s:
                 yield s
         except GalleryPermissionError as exc:
-            raise _Refused(f"the {name} vectors of the gallery {self.gallery.location} are not up to date and "
-                           "this database role may not write them: an administrator runs `forensics gallery "
-                           "rebuild-index` (or `forensics gallery roundtrip` for round-trip vectors)") from exc
+            raise ForensicsError(f"the {name} vectors of the gallery {self.gallery.location} are not up to date "
+                                 "and this database role may not write them: an administrator runs `forensics "
+                                 "gallery rebuild-index` (or `forensics gallery roundtrip` for round-trip vectors)"
+                                 ) from exc
 
     # -- round-trip vectors --------------------------------------------------------------------
 
@@ -193,6 +189,3 @@ class PgIndexes(GalleryIndexes):
                                          "from the gallery's", tuple(differing)))
         return problems
 
-
-class _Refused(ForensicsError):
-    """The database role may not write a space (an examiner's)."""

@@ -45,7 +45,8 @@ CONNECT_ADVICE = (
     (("the database system is starting up", "the database system is shutting down"),
      "the server is starting or stopping: run the command again shortly"),
 )
-UNREACHABLE_ADVICE = "check the host, port or socket folder in --db, and that the server is running and reachable"
+UNREACHABLE_ADVICE = ("check the host, port or socket folder in --db, and that the server is running and reachable; "
+                      "then run the command again")
 
 
 def name_server_errors(engine: Engine, location: GalleryLocation) -> None:
