@@ -27,8 +27,8 @@ INSUFFICIENT_PRIVILEGE = "42501"
 #: (the server shut down or restarted, the backend terminated).
 CONNECTION_CLASSES = ("08", "57")
 ROLE_ADVICE = ("enrolling, removing subjects, changing settings and rebuilding indexes need a login in the "
-               "forensics_admin group, creating the roles and upgrading the schema the database owner "
-               "(docs/deployment.md, section 1)")
+               "forensics_admin group; creating, upgrading or copying into a gallery and creating its roles, "
+               "the database owner (docs/deployment.md, sections 1 and 3)")
 LOST_ADVICE = ("nothing the command had not committed was kept (the server rolls it back); once the server is "
                "running, run the command again: what was committed stays and is not done twice")
 #: Why a connection could not be made, by the server's or libpq's words, and what to do about it.
@@ -66,7 +66,8 @@ def server_error(location: GalleryLocation, exc: BaseException, lost: bool, *, c
     if not isinstance(exc, psycopg.Error):
         return None
     label = location.display()
-    reason = one_line(str(exc), location)
+    diag = getattr(exc, "diag", None)  # a server's error: its primary message, without the statement's context
+    reason = one_line((diag.message_primary if diag is not None else None) or str(exc), location)
     state = getattr(exc, "sqlstate", None) or ""
     if state == INSUFFICIENT_PRIVILEGE:
         return GalleryPermissionError(f"the PostgreSQL gallery {label} refused this database role: {reason} — "
@@ -89,10 +90,14 @@ def connect_advice(reason: str) -> str:
 
 
 def one_line(text: str, location: GalleryLocation) -> str:
-    """The driver's message on one line, the connection password (if any) masked."""
-    password = location.url.password if location.url is not None else None
-    if password:
-        text = text.replace(str(password), "***")
+    """The driver's message on one line, the connection's password (in the URL's user part or its
+    ``password`` parameter) masked."""
+    url = location.url
+    if url is not None:
+        given = url.query.get("password")
+        for password in (url.password, *(given if isinstance(given, tuple) else (given,))):
+            if password:
+                text = text.replace(str(password), "***")
     return re.sub(r"\s+", " ", text).strip()
 
 

@@ -77,3 +77,13 @@ def test_a_connection_lost_mid_transaction_keeps_nothing_of_it_and_the_gallery_w
         assert g.repository().get_subject("HALF") is None  # the next call reconnects
         enroll_sealed(g, [({"external_id": "S1"}, {"sha256": "1" * 64}, [face])], actor="officer")
         assert verify_gallery(g).ok and g.repository().count_images() == 1
+
+
+@pytest.mark.parametrize("given", ["user", "parameter"])
+def test_a_password_in_the_drivers_own_words_is_masked(given):
+    from gallery.pg_errors import one_line
+
+    where = (f"postgresql://officer:{PASSWORD}@db.agency.local/forensics" if given == "user"
+             else f"postgresql://officer@db.agency.local/forensics?password={PASSWORD}")
+    text = one_line(f"could not connect\n\twith {PASSWORD} as given", GalleryLocation.parse(where))
+    assert text == "could not connect with *** as given"
