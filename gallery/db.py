@@ -220,7 +220,9 @@ def _classify(path: str, state: DatabaseState) -> None:
     if state.application_id != APPLICATION_ID:
         raise NotAGalleryError(
             f"{path} is a {state.kind} database but not a forensics gallery "
-            f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it"
+            f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it: give --db the "
+            f"{'file' if state.kind == 'SQLite' else 'database'} of a forensics gallery, or a new "
+            f"{'file' if state.kind == 'SQLite' else 'empty database'} to create one"
         )
     if state.revision is None:
         raise GalleryError(
