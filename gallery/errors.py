@@ -29,7 +29,8 @@ class GalleryReadOnlyError(GalleryError):
 
 
 class GalleryUnavailableError(GalleryError):
-    """A PostgreSQL gallery's server cannot be reached, refused the login, or was lost mid-command."""
+    """A PostgreSQL gallery's server cannot be reached, refused the login, was lost mid-command, or
+    cannot do the work now (read-only, short of resources, a statement cancelled or rolled back)."""
 
 
 class GalleryPermissionError(GalleryError):

@@ -1,5 +1,6 @@
 """What a PostgreSQL server's failure means to the operator: the server unreachable, a login
-refused, the connection lost mid-command, a database role without the right. Each becomes a
+refused, the connection lost mid-command, work it cannot do now (a read-only standby, a statement
+timeout, a full disk, a deadlock), a database role without the right. Each becomes a
 :class:`GalleryError` of one line naming the gallery (password masked) and what to do, raised in
 place of the driver's error by the engine itself (:func:`name_server_errors`), so that every
 command and every storage call on a PostgreSQL gallery reports them alike. The password is masked
@@ -23,9 +24,19 @@ from .location import GalleryLocation
 
 #: SQLSTATE of a statement the role lacks the right to run (``permission denied``, ``must be owner``).
 INSUFFICIENT_PRIVILEGE = "42501"
-#: SQLSTATE classes of a connection lost or refused: connection exceptions, operator intervention
-#: (the server shut down or restarted, the backend terminated).
-CONNECTION_CLASSES = ("08", "57")
+#: SQLSTATE prefixes of a connection lost: connection exceptions; the server shut down, crashed or
+#: ended the session (``57P``: not ``57014``, a statement cancelled).
+LOST_STATES = ("08", "57P")
+#: SQLSTATEs (or their prefixes) of work the server cannot do now, and what to do about it.
+CANNOT_NOW = (
+    ("25006", "the server lets no one write this database (a standby, or default_transaction_read_only): give "
+              "--db the primary server"),
+    ("57014", "the server cancelled the statement (its statement_timeout, or an administrator): run the command "
+              "again, or ask the database administrator about the time limit"),
+    ("53", "the server is short of disk, memory or connections: ask the database administrator"),
+    ("40", "the server rolled the transaction back (a deadlock or a conflict with another writer): run the "
+           "command again"),
+)
 ROLE_ADVICE = ("enrolling, removing subjects, changing settings and rebuilding indexes need a login in the "
                "forensics_admin group; creating, upgrading or copying into a gallery and creating its roles, "
                "the database owner (docs/deployment.md, sections 1 and 3)")
@@ -75,9 +86,13 @@ def server_error(location: GalleryLocation, exc: BaseException, lost: bool, *, c
     if connecting and isinstance(exc, psycopg.OperationalError):
         return GalleryUnavailableError(f"cannot open the PostgreSQL gallery {label}: {reason} — "
                                        f"{connect_advice(reason)}")
-    if lost or state[:2] in CONNECTION_CLASSES:
+    if lost or state.startswith(LOST_STATES):
         return GalleryUnavailableError(f"the connection to the PostgreSQL gallery {label} was lost mid-command "
                                        f"({reason}): {LOST_ADVICE}")
+    advice = next((advice for prefix, advice in CANNOT_NOW if state.startswith(prefix)), None)
+    if advice is not None:
+        return GalleryUnavailableError(f"the PostgreSQL gallery {label} could not do it: {reason} — {advice}; "
+                                       "nothing the command had not committed was kept")
     return None
 
 

@@ -87,3 +87,26 @@ def test_a_password_in_the_drivers_own_words_is_masked(given):
              else f"postgresql://officer@db.agency.local/forensics?password={PASSWORD}")
     text = one_line(f"could not connect\n\twith {PASSWORD} as given", GalleryLocation.parse(where))
     assert text == "could not connect with *** as given"
+
+
+def test_a_database_the_server_will_not_let_anyone_write_is_named_with_what_to_do(pg_url):
+    open_gallery(pg_url).close()
+    admin = GalleryLocation.parse(pg_url).url
+    with psycopg.connect(admin.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False),
+                         autocommit=True) as con:
+        con.execute(f'ALTER DATABASE "{admin.database}" SET default_transaction_read_only = on')
+    with open_gallery(_with(pg_url)) as g:
+        assert g.repository().count_subjects() == 0  # reading is fine
+        with pytest.raises(GalleryUnavailableError) as ei:
+            g.set_meta("note", "x")
+    _check_message(str(ei.value), "read-only transaction", "give --db the primary server")
+
+
+def test_a_statement_cancelled_by_the_servers_time_limit_is_not_a_lost_connection(pg_url):
+    with open_gallery(_with(pg_url)) as g:
+        with pytest.raises(GalleryUnavailableError) as ei, g.session() as s:
+            s.execute(text("SET LOCAL statement_timeout = 10"))
+            s.execute(text("SELECT pg_sleep(2)"))
+        assert g.repository().count_subjects() == 0
+    _check_message(str(ei.value), "statement timeout", "statement_timeout")
+    assert "lost" not in str(ei.value)
