@@ -25,7 +25,7 @@ from .location import GalleryLocation
 #: SQLSTATE of a statement the role lacks the right to run (``permission denied``, ``must be owner``).
 INSUFFICIENT_PRIVILEGE = "42501"
 #: SQLSTATE prefixes of a connection lost: connection exceptions; the server shut down, crashed or
-#: ended the session (``57P``: not ``57014``, a statement cancelled).
+#: ended the connection (``57P``: not ``57014``, a statement cancelled).
 LOST_STATES = ("08", "57P")
 #: SQLSTATEs (or their prefixes) of work the server cannot do now, and what to do about it.
 CANNOT_NOW = (
@@ -71,7 +71,8 @@ def name_server_errors(engine: Engine, location: GalleryLocation) -> None:
                             connecting=context.connection is None)
 
 
-def server_error(location: GalleryLocation, exc: BaseException, lost: bool, *, connecting: bool) -> Optional[GalleryError]:
+def server_error(location: GalleryLocation, exc: BaseException, lost: bool, *,
+                 connecting: bool) -> Optional[GalleryError]:
     """The :class:`GalleryError` that ``exc`` (the driver's error) means for ``location``, or None
     when it is not a failure of the server or of the role's rights."""
     if not isinstance(exc, psycopg.Error):

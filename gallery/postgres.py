@@ -3,7 +3,8 @@ the gallery's write lock, and what replaces the SQLite-file parts there.
 
 * Engine: psycopg 3, ``pool_pre_ping`` (a connection dropped by the server or a restart is
   replaced, not handed out dead); the server unreachable, a login refused, a connection lost
-  mid-command or a right the role lacks are errors naming the gallery (:mod:`gallery.pg_errors`).
+  mid-command, work the server cannot do now or a right the role lacks are errors naming the
+  gallery (:mod:`gallery.pg_errors`).
 * Marker: a SQLite gallery says it is one with ``PRAGMA application_id``; on PostgreSQL the
   ``gallery_meta`` table carries the comment :data:`gallery.models.PG_MARKER` (migration 0001), so a database of
   another application is refused untouched.
