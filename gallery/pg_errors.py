@@ -41,7 +41,8 @@ ROLE_ADVICE = ("enrolling, removing subjects, changing settings and rebuilding i
                "forensics_admin group; creating, upgrading or copying into a gallery and creating its roles, "
                "the database owner (docs/deployment.md, sections 1 and 3)")
 LOST_ADVICE = ("nothing the command had not committed was kept (the server rolls it back); once the server is "
-               "running, run the command again: what was committed stays and is not done twice")
+               "running, run the command again: what was committed stays (an enrollment skips the images it "
+               "already stored, a round-trip run the faces it already computed)")
 #: Why a connection could not be made, by the server's or libpq's words, and what to do about it.
 CONNECT_ADVICE = (
     (("permission denied",),
