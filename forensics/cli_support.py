@@ -47,8 +47,9 @@ def handle_errors(fn):
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except DatabaseError as e:
-            if type(e.orig).__module__.startswith("psycopg"):  # the server refused (e.g. a role's rights)
-                err.print(f"[bold red]error:[/] the PostgreSQL server refused: {escape(str(e.orig).strip())}",
+            if type(e.orig).__module__.startswith("psycopg"):  # the server refused (e.g. an append-only trigger)
+                reason = " ".join(str(e.orig).split())  # one line: the server's DETAIL and HINT lines too
+                err.print(f"[bold red]error:[/] the PostgreSQL server refused: {escape(reason)}",
                           highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             # SQLite itself refused: a damaged file, a full disk, a lock held too long

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
+from gallery.errors import GalleryPermissionError
 from gallery.index import IndexProblem
 from gallery.pgvector import (HNSW, KINDS, SpaceRow, PgVectorIndex, drop_space, ensure_space, get_space, index_exists,
-                              missing_ids, read_vectors, write_vectors)
+                              may_write_vectors, missing_ids, read_vectors, write_vectors)
 from gallery.transaction import read_transaction, write_transaction
 
 from forensics.errors import ForensicsError
@@ -37,8 +37,6 @@ from forensics.roundtrip import decode_chip, roundtrip_space_id, roundtrip_vecto
 
 #: Vectors computed and committed together while a space is filled from the stored descriptors.
 FILL_CHUNK = 4096
-#: PostgreSQL's SQLSTATE for a statement the role may not run.
-INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class PgIndexes(GalleryIndexes):
@@ -83,28 +81,23 @@ class PgIndexes(GalleryIndexes):
         own search: returned as (ids, vectors), else None."""
         with read_transaction(self.gallery) as s:
             todo = missing_ids(s, row)
+            may_store = may_write_vectors(s)
         if progress and len(todo):
             progress(0, len(todo))
         kept: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(todo), chunk):
             ids = todo[start:start + chunk]
             vecs = vectors_of(ids)
-            if kept or not self._store(row, ids, vecs):
+            if may_store:
+                with write_transaction(self.gallery) as s:
+                    write_vectors(s, row, ids.tolist(), vecs)
+            else:
                 kept.append((ids, vecs))
             if progress:
                 progress(min(start + chunk, len(todo)), len(todo))
         if not kept:
             return None
         return np.concatenate([i for i, _ in kept]), np.concatenate([v for _, v in kept])
-
-    def _store(self, row: SpaceRow, ids: np.ndarray, vecs: np.ndarray) -> bool:
-        """Store vectors of the space; False when this database role may not."""
-        try:
-            with self._writing(row.name) as s:
-                write_vectors(s, row, ids.tolist(), vecs)
-        except _Refused:
-            return False
-        return True
 
     @contextmanager
     def _writing(self, name: str) -> Iterator[Session]:
@@ -113,12 +106,11 @@ class PgIndexes(GalleryIndexes):
         try:
             with write_transaction(self.gallery) as s:
                 yield s
-        except ProgrammingError as exc:
-            if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
-                raise
-            raise _Refused(f"the gallery's {name} vectors are not up to date and this database role may "
-                           "not write them: an administrator runs `forensics gallery rebuild-index` (or "
-                           "`forensics gallery roundtrip` for round-trip vectors)") from exc
+        except GalleryPermissionError as exc:
+            raise ForensicsError(f"the {name} vectors of the gallery {self.gallery.location} are not up to date "
+                                 "and this database role may not write them: an administrator runs `forensics "
+                                 "gallery rebuild-index` (or `forensics gallery roundtrip` for round-trip vectors)"
+                                 ) from exc
 
     # -- round-trip vectors --------------------------------------------------------------------
 
@@ -149,7 +141,7 @@ class PgIndexes(GalleryIndexes):
     def _rebuild(self, kind: str, nprobe: int | None, whitening) -> PgVectorIndex:
         if nprobe is not None:
             raise ForensicsError("--nprobe sets FAISS's ivf index; a PostgreSQL gallery searches with hnsw or flat")
-        with self._writing(INDEX_PLAIN) as s:
+        with write_transaction(self.gallery) as s:  # a role that may not: the gallery's refusal, as it is
             for name in (INDEX_PLAIN, INDEX_WHITENED):
                 drop_space(s, name)
         self.gallery.set_meta(KIND_KEY, {"kind": kind, "nprobe": None})
@@ -197,6 +189,3 @@ class PgIndexes(GalleryIndexes):
                                          "from the gallery's", tuple(differing)))
         return problems
 
-
-class _Refused(ForensicsError):
-    """The database role may not write a space (an examiner's)."""

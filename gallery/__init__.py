@@ -4,6 +4,7 @@ database), the derived FAISS index and the hash-chained audit log.
 * :mod:`gallery.location`     ``GalleryLocation``: a SQLite file or a PostgreSQL URL (``--db``)
 * :mod:`gallery.db`           ``open_gallery`` / ``init_gallery`` -> :class:`Gallery`
 * :mod:`gallery.postgres`     what is particular to PostgreSQL (engine, marker, write lock)
+* :mod:`gallery.pg_errors`    the PostgreSQL server's failures as errors naming the gallery
 * :mod:`gallery.roles`        the PostgreSQL roles ``forensics_admin`` / ``forensics_examiner``
 * :mod:`gallery.models`       SQLAlchemy models (subjects, images, faces, embeddings, queries...)
 * :mod:`gallery.transaction`  ``read_transaction`` / ``write_transaction``: one transaction
@@ -15,7 +16,8 @@ database), the derived FAISS index and the hash-chained audit log.
 * :mod:`gallery.errors`       exceptions (all derive from :class:`GalleryError`)
 
 Dependencies run one way: ``roles`` -> ``db`` -> ``repository`` -> the per-concern modules ->
-``transaction`` -> ``postgres`` -> ``models``; ``audit`` -> ``transaction``; ``db`` -> ``location``.
+``transaction`` -> ``postgres`` -> ``models``; ``audit`` -> ``transaction``; ``db`` -> ``location``;
+``postgres`` -> ``pg_errors`` -> ``location``.
 """
 
 from .audit import AuditRecord, ChainProblem, VerifyResult, append_event, export_events, verify_chain
@@ -27,7 +29,9 @@ from .errors import (
     EnrollmentError,
     GalleryError,
     GalleryNotFoundError,
+    GalleryPermissionError,
     GalleryReadOnlyError,
+    GalleryUnavailableError,
     GalleryVersionError,
     IndexCorruptError,
     NotAGalleryError,
@@ -71,7 +75,9 @@ __all__ = [
     "Gallery",
     "GalleryError",
     "GalleryNotFoundError",
+    "GalleryPermissionError",
     "GalleryReadOnlyError",
+    "GalleryUnavailableError",
     "GalleryRepository",
     "GalleryVersionError",
     "ImageInfo",

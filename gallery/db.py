@@ -76,7 +76,7 @@ def make_engine(where: Where, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engi
     """
     location = GalleryLocation.parse(where)
     if location.url is not None:
-        return make_pg_engine(location.url)
+        return make_pg_engine(location)
     return _sqlite_engine(location.path, busy_timeout_ms)
 
 
@@ -220,7 +220,9 @@ def _classify(path: str, state: DatabaseState) -> None:
     if state.application_id != APPLICATION_ID:
         raise NotAGalleryError(
             f"{path} is a {state.kind} database but not a forensics gallery "
-            f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it"
+            f"(tables: {', '.join(sorted(state.tables)[:8])}); refusing to modify it: give --db the "
+            f"{'file' if state.kind == 'SQLite' else 'database'} of a forensics gallery, or a new "
+            f"{'file' if state.kind == 'SQLite' else 'empty database'} to create one"
         )
     if state.revision is None:
         raise GalleryError(
@@ -458,13 +460,11 @@ def _create_file(fpath: Path, busy_timeout_ms: int) -> None:
             p.unlink(missing_ok=True)
 
 
-def _postgres_state(engine: Engine, label: str) -> DatabaseState:
-    """What the PostgreSQL database holds (a clear error when the server cannot be reached)."""
-    try:
-        with engine.connect() as conn:
-            tables, app_id, revision = read_state(conn)
-    except SQLAlchemyDatabaseError as exc:
-        raise GalleryError(f"cannot open the PostgreSQL gallery {label}: {exc.orig}".strip()) from None
+def _postgres_state(engine: Engine) -> DatabaseState:
+    """What the PostgreSQL database holds (the engine names a server that cannot be reached:
+    :mod:`gallery.pg_errors`)."""
+    with engine.connect() as conn:
+        tables, app_id, revision = read_state(conn)
     return DatabaseState(tables, app_id, revision, kind="PostgreSQL")
 
 
@@ -474,7 +474,7 @@ def _open_postgres(location: GalleryLocation, create: bool, upgrade: bool, backu
     label = location.display()
     engine = make_engine(location)
     try:
-        state = _postgres_state(engine, label)
+        state = _postgres_state(engine)
         if state.empty:
             if not create:
                 raise GalleryNotFoundError(f"no gallery in {label}: the database is empty "

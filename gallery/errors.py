@@ -28,6 +28,15 @@ class GalleryReadOnlyError(GalleryError):
     """A write to a SQLite gallery whose file (or folder, or disk) cannot be written."""
 
 
+class GalleryUnavailableError(GalleryError):
+    """A PostgreSQL gallery's server cannot be reached, refused the login, was lost mid-command, or
+    cannot do the work now (read-only, short of resources, a statement cancelled or rolled back)."""
+
+
+class GalleryPermissionError(GalleryError):
+    """The PostgreSQL server refused this database role the statement (e.g. an examiner enrolling)."""
+
+
 class GalleryVersionError(GalleryError):
     """The database schema was written by a newer forensics version (unknown revision)."""
 
@@ -72,6 +81,8 @@ __all__ = [
     "GalleryError",
     "GalleryLocationError",
     "GalleryNotFoundError",
+    "GalleryPermissionError",
+    "GalleryUnavailableError",
     "GalleryVersionError",
     "IndexCorruptError",
     "NotAGalleryError",

@@ -151,6 +151,13 @@ def write_vectors(s: Session, space: SpaceRow, ids: Sequence[int], vectors: Any)
         s.execute(pg_insert(SPACE_VECTORS).on_conflict_do_nothing(), list(part))
 
 
+def may_write_vectors(s: Session) -> bool:
+    """Whether this database role may store vectors (an examiner may not): asked of the server up
+    front, so that a search by a role that may not never sends a refused write (each one a
+    ``permission denied`` in the server's log, which supervisors watch)."""
+    return bool(s.scalar(select(func.has_table_privilege(SPACE_VECTORS.name, "INSERT"))))
+
+
 def add_plain(s: Session, embedder_id: int, dim: int, ids: Sequence[int], vectors: Any) -> None:
     """The enrollment's vectors into the plain space (made with the first ones), in its transaction."""
     if len(ids):

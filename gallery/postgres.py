@@ -2,7 +2,9 @@
 the gallery's write lock, and what replaces the SQLite-file parts there.
 
 * Engine: psycopg 3, ``pool_pre_ping`` (a connection dropped by the server or a restart is
-  replaced, not handed out dead).
+  replaced, not handed out dead); the server unreachable, a login refused, a connection lost
+  mid-command, work the server cannot do now or a right the role lacks are errors naming the
+  gallery (:mod:`gallery.pg_errors`).
 * Marker: a SQLite gallery says it is one with ``PRAGMA application_id``; on PostgreSQL the
   ``gallery_meta`` table carries the comment :data:`gallery.models.PG_MARKER` (migration 0001), so a database of
   another application is refused untouched.
@@ -23,11 +25,13 @@ the gallery's write lock, and what replaces the SQLite-file parts there.
 from __future__ import annotations
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, Engine, URL
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from .errors import GalleryError
+from .location import GalleryLocation
 from .models import APPLICATION_ID, PG_MARKER
+from .pg_errors import name_server_errors
 
 #: The key of the gallery's advisory write lock (per database: PostgreSQL keys advisory locks by
 #: database as well).
@@ -43,9 +47,12 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()
 """
 
 
-def make_pg_engine(url: URL) -> Engine:
-    """A SQLAlchemy engine on the PostgreSQL database ``url`` (psycopg 3, pre-ping)."""
-    return create_engine(url, pool_pre_ping=True)
+def make_pg_engine(location: GalleryLocation) -> Engine:
+    """A SQLAlchemy engine on the PostgreSQL gallery ``location`` (psycopg 3, pre-ping; the
+    server's failures named: :mod:`gallery.pg_errors`)."""
+    engine = create_engine(location.url, pool_pre_ping=True)
+    name_server_errors(engine, location)
+    return engine
 
 
 def read_state(conn: Connection) -> tuple[frozenset[str], int, str | None]:

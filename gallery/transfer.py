@@ -8,7 +8,9 @@ sealed in the audit log (:mod:`gallery.seal`) and the hash chain itself verify o
 exactly as on the source. On a PostgreSQL destination the id sequences are moved past the copied
 ids. The search indexes are not copied (the FAISS files beside SQLite, the pgvector spaces of
 PostgreSQL): they are derived from the descriptors, and the destination's store makes them
-(``forensics.stores``; the application refreshes them right after the copy).
+(``forensics.stores``; the application refreshes them right after the copy). On a PostgreSQL
+destination the plain vector space, which enrollment keeps in step with the descriptors, is
+written in the copy's own transaction, so that a copy interrupted after it commits is not behind.
 
 The whole copy is one transaction of the destination: the row counts of every table are compared
 with the source's and the destination is verified (:func:`gallery.verify.verify_gallery`) before
@@ -30,7 +32,9 @@ from . import audit
 from .db import Gallery
 from .errors import GalleryError
 from .models import Base, GalleryMeta
+from .pgvector import add_plain
 from .transaction import read_transaction, write_transaction
+from .vectors import VectorStore
 from .verify import verify_gallery
 
 #: The tables copied, parents before children.
@@ -114,6 +118,17 @@ def _advance_sequences(dst: Session) -> None:
                         {"s": seq})
 
 
+def _fill_plain(src: Session, dst: Session) -> None:
+    """The destination's plain vector space (PostgreSQL) from the source's descriptors, whose ids
+    the copy kept."""
+    vectors = VectorStore(src)
+    emb = vectors.gallery_embedder()
+    if emb is None:
+        return
+    for ids, vecs in vectors.iter_embedding_batches(emb.id):
+        add_plain(dst, emb.id, emb.dim, ids.tolist(), vecs)
+
+
 def _compare_counts(source: dict[str, int], dst: Session) -> tuple[TableCount, ...]:
     """Each table's rows in the source and the destination; CopyError naming those that differ."""
     have = content_counts(dst)
@@ -148,6 +163,7 @@ def copy_gallery(source: Gallery, dest: Gallery, *, actor: str, source_label: st
             _replace_meta(src, dst)
             if dest.location.is_postgres:
                 _advance_sequences(dst)
+                _fill_plain(src, dst)
             result = _compare_counts(counts, dst)
             _check_verifies(dst)
             event = audit.append_event(dst, actor, "copy", source_label, {

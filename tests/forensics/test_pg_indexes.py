@@ -5,8 +5,9 @@ exact search, derived spaces, removal, rebuild, check, an empty gallery."""
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from forensics.errors import ForensicsError
 from forensics.faiss_indexes import FaissIndexes
@@ -17,7 +18,9 @@ from forensics.stores import open_indexes
 from forensics.whitening import fit_whitening
 from gallery import pgvector
 from gallery.db import open_gallery
+from gallery.location import GalleryLocation
 from gallery.records import FaceSpec, ImageSpec
+from gallery.roles import EXAMINER, create_roles
 
 D = 16
 rng = np.random.default_rng(5)
@@ -207,3 +210,28 @@ def test_an_empty_gallery_is_a_clear_error(pg_url):
         with pytest.raises(ForensicsError, match="empty"):
             ix.plain()
         assert ix.check() == {}
+
+
+def test_a_role_that_may_not_store_vectors_searches_without_sending_a_refused_write(pg, pg_url):
+    """An examiner's search of a space that an enrollment left behind computes the missing vectors
+    for itself and sends no write: a refused one logs `permission denied` on the server (which
+    supervisors watch) and makes the driver warn on the terminal."""
+    ix, repo, emb = pg
+    w = whitening()
+    ix.whitened(w)
+    create_roles(ix.gallery)
+    for s in range(40, 45):
+        add(repo, emb, f"S{s:02d}")  # 10 faces the whitened space lacks
+    owner = GalleryLocation.parse(pg_url)
+    login = f"examiner_{owner.url.database}"
+    with psycopg.connect(owner.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as con:
+        con.execute(f"CREATE ROLE {login} LOGIN IN ROLE {EXAMINER}")
+    sent: list[str] = []
+    with open_gallery(owner.url.set(username=login).render_as_string(hide_password=False), create=False) as g:
+        event.listen(g.engine, "before_cursor_execute", lambda conn, cur, statement, *_: sent.append(statement))
+        white = open_indexes(g).whitened(w)
+        assert (white.stored, white.ntotal) == (80, 90)
+    assert sent and not [st for st in sent if st.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len(sql(ix, "SELECT 1 FROM space_vectors v JOIN vector_spaces s ON s.id = v.space_id "
+                       "WHERE s.name = :n", n=INDEX_WHITENED)) == 80  # nothing stored by the examiner

@@ -60,7 +60,7 @@ def test_an_empty_database_without_create_is_not_found(pg_url):
 
 def test_another_applications_database_is_refused_untouched(pg_url):
     _sql(pg_url, "CREATE TABLE customers (id integer PRIMARY KEY, name text)")
-    with pytest.raises(NotAGalleryError, match="PostgreSQL database but not a forensics gallery"):
+    with pytest.raises(NotAGalleryError, match="PostgreSQL database but not a forensics gallery.*a new empty database"):
         open_gallery(pg_url)
     tables = _sql(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     assert tables == [("customers",)]

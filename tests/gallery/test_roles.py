@@ -7,11 +7,12 @@ import numpy as np
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from forensics.cli import app
 from gallery import FaceSpec, GalleryError, audit, open_gallery
+from gallery.errors import GalleryPermissionError
 from gallery.location import GalleryLocation
 from gallery.roles import ADMIN, EXAMINER, create_roles
 from gallery.sealed import add_review_sealed, enroll_sealed, remove_subject_sealed, save_query_sealed
@@ -70,7 +71,7 @@ def test_an_examiner_can_search_query_and_review_but_not_enroll_remove_or_alter(
             "another meta row": lambda: g.set_meta("index_kind", {"kind": "ivf"}),
         }
         for what, attempt in refused.items():
-            with pytest.raises(ProgrammingError, match="permission denied|row-level security"):
+            with pytest.raises(GalleryPermissionError, match="permission denied|row-level security"):
                 attempt()
         assert verify_gallery(g).ok
         assert repo.count_images() == 2
@@ -86,7 +87,7 @@ def test_an_admin_enrolls_and_removes_but_cannot_rewrite_the_audit_log(shared_ga
         for statement in ("DELETE FROM audit_events", "UPDATE queries SET operator = 'x'", "DELETE FROM reviews"):
             with pytest.raises(DBAPIError, match="append-only"):
                 _sql(g, statement)
-        with pytest.raises(ProgrammingError, match="must be owner"):
+        with pytest.raises(GalleryPermissionError, match="must be owner"):
             _sql(g, "DROP TRIGGER audit_events_no_delete ON audit_events")
         assert verify_gallery(g).ok
         assert g.repository().count_subjects() == 2

@@ -128,3 +128,20 @@ def test_a_failed_copy_leaves_the_destination_empty(source, dest_url, raw_sql):
         with dest.session() as s:
             assert {n for t, n in content_counts(s).items() if t != "gallery_meta"} == {0}
         assert _rows(dest, GalleryMeta.__table__) == meta
+
+
+def test_a_copy_into_postgresql_commits_the_plain_vector_space_with_the_rows(source, pg_url):
+    """The plain space is written in the copy's transaction, as enrollment writes it: a copy
+    interrupted right after its commit (before the application's index refresh) is not behind."""
+    from gallery import pgvector
+
+    with open_gallery(pg_url) as dest:
+        copy_gallery(source, dest, actor="admin", source_label="cases.db", dest_label="copy")
+        ids, vecs = dest.repository().iter_embeddings()
+        with dest.session() as s:
+            space = pgvector.get_space(s, pgvector.PLAIN)
+            assert space is not None and len(pgvector.missing_ids(s, space)) == 0
+            held = pgvector.read_vectors(s, space, ids.tolist())
+    assert len(ids) == 3 and sorted(held) == ids.tolist()
+    np.testing.assert_allclose(np.stack([held[i] for i in ids.tolist()]),
+                               vecs / np.linalg.norm(vecs, axis=1, keepdims=True), atol=1e-6)
