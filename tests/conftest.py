@@ -287,6 +287,25 @@ def pg_url(request) -> str:
     return _test_database(request)
 
 
+@pytest.fixture
+def login_as():
+    """``login_as(owner_url, group)``: a new login role, member of the group role ``group``
+    (`gallery roles`), on the server of ``owner_url`` (roles are the server's: one login per
+    group and database); the gallery URL as that login."""
+    import psycopg
+    from gallery.location import GalleryLocation
+
+    def make(owner_url: str, group: str) -> str:
+        loc = GalleryLocation.parse(owner_url)
+        login = f"{group.split('_')[1]}_{loc.url.database}"
+        with psycopg.connect(loc.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                             autocommit=True) as con:
+            con.execute(f"CREATE ROLE {login} LOGIN IN ROLE {group}")
+        return loc.url.set(username=login).render_as_string(hide_password=False)
+
+    return make
+
+
 @pytest.fixture(params=BACKENDS)
 def gallery_at_head(request, tmp_path) -> str:
     """A new gallery, on each backend in turn: a SQLite file path (created when first opened), or

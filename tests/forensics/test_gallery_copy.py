@@ -108,3 +108,25 @@ def test_an_occupied_destination_is_refused_and_left_alone(source_db, tmp_path):
     res = run("gallery", "copy", "--from", db, "--to", busy, ok=False)
     assert res.exit_code == 2 and "is not empty (1 audit_events)" in " ".join(res.output.split())
     assert stored_state(busy) == {"images": {}, "subjects": {}, "queries": {}, "reviews": {}}
+
+
+def test_a_gallery_copied_to_the_server_then_given_roles_serves_an_examiner(source_db, cufs, pg_url, login_as):
+    """docs/deployment.md, section 3: the owner copies, `gallery roles` grants, `gallery roundtrip`
+    computes what the default mode needs (refused to an examiner before); an examiner then
+    searches it and may not remove."""
+    from gallery.roles import EXAMINER
+
+    db, query_id = source_db
+    run("gallery", "copy", "--from", db, "--to", pg_url)
+    assert "forensics_examiner" in run("gallery", "roles", "--db", pg_url).output
+    examiner = login_as(pg_url, EXAMINER)
+    sketch = cufs[(CUFS_IDS[1], "sketch")]
+    res = run("query", sketch, "--db", examiner, ok=False)
+    assert res.exit_code == 2 and "forensics gallery roundtrip" in " ".join(res.output.split())
+    run("gallery", "roundtrip", "--db", pg_url)
+    out = json.loads(run("query", sketch, "--top", 3, "--json", "--db", examiner).stdout)
+    assert out["candidates"][0]["subject_id"] in CUFS_IDS
+    assert query_id in run("queries", "show", query_id, "--db", examiner).output
+    res = run("gallery", "remove", CUFS_IDS[0], "--yes", "--db", examiner, ok=False)
+    assert res.exit_code == 2 and "forensics_admin" in " ".join(res.output.split())
+    assert "intact" in run("audit", "verify", "--db", pg_url).output

@@ -4,7 +4,6 @@ what it refuses; SQLite has no roles."""
 from __future__ import annotations
 
 import numpy as np
-import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 from forensics.cli import app
 from gallery import FaceSpec, GalleryError, audit, open_gallery
 from gallery.errors import GalleryPermissionError
-from gallery.location import GalleryLocation
 from gallery.roles import ADMIN, EXAMINER, create_roles
 from gallery.sealed import add_review_sealed, enroll_sealed, remove_subject_sealed, save_query_sealed
 from gallery.verify import verify_gallery
@@ -25,17 +23,6 @@ def _enrollment(emb, k: int):
     return ({"external_id": f"S{k}"}, {"sha256": f"{k:064x}"},
             [FaceSpec(box=[1, 2, 30, 40], landmarks=None, det_score=0.9, chip_png=b"chip",
                       vector=np.random.default_rng(k).normal(size=DIM), embedder=emb)])
-
-
-def _login(owner_url: str, role: str) -> str:
-    """A login role made a member of ``role`` (roles are the server's: one per database here);
-    the gallery URL as that login."""
-    loc = GalleryLocation.parse(owner_url)
-    login = f"{role.split('_')[1]}_{loc.url.database}"
-    with psycopg.connect(loc.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as con:
-        con.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
-    return loc.url.set(username=login).render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -53,9 +40,9 @@ def shared_gallery(pg_url):
     return pg_url, uid
 
 
-def test_an_examiner_can_search_query_and_review_but_not_enroll_remove_or_alter(shared_gallery):
+def test_an_examiner_can_search_query_and_review_but_not_enroll_remove_or_alter(shared_gallery, login_as):
     owner, uid = shared_gallery
-    with open_gallery(_login(owner, EXAMINER), create=False) as g:
+    with open_gallery(login_as(owner, EXAMINER), create=False) as g:
         repo = g.repository()
         assert repo.count_subjects() == 2 and repo.get_query(uid) is not None
         audit.append_event(g, "examiner", "search")
@@ -77,9 +64,9 @@ def test_an_examiner_can_search_query_and_review_but_not_enroll_remove_or_alter(
         assert repo.count_images() == 2
 
 
-def test_an_admin_enrolls_and_removes_but_cannot_rewrite_the_audit_log(shared_gallery):
+def test_an_admin_enrolls_and_removes_but_cannot_rewrite_the_audit_log(shared_gallery, login_as):
     owner, uid = shared_gallery
-    with open_gallery(_login(owner, ADMIN), create=False) as g:
+    with open_gallery(login_as(owner, ADMIN), create=False) as g:
         emb = g.repository().gallery_embedder()
         enroll_sealed(g, [_enrollment(emb.id, 3)], actor="admin")
         remove_subject_sealed(g, "S2", actor="admin")
@@ -99,12 +86,12 @@ def test_roles_can_be_granted_again(shared_gallery):
         assert [r.role for r in create_roles(g)] == [ADMIN, EXAMINER]
 
 
-def test_the_cli_creates_roles_on_postgresql_and_refuses_on_sqlite(shared_gallery, tmp_path):
+def test_the_cli_creates_roles_on_postgresql_and_refuses_on_sqlite(shared_gallery, login_as, tmp_path):
     owner, _ = shared_gallery
     runner = CliRunner()
     res = runner.invoke(app, ["gallery", "roles", "--db", owner])
     assert res.exit_code == 0 and EXAMINER in res.output and ADMIN in res.output, res.output
-    res = runner.invoke(app, ["gallery", "remove", "S1", "--yes", "--db", _login(owner, EXAMINER)])
+    res = runner.invoke(app, ["gallery", "remove", "S1", "--yes", "--db", login_as(owner, EXAMINER)])
     assert res.exit_code == 2 and "permission denied" in res.output, res.output
     res = runner.invoke(app, ["gallery", "roles", "--db", str(tmp_path / "g.db")])
     assert res.exit_code == 2 and "roles are a PostgreSQL gallery's" in res.output
@@ -120,7 +107,7 @@ def _sql(g, statement: str) -> None:
         c.execute(text(statement))
 
 
-def test_the_vector_spaces_under_each_role(pg_url):
+def test_the_vector_spaces_under_each_role(pg_url, login_as):
     """The admin enrolls into a new gallery (the plain space's HNSW index is made for it, though it
     does not own the table) and keeps the whitened space current; the examiner searches both, the
     faces a space still lacks from memory (it may not store them), and where there is no space to
@@ -133,12 +120,12 @@ def test_the_vector_spaces_under_each_role(pg_url):
     with open_gallery(pg_url) as g:
         emb = g.repository().get_or_create_embedder("test-embedder", "1", DIM, "c" * 64)
         create_roles(g)
-    with open_gallery(_login(pg_url, ADMIN), create=False) as g:
+    with open_gallery(login_as(pg_url, ADMIN), create=False) as g:
         enroll_sealed(g, [_enrollment(emb.id, k) for k in range(1, 5)], actor="admin")
         open_indexes(g).refresh(whitening)  # what `forensics enroll` does at its end
         assert open_indexes(g).rebuild("hnsw", whitening=whitening).ntotal == 4  # spaces dropped and made again
         enroll_sealed(g, [_enrollment(emb.id, 5)], actor="admin")  # the whitened space is now behind
-    examiner = _login(pg_url, EXAMINER)
+    examiner = login_as(pg_url, EXAMINER)
     with open_gallery(examiner, create=False) as g:
         indexes = open_indexes(g)
         plain = indexes.plain()
