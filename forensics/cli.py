@@ -135,13 +135,13 @@ def warn_assumed_face(path, detection_method: str | None) -> None:
 def warn_sketch_pose(path, pose: dict | None) -> None:
     """Say on stderr when a sketch's face appears turned from frontal, or its pose is unknown
     (degenerate landmarks; `forensics.pose`)."""
-    from forensics.pose import POSE_BENCHMARK_SECTION, PoseEstimate
+    from forensics.pose import POSE_BENCHMARK_SECTION, UNKNOWN_POSE_REASON, PoseEstimate
 
     estimate = PoseEstimate.from_dict(pose)
     if estimate is not None and not estimate.known:
         err.print(f"[yellow]warning:[/] {escape(str(path))}: pose unknown: the face's landmarks are degenerate "
-                  "(the eye centres coincide), so whether the sketch is frontal could not be estimated. Look at the "
-                  "aligned sketch (forensics invert SKETCH -o face.png --aligned) before relying on the result.",
+                  f"{UNKNOWN_POSE_REASON}. Look at the aligned sketch (forensics invert SKETCH -o face.png "
+                  "--aligned) before relying on the result.",
                   highlight=False, soft_wrap=True)
     elif estimate is not None and estimate.turned:
         err.print(f"[yellow]warning:[/] {escape(str(path))}: the sketch appears turned from frontal (yaw index "

@@ -33,6 +33,9 @@ TURNED_THRESHOLD = 0.098
 #: cited by the console warning and the report.
 POSE_STUDY = "research/pose/"
 POSE_BENCHMARK_SECTION = 'docs/benchmarks.md, "Sketch identification by pose"'
+#: why a pose is unknown, as the query's warning and the report say it (after "degenerate")
+UNKNOWN_POSE_REASON = ("(its two eye centres coincide, or a landmark is not a finite number), so whether it is "
+                       "frontal or turned could not be estimated")
 
 #: dlib's 5 points, in the predictor's order (`forensics.align.DLIB_5PT_TEMPLATE`): the eye on the
 #: image's right (outer, inner corner), the eye on the image's left (outer, inner), base of the nose.
@@ -105,4 +108,5 @@ def estimate_pose(points, threshold: float = TURNED_THRESHOLD) -> PoseEstimate:
     return PoseEstimate(yaw_index=index, turned=abs(index) >= threshold, threshold=threshold)
 
 
-__all__ = ["POSE_BENCHMARK_SECTION", "POSE_STUDY", "PoseEstimate", "TURNED_THRESHOLD", "estimate_pose", "yaw_index"]
+__all__ = ["POSE_BENCHMARK_SECTION", "POSE_STUDY", "PoseEstimate", "TURNED_THRESHOLD", "UNKNOWN_POSE_REASON",
+           "estimate_pose", "yaw_index"]

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Optional
 from forensics import __version__
 from forensics.calibration import TAIL_CONFIDENCE, within_max_fpir
 from forensics.errors import ForensicsError
-from forensics.pose import POSE_BENCHMARK_SECTION, POSE_STUDY, PoseEstimate
+from forensics.pose import POSE_BENCHMARK_SECTION, POSE_STUDY, UNKNOWN_POSE_REASON, PoseEstimate
 from forensics.records import QueryParams
 from gallery.db import Gallery
 from gallery.records import QueryCandidateRecord, QueryInputRecord, QueryRecord, SubjectInfo
@@ -258,9 +258,8 @@ def _pose(stored: Any) -> Optional[dict[str, Any]]:
         return None
     caveat = None
     if not pose.known:
-        caveat = ("Pose unknown: the landmarks found on this sketch are degenerate (its two eye centres coincide, "
-                  "or a landmark is not a finite number), so whether it is frontal or turned could not be "
-                  "estimated. Look at the aligned sketch before relying on the candidate list.")
+        caveat = (f"Pose unknown: the landmarks found on this sketch are degenerate {UNKNOWN_POSE_REASON}. Look at "
+                  "the aligned sketch before relying on the candidate list.")
     elif pose.turned:
         caveat = (f"Estimated pose: yaw index {pose.yaw_index:+.2f} (the base of the nose lies "
                   f"{abs(pose.yaw_index):.2f} eye distances {'right' if pose.yaw_index > 0 else 'left'} of the "
